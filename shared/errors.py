@@ -1,0 +1,44 @@
+"""Domain errors that carry their HTTP status; one handler in `shared.web` renders them.
+
+KnowflowError
+ ├── BadRequest      400  the request is well-formed JSON but breaks a rule
+ ├── Unauthorized    401  no token, or a token that does not verify
+ ├── Forbidden       403  authenticated, but not allowed
+ ├── NotFound        404  unknown id, or an item the caller may not see
+ └── Conflict        409  the change clashes with existing state
+"""
+
+
+class KnowflowError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, detail: str, **extensions: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class BadRequest(KnowflowError):
+    status = 400
+    title = "Bad Request"
+
+
+class Unauthorized(KnowflowError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(KnowflowError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(KnowflowError):
+    status = 404
+    title = "Not Found"
+
+
+class Conflict(KnowflowError):
+    status = 409
+    title = "Conflict"

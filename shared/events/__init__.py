@@ -1,0 +1,1 @@
+"""Events: CloudEvents envelope, contracts, the outbox, the relay and the consumer runner."""

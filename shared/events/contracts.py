@@ -1,0 +1,182 @@
+"""One pydantic model per event type: the documented contract between services.
+
+Content events carry the whole current state of the item (with a monotonically
+increasing `version`), so a consumer can act without calling back and can ignore a
+stale or replayed event by comparing versions.
+"""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from shared.events.envelope import Audience, EventData
+
+Visibility = Literal["public", "private"]
+GroupVisibility = Literal["open", "private"]
+ContentKind = Literal["post", "reply", "article"]
+FollowTarget = Literal["user", "tag", "group"]
+
+
+# --- identity -------------------------------------------------------------------------
+
+
+class UserRegistered(EventData):
+    event_type = "knowflow.user.registered.v1"
+    user_id: UUID
+    handle: str
+    display_name: str
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class UserProfileUpdated(EventData):
+    event_type = "knowflow.user.profile_updated.v1"
+    user_id: UUID
+    handle: str
+    display_name: str
+    bio: str
+    skills: list[str]
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class GroupEvent(EventData):
+    group_id: UUID
+    visibility: GroupVisibility
+
+    def audience(self) -> Audience:
+        return "restricted" if self.visibility == "private" else "public"
+
+    def subject_id(self) -> str:
+        return str(self.group_id)
+
+
+class GroupCreated(GroupEvent):
+    event_type = "knowflow.group.created.v1"
+    slug: str
+    name: str
+    owner_id: UUID
+
+
+class GroupMemberAdded(GroupEvent):
+    event_type = "knowflow.group.member_added.v1"
+    user_id: UUID
+    role: Literal["owner", "member"]
+
+
+class GroupMemberRemoved(GroupEvent):
+    event_type = "knowflow.group.member_removed.v1"
+    user_id: UUID
+
+
+class FollowEvent(EventData):
+    follower_id: UUID
+    target_type: FollowTarget
+    target: str  # a user id, a tag (lower case, no '#') or a group id
+
+    def audience(self) -> Audience:
+        # Who follows what is personal: only Knowflow's services see it.
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.follower_id)
+
+
+class FollowCreated(FollowEvent):
+    event_type = "knowflow.follow.created.v1"
+
+
+class FollowDeleted(FollowEvent):
+    event_type = "knowflow.follow.deleted.v1"
+
+
+# --- posts ----------------------------------------------------------------------------
+
+
+class ContentEvent(EventData):
+    content_id: UUID
+    kind: ContentKind
+    author_id: UUID
+    group_id: UUID | None
+    visibility: Visibility
+    version: int = Field(ge=1)
+
+    def audience(self) -> Audience:
+        return "restricted" if self.visibility == "private" else "public"
+
+    def subject_id(self) -> str:
+        return str(self.content_id)
+
+
+class ContentSnapshot(ContentEvent):
+    title: str | None
+    body: str
+    tags: list[str]
+    mentions: list[str]
+    parent_id: UUID | None
+    thread_id: UUID | None
+    source_thread_id: UUID | None = None  # an article formalized from a thread
+    created_at: datetime
+    updated_at: datetime
+
+
+class PostCreated(ContentSnapshot):
+    event_type = "knowflow.post.created.v1"
+
+
+class PostUpdated(ContentSnapshot):
+    event_type = "knowflow.post.updated.v1"
+
+
+class PostDeleted(ContentEvent):
+    event_type = "knowflow.post.deleted.v1"
+    deleted_at: datetime
+
+
+class ArticleCreated(ContentSnapshot):
+    event_type = "knowflow.article.created.v1"
+
+
+class ArticleUpdated(ContentSnapshot):
+    event_type = "knowflow.article.updated.v1"
+
+
+class ArticleDeleted(ContentEvent):
+    event_type = "knowflow.article.deleted.v1"
+    deleted_at: datetime
+
+
+ALL_EVENTS: tuple[type[EventData], ...] = (
+    UserRegistered,
+    UserProfileUpdated,
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    FollowCreated,
+    FollowDeleted,
+    PostCreated,
+    PostUpdated,
+    PostDeleted,
+    ArticleCreated,
+    ArticleUpdated,
+    ArticleDeleted,
+)
+
+EVENT_TYPES: dict[str, type[EventData]] = {model.event_type: model for model in ALL_EVENTS}
+
+CONTENT_UPSERTS: tuple[type[ContentSnapshot], ...] = (
+    PostCreated,
+    PostUpdated,
+    ArticleCreated,
+    ArticleUpdated,
+)
+CONTENT_DELETES: tuple[type[ContentEvent], ...] = (PostDeleted, ArticleDeleted)
+GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+)

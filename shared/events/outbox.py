@@ -1,0 +1,169 @@
+"""Transactional outbox: an event is a row written in the same transaction as the change.
+
+`record_event` adds the row; the `OutboxRelay` publishes committed rows to JetStream
+with `Nats-Msg-Id` = event id (so a re-publish after a crash is dropped as a duplicate
+by the stream) and marks them sent. Nothing in Knowflow publishes any other way.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, delete, event, func, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from shared.events.bus import Bus
+from shared.events.envelope import EventData, subject_for, wrap
+from shared.ids import utcnow
+from shared.observability import current_traceparent
+
+log = logging.getLogger(__name__)
+
+SENT_ROWS_KEPT_FOR = timedelta(days=1)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: UUID = Field(primary_key=True)
+    subject: str
+    payload: str  # the CloudEvent as JSON
+    traceparent: str | None = None
+    created_at: datetime = Field(index=True)
+    sent_at: datetime | None = Field(default=None, index=True)
+
+
+_wakers: set[Callable[[], None]] = set()
+_wakers_lock = threading.Lock()
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays(session: Session) -> None:
+    if session.info.pop("outbox_pending", False):
+        with _wakers_lock:
+            wakers = list(_wakers)
+        for wake in wakers:
+            wake()
+
+
+def record_event(session: Session, data: EventData, *, source: str) -> OutboxMessage:
+    """Write `data` as an outbox row in the caller's transaction."""
+    traceparent = current_traceparent()
+    envelope = wrap(data, source=source, traceparent=traceparent)
+    message = OutboxMessage(
+        id=envelope.id,
+        subject=subject_for(envelope.type, envelope.audience),
+        payload=envelope.model_dump_json(),
+        traceparent=traceparent,
+        created_at=envelope.time,
+    )
+    session.add(message)
+    session.info["outbox_pending"] = True
+    return message
+
+
+def outbox_backlog(engine: Engine) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).where(col(OutboxMessage.sent_at).is_(None))
+        return int(session.exec(query).one())
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in creation order, woken by commits."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bus: Bus,
+        *,
+        batch_size: int = 200,
+        idle_poll_seconds: float = 1.0,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.batch_size = batch_size
+        self.idle_poll_seconds = idle_poll_seconds
+        self.on_published = on_published
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _wake_threadsafe(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        with _wakers_lock:
+            _wakers.add(self._wake_threadsafe)
+        try:
+            while True:
+                try:
+                    published = await self.publish_pending()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox relay failed; retrying")
+                    published = 0
+                    await asyncio.sleep(self.idle_poll_seconds)
+                if published < self.batch_size:
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_seconds)
+                    except TimeoutError:
+                        pass
+                    self._wakeup.clear()
+        finally:
+            with _wakers_lock:
+                _wakers.discard(self._wake_threadsafe)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were sent."""
+        rows = await asyncio.to_thread(self._load_unsent)
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            headers: dict[str, Any] = {"Nats-Msg-Id": str(row.id)}
+            if row.traceparent:
+                headers["traceparent"] = row.traceparent
+            futures.append(
+                await self.bus.js.publish_async(row.subject, row.payload.encode(), headers=headers)
+            )
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        # Mark only the unbroken prefix as sent, so order is kept across a retry.
+        sent: list[UUID] = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("publish of %s failed: %s", row.id, result)
+                break
+            sent.append(row.id)
+        if sent:
+            await asyncio.to_thread(self._mark_sent, sent)
+            if self.on_published:
+                self.on_published(len(sent))
+        return len(sent)
+
+    def _load_unsent(self) -> list[OutboxMessage]:
+        with Session(self.engine) as session:
+            query = (
+                select(OutboxMessage)
+                .where(col(OutboxMessage.sent_at).is_(None))
+                .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+                .limit(self.batch_size)
+            )
+            return list(session.exec(query).all())
+
+    def _mark_sent(self, ids: list[UUID]) -> None:
+        now = utcnow()
+        with Session(self.engine) as session:
+            session.execute(
+                update(OutboxMessage).where(col(OutboxMessage.id).in_(ids)).values(sent_at=now)
+            )
+            session.execute(
+                delete(OutboxMessage).where(col(OutboxMessage.sent_at) < now - SENT_ROWS_KEPT_FOR)
+            )
+            session.commit()

@@ -1,0 +1,52 @@
+"""One settings class for every Knowflow process, read from `KNOWFLOW_*` variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings shared by all services; each process sets the ones it uses."""
+
+    model_config = SettingsConfigDict(env_prefix="KNOWFLOW_", env_file=".env", extra="ignore")
+
+    service_name: str = "knowflow"
+    database_url: str = "sqlite:///./var/knowflow.db"
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_name: str = "KNOWFLOW"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Tokens: identity signs with the private key; everyone else verifies with the JWKS.
+    jwt_issuer: str = "knowflow-identity"
+    jwt_audience: str = "knowflow"
+    jwt_private_key_file: Path = Path("./var/identity/jwt-ed25519.pem")
+    access_token_ttl_seconds: int = 900
+    identity_url: str = "http://127.0.0.1:8001"
+    jwks_url: str = ""  # defaults to {identity_url}/.well-known/jwks.json
+
+    # Requests larger than this are refused before they are read.
+    max_body_bytes: int = 1_048_576
+
+    # Consumers: deliveries before a message is parked on the dead-letter subject.
+    max_deliveries: int = 5
+
+    # Search backend: empty means the embedded engine; an http(s) URL means OpenSearch.
+    search_url: str = ""
+    search_index_prefix: str = "knowflow"
+
+    # Gateway upstreams.
+    posts_url: str = "http://127.0.0.1:8002"
+    search_service_url: str = "http://127.0.0.1:8003"
+    digests_url: str = "http://127.0.0.1:8004"
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.identity_url.rstrip('/')}/.well-known/jwks.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

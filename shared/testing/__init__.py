@@ -1,0 +1,1 @@
+"""Pytest fixtures for real infrastructure: NATS now; OpenSearch and PostgreSQL alongside."""

@@ -1,0 +1,129 @@
+"""The outbox, relay and consumer runner against a real NATS server."""
+
+import asyncio
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from sqlmodel import Field, Session, SQLModel, select
+
+from shared.db import create_tables, make_engine
+from shared.events.bus import Bus
+from shared.events.consumer import Consumer, ConsumerRunner, ProcessedEvent
+from shared.events.contracts import FollowCreated, UserRegistered
+from shared.events.envelope import CloudEvent, dead_letter_subject
+from shared.events.outbox import OutboxMessage, OutboxRelay, record_event
+from shared.ids import new_id
+
+
+class SeenUser(SQLModel, table=True):
+    __tablename__ = "test_seen_user"
+    user_id: UUID = Field(primary_key=True)
+    handle: str
+    times: int = 1
+
+
+def remember_user(session: Session, _envelope: CloudEvent, data: UserRegistered) -> None:
+    seen = session.get(SeenUser, data.user_id)
+    if seen is None:
+        session.add(SeenUser(user_id=data.user_id, handle=data.handle))
+    else:
+        seen.times += 1
+
+
+FAILED_ATTEMPTS: list[UUID] = []
+
+
+def always_fails(_session: Session, envelope: CloudEvent, _data: FollowCreated) -> None:
+    FAILED_ATTEMPTS.append(envelope.id)
+    raise RuntimeError("boom")
+
+
+async def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def registered(handle: str) -> UserRegistered:
+    return UserRegistered(user_id=new_id(), handle=handle, display_name=handle.title())
+
+
+@pytest.mark.asyncio
+async def test_committed_events_reach_consumer_once_even_when_redelivered(
+    tmp_path: Path, nats_url: str
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
+    create_tables(engine, [OutboxMessage, ProcessedEvent, SeenUser])
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+    relay = OutboxRelay(engine, bus)
+    consumer = Consumer("test-users", {UserRegistered: remember_user})
+    runner = ConsumerRunner(engine, bus, consumer)
+    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(runner.run())]
+    try:
+        with Session(engine) as session:
+            for handle in ("ada", "grace", "linus"):
+                record_event(session, registered(handle), source="/test")
+            session.commit()
+        with Session(engine) as session:
+            record_event(session, registered("rolled-back"), source="/test")
+            session.rollback()
+
+        def all_seen() -> bool:
+            with Session(engine) as session:
+                return len(session.exec(select(SeenUser)).all()) == 3
+
+        await wait_until(all_seen)
+        # A re-publish of the same envelope (e.g. after a relay crash) changes nothing.
+        with Session(engine) as session:
+            row = session.exec(select(OutboxMessage)).first()
+            assert row is not None and row.sent_at is not None
+            payload = row.payload.encode()
+        await bus.js.publish("events.public.user.registered.v1", payload)
+        await asyncio.sleep(0.5)
+        with Session(engine) as session:
+            users = session.exec(select(SeenUser)).all()
+            assert sorted(u.handle for u in users) == ["ada", "grace", "linus"]
+            assert all(u.times == 1 for u in users)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_failing_handler_parks_message_on_dead_letter_after_bounded_retries(
+    tmp_path: Path, nats_url: str
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
+    create_tables(engine, [OutboxMessage, ProcessedEvent])
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+    consumer = Consumer("test-failing", {FollowCreated: always_fails}, max_deliveries=3)
+    runner = ConsumerRunner(engine, bus, consumer)
+    parked = await bus.js.subscribe(dead_letter_subject("test-failing"), durable="dlq-reader")
+    task = asyncio.create_task(runner.run())
+    try:
+        follow = FollowCreated(follower_id=new_id(), target_type="tag", target="pkm")
+        with Session(engine) as session:
+            record_event(session, follow, source="/test")
+            session.commit()
+        await OutboxRelay(engine, bus).publish_pending()
+        await bus.js.publish("events.public.follow.created.v1", b"not json at all")
+        first = await parked.next_msg(timeout=15)
+        second = await parked.next_msg(timeout=15)
+        by_subject = {m.headers["Knowflow-Original-Subject"]: m for m in (first, second)}  # type: ignore[index]
+        failing = by_subject["events.restricted.follow.created.v1"]
+        assert "RuntimeError: boom" in failing.headers["Knowflow-Error"]  # type: ignore[index]
+        assert len(FAILED_ATTEMPTS) == 3  # bounded: exactly max_deliveries attempts
+        poison = by_subject["events.public.follow.created.v1"]
+        assert "Invalid JSON" in poison.headers["Knowflow-Error"]  # type: ignore[index]
+        assert poison.data == b"not json at all"
+        info = await bus.js.consumer_info("KNOWFLOW", "test-failing")
+        assert info.num_ack_pending == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await bus.close()

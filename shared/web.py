@@ -1,0 +1,332 @@
+"""The app factory every service uses: lifespan, problem+json errors, request context, health."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlmodel import SQLModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import TokenVerifier
+from shared.db import check_database, create_tables, make_engine
+from shared.errors import KnowflowError
+from shared.events.bus import Bus
+from shared.events.consumer import Consumer, ConsumerRunner, ProcessedEvent
+from shared.events.outbox import OutboxMessage, OutboxRelay, outbox_backlog
+from shared.metrics import (
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    EVENTS_PUBLISHED,
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    OUTBOX_BACKLOG,
+)
+from shared.observability import (
+    child_traceparent,
+    configure_logging,
+    new_request_id,
+    request_id_var,
+    traceparent_var,
+)
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_response(
+    status: int, detail: str | None, *, instance: str | None = None, **extensions: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id_var.get(),
+    }
+    body.update({key: value for key, value in extensions.items() if value is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, KnowflowError)
+        return problem_response(
+            exc.status, exc.detail, instance=request.url.path, **exc.extensions
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(error.get("loc", ())), "msg": error.get("msg"), "type": error.get("type")}
+            for error in exc.errors()
+        ]
+        return problem_response(
+            422, "the request does not match the schema", instance=request.url.path, errors=errors
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return problem_response(500, "internal error", instance=request.url.path)
+
+    app.add_exception_handler(KnowflowError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    """Request id, trace context, body size cap, access log and HTTP metrics (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+        self.access_log = logging.getLogger("knowflow.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or new_request_id()
+        traceparent = child_traceparent(headers.get(b"traceparent", b"").decode("latin-1"))
+        request_id_token = request_id_var.set(request_id)
+        trace_token = traceparent_var.set(traceparent)
+        started = time.perf_counter()
+        status_holder = {"status": 500, "started": False}
+
+        async def send_with_context(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                    (b"traceparent", traceparent.encode("latin-1")),
+                ]
+            await send(message)
+
+        received = 0
+
+        async def receive_capped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > self.max_body_bytes:
+                raise BodyTooLarge
+            await self.app(scope, receive_capped, send_with_context)
+        except BodyTooLarge:
+            if status_holder["started"]:
+                raise
+            response = problem_response(
+                413,
+                f"request body exceeds {self.max_body_bytes} bytes",
+                instance=scope.get("path"),
+            )
+            await response(scope, receive, send_with_context)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            status = status_holder["status"]
+            HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], route).observe(elapsed)
+            self.access_log.info(
+                "%s %s %s %.1fms", scope["method"], scope.get("path"), status, elapsed * 1000
+            )
+            request_id_var.reset(request_id_token)
+            traceparent_var.reset(trace_token)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its routers, tables, consumers and start-up hook."""
+
+    name: str
+    title: str
+    routers: Sequence[APIRouter]
+    tables: Sequence[type[SQLModel]]
+    consumers: Callable[[Settings], Sequence[Consumer]] = lambda _settings: ()
+    on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
+    on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None
+    readiness_checks: Sequence[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=tuple)
+    description: str = ""
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: database and event bus reachable",
+        responses={503: {"model": Problem}},
+    )
+    async def readyz(request: Request) -> Response:
+        app = request.app
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(check_database, app.state.engine)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        bus: Bus | None = getattr(app.state, "bus", None)
+        checks["bus"] = "ok" if bus is not None and bus.is_connected else "unavailable"
+        spec: ServiceSpec = app.state.spec
+        for check in spec.readiness_checks:
+            name = check.__name__.removeprefix("check_")
+            try:
+                await check(app)
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        if all(value == "ok" for value in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        return problem_response(503, "not ready", checks=checks)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        app = request.app
+        OUTBOX_BACKLOG.labels(app.state.spec.name).set(
+            await asyncio.to_thread(outbox_backlog, app.state.engine)
+        )
+        bus: Bus | None = getattr(app.state, "bus", None)
+        if bus is not None:
+            for runner in app.state.consumer_runners:
+                try:
+                    info = await bus.js.consumer_info(bus.stream, runner.consumer.durable)
+                    CONSUMER_LAG.labels(runner.consumer.durable).set(info.num_pending or 0)
+                except Exception:
+                    log.debug("consumer info unavailable for %s", runner.consumer.durable)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(
+    spec: ServiceSpec,
+    *,
+    settings: Settings | None = None,
+    verifier: TokenVerifier | None = None,
+) -> FastAPI:
+    """A FastAPI app whose lifespan owns the database, the bus, the relay and consumers."""
+    settings = settings or get_settings()
+    configure_logging(spec.name, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(settings.database_url)
+        create_tables(app.state.engine, [OutboxMessage, ProcessedEvent, *spec.tables])
+        app.state.verifier = verifier or TokenVerifier(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            jwks_url=settings.resolved_jwks_url,
+        )
+        app.state.bus = await Bus.connect(
+            settings.nats_url, stream=settings.stream_name, name=spec.name
+        )
+        tasks: list[asyncio.Task[None]] = []
+        relay = OutboxRelay(
+            app.state.engine,
+            app.state.bus,
+            on_published=EVENTS_PUBLISHED.labels(spec.name).inc,
+        )
+        tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        if spec.on_startup:
+            await spec.on_startup(app)
+        app.state.consumer_runners = []
+        for consumer in spec.consumers(settings):
+            consumer.max_deliveries = settings.max_deliveries
+            consumer.on_outcome = _count_outcomes(spec.name, consumer.durable)
+            runner = ConsumerRunner(app.state.engine, app.state.bus, consumer)
+            app.state.consumer_runners.append(runner)
+            tasks.append(asyncio.create_task(runner.run(), name=consumer.durable))
+        log.info("%s started", spec.name)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if spec.on_shutdown:
+                await spec.on_shutdown(app)
+            await app.state.bus.close()
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses={
+            400: {"model": Problem, "content": {PROBLEM_JSON: {}}},
+            401: {"model": Problem, "content": {PROBLEM_JSON: {}}},
+            413: {"model": Problem, "content": {PROBLEM_JSON: {}}},
+            422: {"model": Problem, "content": {PROBLEM_JSON: {}}},
+        },
+    )
+    app.state.settings = settings
+    app.state.spec = spec
+    app.state.consumer_runners = []
+    install_problem_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, service=spec.name, max_body_bytes=settings.max_body_bytes
+    )
+    app.include_router(health_router())
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def _count_outcomes(service: str, consumer: str) -> Callable[[str], None]:
+    def count(outcome: str) -> None:
+        EVENTS_CONSUMED.labels(service, consumer, outcome).inc()
+
+    return count
