@@ -3,7 +3,9 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
-    "knowflow_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+    "knowflow_http_requests_total",
+    "HTTP requests handled",
+    ["service", "method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
     "knowflow_http_request_duration_seconds",

@@ -76,9 +76,7 @@ def problem_response(
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KnowflowError)
-        return problem_response(
-            exc.status, exc.detail, instance=request.url.path, **exc.extensions
-        )
+        return problem_response(exc.status, exc.detail, instance=request.url.path, **exc.extensions)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -11,7 +11,7 @@
 # Env: OPENSEARCH_VERSION (default 3.8.0), OPENSEARCH_PORT (default 9200),
 #      OPENSEARCH_DATA (default <repo>/var/opensearch), KNOWFLOW_CACHE
 #      (default ~/.cache/knowflow), OPENSEARCH_JAVA_HOME (default: first JDK
-#      new enough for the version), OPENSEARCH_JAVA_OPTS (default 512 MiB heap),
+#      that fits the version), OPENSEARCH_JAVA_OPTS (default 512 MiB heap),
 #      OPENSEARCH_START_TIMEOUT (seconds, default 180).
 #
 # Why these choices:
@@ -23,8 +23,8 @@
 #   was written (3.9.0 and 3.6.1 are absent; 3.3.2, 3.6.0, 3.7.0 exist). The
 #   repository's maven-metadata.xml is incomplete (lists 3.6.0 as latest, omits
 #   3.3.2/3.7.0/3.8.0), so probe versions directly rather than trusting RELEASE.
-#   3.x needs Java 21+; it runs on the Temurin 25 JDK. 2.19.x (Java 11+)
-#   still works via OPENSEARCH_VERSION=2.19.6 if ever needed.
+#   3.x needs Java 21+; it runs on the Temurin 25 JDK. No fallback was needed,
+#   but OPENSEARCH_VERSION=2.19.6 also works (it picks Java 17, see pick_java).
 # - OpenSearch refuses to start as root ("can not run opensearch as root"), and
 #   our dev machines and CI run as root. As root we therefore start it inside
 #   a fresh user namespace (`unshare --user`): the JVM sees itself as uid 65534
@@ -102,25 +102,26 @@ java_major() {
   "$1/bin/java" -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -n 1
 }
 
-# OPENSEARCH_JAVA_HOME wins as given; otherwise the first JDK new enough for
-# this OpenSearch major (3.x: 21+, 2.x: 11+), trying JAVA_HOME, the Temurin 25
-# JDK of our machines, then anything else under /usr/lib/jvm, newest first.
+# OPENSEARCH_JAVA_HOME wins as given; otherwise the first JDK that fits this
+# OpenSearch major, trying JAVA_HOME, the Temurin 25 JDK of our machines, then
+# anything else under /usr/lib/jvm, newest first. 3.x needs 21+. 2.x supports
+# 11-21 only: it relies on the SecurityManager, which Java 24 removed.
 pick_java() {
   if [[ -n ${OPENSEARCH_JAVA_HOME:-} ]]; then
     JAVA_DIR=$OPENSEARCH_JAVA_HOME
     return 0
   fi
-  local need=11 cand major
-  [[ ${OS_VERSION%%.*} -ge 3 ]] && need=21
+  local min=11 max=21 cand major
+  if [[ ${OS_VERSION%%.*} -ge 3 ]]; then min=21; max=999; fi
   for cand in ${JAVA_HOME:+"$JAVA_HOME"} /usr/lib/jvm/temurin-25-jdk-amd64 \
       $(printf '%s\n' /usr/lib/jvm/* | sort -V -r); do
     major=$(java_major "$cand")
-    if [[ -n $major ]] && (( major >= need )); then
+    if [[ -n $major ]] && (( major >= min && major <= max )); then
       JAVA_DIR=$cand
       return 0
     fi
   done
-  die "no JDK >= $need found for OpenSearch $OS_VERSION; set OPENSEARCH_JAVA_HOME"
+  die "no JDK $min..$max found for OpenSearch $OS_VERSION; set OPENSEARCH_JAVA_HOME"
 }
 
 healthy() {

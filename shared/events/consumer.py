@@ -140,9 +140,7 @@ class ConsumerRunner:
     async def settle(self, message: Msg) -> Outcome:
         outcome: Outcome
         try:
-            outcome = await asyncio.to_thread(
-                handle_one, self.engine, self.consumer, message.data
-            )
+            outcome = await asyncio.to_thread(handle_one, self.engine, self.consumer, message.data)
             await message.ack()
         except PoisonMessage as exc:
             outcome = await self.park(message, str(exc))

@@ -6,6 +6,7 @@ by the stream) and marks them sent. Nothing in Knowflow publishes any other way.
 """
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -111,10 +112,8 @@ class OutboxRelay:
                     published = 0
                     await asyncio.sleep(self.idle_poll_seconds)
                 if published < self.batch_size:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_seconds)
-                    except TimeoutError:
-                        pass
                     self._wakeup.clear()
         finally:
             with _wakers_lock:

@@ -1,0 +1,55 @@
+"""Identity's tables: users, groups, memberships and follows."""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from shared.ids import new_id, utcnow
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "identity_user"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    handle: str = Field(unique=True, index=True)
+    email: str = Field(unique=True, index=True)
+    password_hash: str
+    display_name: str
+    bio: str = ""
+    skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Group(SQLModel, table=True):
+    __tablename__ = "identity_group"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    slug: str = Field(unique=True, index=True)
+    name: str
+    description: str = ""
+    visibility: str  # GroupVisibility
+    owner_id: UUID = Field(foreign_key="identity_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "identity_membership"
+
+    group_id: UUID = Field(foreign_key="identity_group.id", primary_key=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", primary_key=True, index=True)
+    role: str = "member"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Follow(SQLModel, table=True):
+    __tablename__ = "identity_follow"
+    __table_args__ = (UniqueConstraint("follower_id", "target_type", "target"),)
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    follower_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    target_type: str  # FollowTarget
+    target: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,178 @@
+"""Identity's endpoints: parse, call the service, shape the response."""
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request, status
+
+from services.identity import service
+from services.identity.models import Follow, Group, User
+from services.identity.schemas import (
+    FollowCreate,
+    FollowPublic,
+    GroupCreate,
+    GroupPublic,
+    LoginRequest,
+    MemberAdd,
+    MemberPublic,
+    ProfileUpdate,
+    RegisterRequest,
+    TokenResponse,
+    UserMe,
+    UserPublic,
+)
+from shared.auth import CurrentUser, TokenIssuer
+from shared.db import SessionDep
+
+router = APIRouter()
+
+
+def token_response(request: Request, user: User) -> TokenResponse:
+    issuer: TokenIssuer = request.app.state.issuer
+    token = issuer.issue(user_id=user.id, handle=user.handle, is_admin=user.is_admin)
+    return TokenResponse(
+        access_token=token,
+        expires_in=issuer.ttl_seconds,
+        user=UserMe.model_validate(user, from_attributes=True),
+    )
+
+
+def group_public(group: Group, is_member: bool) -> GroupPublic:
+    return GroupPublic.model_validate(
+        {**group.model_dump(), "is_member": is_member}, from_attributes=True
+    )
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that verify tokens")
+def jwks(request: Request) -> dict[str, Any]:
+    issuer: TokenIssuer = request.app.state.issuer
+    return issuer.jwks()
+
+
+@router.post(
+    "/auth/register",
+    tags=["auth"],
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "Handle or email taken"}},
+)
+def register(request: Request, body: RegisterRequest, session: SessionDep) -> TokenResponse:
+    """Create an account and sign in."""
+    user = service.do_register(session=session, request=body)
+    return token_response(request, user)
+
+
+@router.post("/auth/login", tags=["auth"])
+def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenResponse:
+    """Exchange a handle (or email) and password for an access token."""
+    user = service.check_credentials(session=session, login=body.login, password=body.password)
+    return token_response(request, user)
+
+
+@router.get("/users/me", tags=["users"])
+def read_me(principal: CurrentUser, session: SessionDep) -> UserMe:
+    user = service.check_user(session=session, user_id=principal.user_id)
+    return UserMe.model_validate(user, from_attributes=True)
+
+
+@router.patch("/users/me", tags=["users"])
+def update_me(principal: CurrentUser, body: ProfileUpdate, session: SessionDep) -> UserMe:
+    user = service.check_user(session=session, user_id=principal.user_id)
+    user = service.do_update_profile(session=session, user=user, update=body)
+    return UserMe.model_validate(user, from_attributes=True)
+
+
+@router.get("/users/{user_id}", tags=["users"], responses={404: {"description": "No such user"}})
+def read_user(user_id: UUID, _principal: CurrentUser, session: SessionDep) -> UserPublic:
+    user = service.check_user(session=session, user_id=user_id)
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post("/groups", tags=["groups"], status_code=status.HTTP_201_CREATED)
+def create_group(principal: CurrentUser, body: GroupCreate, session: SessionDep) -> GroupPublic:
+    """Create a group; the creator is its owner and first member."""
+    group = service.do_create_group(session=session, principal=principal, request=body)
+    return group_public(group, True)
+
+
+@router.get("/groups", tags=["groups"])
+def list_groups(principal: CurrentUser, session: SessionDep) -> list[GroupPublic]:
+    """Open groups and the private groups the caller belongs to."""
+    return [
+        group_public(group, member)
+        for group, member in service.list_visible_groups(session=session, principal=principal)
+    ]
+
+
+@router.get(
+    "/groups/{group_id}", tags=["groups"], responses={404: {"description": "No such group"}}
+)
+def read_group(group_id: UUID, principal: CurrentUser, session: SessionDep) -> GroupPublic:
+    group = service.check_visible_group(session=session, group_id=group_id, principal=principal)
+    member = service.is_member(session=session, group_id=group_id, user_id=principal.user_id)
+    return group_public(group, member)
+
+
+@router.get("/groups/{group_id}/members", tags=["groups"])
+def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) -> list[MemberPublic]:
+    rows = service.list_members(session=session, principal=principal, group_id=group_id)
+    return [
+        MemberPublic(
+            user_id=user.id,
+            handle=user.handle,
+            display_name=user.display_name,
+            role=membership.role,
+            joined_at=membership.created_at,
+        )
+        for membership, user in rows
+    ]
+
+
+@router.post("/groups/{group_id}/members", tags=["groups"], status_code=status.HTTP_201_CREATED)
+def add_member(
+    group_id: UUID, body: MemberAdd, principal: CurrentUser, session: SessionDep
+) -> MemberPublic:
+    """The owner adds someone; anyone may add themselves to an open group."""
+    membership = service.do_add_member(
+        session=session, principal=principal, group_id=group_id, user_id=body.user_id
+    )
+    user = service.check_user(session=session, user_id=body.user_id)
+    return MemberPublic(
+        user_id=user.id,
+        handle=user.handle,
+        display_name=user.display_name,
+        role=membership.role,
+        joined_at=membership.created_at,
+    )
+
+
+@router.delete(
+    "/groups/{group_id}/members/{user_id}",
+    tags=["groups"],
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def remove_member(
+    group_id: UUID, user_id: UUID, principal: CurrentUser, session: SessionDep
+) -> None:
+    service.do_remove_member(
+        session=session, principal=principal, group_id=group_id, user_id=user_id
+    )
+
+
+@router.post("/follows", tags=["follows"], status_code=status.HTTP_201_CREATED)
+def follow(principal: CurrentUser, body: FollowCreate, session: SessionDep) -> FollowPublic:
+    """Follow a person (by id), a tag, or a group (by id) for the digest."""
+    created: Follow = service.do_follow(session=session, principal=principal, request=body)
+    return FollowPublic.model_validate(created, from_attributes=True)
+
+
+@router.get("/follows", tags=["follows"])
+def list_follows(principal: CurrentUser, session: SessionDep) -> list[FollowPublic]:
+    return [
+        FollowPublic.model_validate(item, from_attributes=True)
+        for item in service.list_follows(session=session, principal=principal)
+    ]
+
+
+@router.delete("/follows/{follow_id}", tags=["follows"], status_code=status.HTTP_204_NO_CONTENT)
+def unfollow(follow_id: UUID, principal: CurrentUser, session: SessionDep) -> None:
+    service.do_unfollow(session=session, principal=principal, follow_id=follow_id)

@@ -1,0 +1,105 @@
+"""Identity's HTTP request and response models."""
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from shared.events.contracts import FollowTarget, GroupVisibility
+
+Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{2,32}$", to_lower=True)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", to_lower=True)]
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(Strict):
+    handle: Handle
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=256)
+    display_name: str = Field(min_length=1, max_length=100)
+
+
+class LoginRequest(Strict):
+    login: str = Field(min_length=1, max_length=254, description="Handle or email.")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserPublic(BaseModel):
+    id: UUID
+    handle: str
+    display_name: str
+    bio: str
+    skills: list[str]
+    created_at: datetime
+
+
+class UserMe(UserPublic):
+    email: str
+    is_admin: bool
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    user: UserMe
+
+
+class ProfileUpdate(Strict):
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    bio: str | None = Field(default=None, max_length=2000)
+    skills: list[Skill] | None = Field(default=None, max_length=50)
+
+
+class GroupCreate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    slug: Slug
+    description: str = Field(default="", max_length=2000)
+    visibility: GroupVisibility = "open"
+
+
+class GroupPublic(BaseModel):
+    id: UUID
+    slug: str
+    name: str
+    description: str
+    visibility: GroupVisibility
+    owner_id: UUID
+    created_at: datetime
+    is_member: bool = False
+
+
+class MemberAdd(Strict):
+    user_id: UUID
+
+
+class MemberPublic(BaseModel):
+    user_id: UUID
+    handle: str
+    display_name: str
+    role: str
+    joined_at: datetime
+
+
+class FollowCreate(Strict):
+    target_type: FollowTarget
+    target: str = Field(min_length=1, max_length=64)
+
+    @field_validator("target")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return value.strip().lower().removeprefix("#")
+
+
+class FollowPublic(BaseModel):
+    id: UUID
+    target_type: FollowTarget
+    target: str
+    created_at: datetime

@@ -1,0 +1,324 @@
+"""Identity's rules: accounts, profiles, groups, memberships and follows.
+
+Functions here add rows and outbox events to the caller's session and never commit.
+"""
+
+from typing import cast
+from uuid import UUID
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from services.identity.models import Follow, Group, Membership, User
+from services.identity.schemas import (
+    TAG_PATTERN,
+    FollowCreate,
+    GroupCreate,
+    ProfileUpdate,
+    RegisterRequest,
+)
+from shared.auth import Principal
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from shared.events.contracts import (
+    FollowCreated,
+    FollowDeleted,
+    FollowTarget,
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    GroupVisibility,
+    UserProfileUpdated,
+    UserRegistered,
+)
+from shared.events.outbox import record_event
+
+SOURCE = "/knowflow/identity"
+# argon2id with the library's RFC 9106 low-memory profile.
+password_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown user as slow as for a known one.
+_DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
+
+
+def do_register(*, session: Session, request: RegisterRequest) -> User:
+    """Create an account; the first account becomes the admin."""
+    taken = session.exec(
+        select(User).where(
+            or_(col(User.handle) == request.handle, col(User.email) == request.email)
+        )
+    ).first()
+    if taken is not None:
+        field = "handle" if taken.handle == request.handle else "email"
+        raise Conflict(f"that {field} is already registered")
+    is_first = session.exec(select(func.count()).select_from(User)).one() == 0
+    user = User(
+        handle=request.handle,
+        email=request.email.lower(),
+        password_hash=password_hasher.hash(request.password),
+        display_name=request.display_name,
+        is_admin=is_first,
+    )
+    session.add(user)
+    session.flush()
+    record_event(
+        session,
+        UserRegistered(user_id=user.id, handle=user.handle, display_name=user.display_name),
+        source=SOURCE,
+    )
+    return user
+
+
+def check_credentials(*, session: Session, login: str, password: str) -> User:
+    """The user whose handle or email and password match, or 401."""
+    login = login.strip().lower()
+    user = session.exec(
+        select(User).where(or_(col(User.handle) == login, col(User.email) == login))
+    ).first()
+    try:
+        password_hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise Unauthorized("wrong login or password") from None
+    if user is None:
+        raise Unauthorized("wrong login or password")
+    return user
+
+
+def check_user(*, session: Session, user_id: UUID) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def do_update_profile(*, session: Session, user: User, update: ProfileUpdate) -> User:
+    changes = update.model_dump(exclude_unset=True, exclude_none=True)
+    for name, value in changes.items():
+        setattr(user, name, value)
+    session.add(user)
+    record_event(
+        session,
+        UserProfileUpdated(
+            user_id=user.id,
+            handle=user.handle,
+            display_name=user.display_name,
+            bio=user.bio,
+            skills=list(user.skills),
+        ),
+        source=SOURCE,
+    )
+    return user
+
+
+def is_member(*, session: Session, group_id: UUID, user_id: UUID) -> bool:
+    return session.get(Membership, (group_id, user_id)) is not None
+
+
+def check_visible_group(*, session: Session, group_id: UUID, principal: Principal) -> Group:
+    """A group the caller may see: open groups, or private ones they belong to (else 404)."""
+    group = session.get(Group, group_id)
+    if group is None or (
+        group.visibility == "private"
+        and not is_member(session=session, group_id=group_id, user_id=principal.user_id)
+    ):
+        raise NotFound(f"no group {group_id}")
+    return group
+
+
+def list_visible_groups(*, session: Session, principal: Principal) -> list[tuple[Group, bool]]:
+    member_of = set(
+        session.exec(
+            select(Membership.group_id).where(Membership.user_id == principal.user_id)
+        ).all()
+    )
+    groups = session.exec(select(Group).order_by(col(Group.name))).all()
+    return [
+        (group, group.id in member_of)
+        for group in groups
+        if group.visibility == "open" or group.id in member_of
+    ]
+
+
+def do_create_group(*, session: Session, principal: Principal, request: GroupCreate) -> Group:
+    if session.exec(select(Group).where(Group.slug == request.slug)).first() is not None:
+        raise Conflict(f"the slug {request.slug!r} is taken")
+    group = Group(
+        slug=request.slug,
+        name=request.name,
+        description=request.description,
+        visibility=request.visibility,
+        owner_id=principal.user_id,
+    )
+    session.add(group)
+    session.flush()
+    record_event(
+        session,
+        GroupCreated(
+            group_id=group.id,
+            visibility=request.visibility,
+            slug=group.slug,
+            name=group.name,
+            owner_id=group.owner_id,
+        ),
+        source=SOURCE,
+    )
+    _add_member(session=session, group=group, user_id=principal.user_id, role="owner")
+    return group
+
+
+def _add_member(*, session: Session, group: Group, user_id: UUID, role: str) -> Membership:
+    membership = Membership(group_id=group.id, user_id=user_id, role=role)
+    session.add(membership)
+    session.flush()
+    record_event(
+        session,
+        GroupMemberAdded(
+            group_id=group.id,
+            visibility=cast(GroupVisibility, group.visibility),
+            user_id=user_id,
+            role="owner" if role == "owner" else "member",
+        ),
+        source=SOURCE,
+    )
+    return membership
+
+
+def do_add_member(
+    *, session: Session, principal: Principal, group_id: UUID, user_id: UUID
+) -> Membership:
+    """Owners add anyone; in an open group people may add themselves."""
+    group = check_visible_group(session=session, group_id=group_id, principal=principal)
+    check_user(session=session, user_id=user_id)
+    adding_self = user_id == principal.user_id
+    if group.owner_id != principal.user_id and not (adding_self and group.visibility == "open"):
+        raise Forbidden("only the group's owner can add members")
+    if is_member(session=session, group_id=group_id, user_id=user_id):
+        raise Conflict("already a member")
+    return _add_member(session=session, group=group, user_id=user_id, role="member")
+
+
+def do_remove_member(
+    *, session: Session, principal: Principal, group_id: UUID, user_id: UUID
+) -> None:
+    """Owners remove members; members may leave. The owner stays."""
+    group = check_visible_group(session=session, group_id=group_id, principal=principal)
+    if group.owner_id != principal.user_id and user_id != principal.user_id:
+        raise Forbidden("only the group's owner can remove other members")
+    if user_id == group.owner_id:
+        raise BadRequest("the owner cannot leave the group")
+    membership = session.get(Membership, (group_id, user_id))
+    if membership is None:
+        raise NotFound("not a member")
+    session.delete(membership)
+    record_event(
+        session,
+        GroupMemberRemoved(
+            group_id=group.id,
+            visibility=cast(GroupVisibility, group.visibility),
+            user_id=user_id,
+        ),
+        source=SOURCE,
+    )
+    # Following a private group one has left would leak its content into digests.
+    if group.visibility == "private":
+        follow = _find_follow(
+            session=session, follower_id=user_id, target_type="group", target=str(group_id)
+        )
+        if follow is not None:
+            _delete_follow(session=session, follow=follow)
+
+
+def list_members(
+    *, session: Session, principal: Principal, group_id: UUID
+) -> list[tuple[Membership, User]]:
+    check_visible_group(session=session, group_id=group_id, principal=principal)
+    rows = session.exec(
+        select(Membership, User)
+        .join(User, col(User.id) == col(Membership.user_id))
+        .where(Membership.group_id == group_id)
+        .order_by(col(Membership.created_at))
+    ).all()
+    return [(membership, user) for membership, user in rows]
+
+
+def _find_follow(
+    *, session: Session, follower_id: UUID, target_type: str, target: str
+) -> Follow | None:
+    return session.exec(
+        select(Follow).where(
+            Follow.follower_id == follower_id,
+            Follow.target_type == target_type,
+            Follow.target == target,
+        )
+    ).first()
+
+
+def _check_follow_target(*, session: Session, principal: Principal, request: FollowCreate) -> str:
+    """The normalised target, if it exists and the caller may follow it."""
+    if request.target_type == "tag":
+        if not TAG_PATTERN.match(request.target):
+            raise BadRequest("a tag is letters, digits, '-' or '_' (at most 50)")
+        return request.target
+    try:
+        target_id = UUID(request.target)
+    except ValueError:
+        raise BadRequest(f"a {request.target_type} is followed by its id") from None
+    if request.target_type == "user":
+        check_user(session=session, user_id=target_id)
+        if target_id == principal.user_id:
+            raise BadRequest("you cannot follow yourself")
+    else:
+        check_visible_group(session=session, group_id=target_id, principal=principal)
+    return str(target_id)
+
+
+def do_follow(*, session: Session, principal: Principal, request: FollowCreate) -> Follow:
+    target = _check_follow_target(session=session, principal=principal, request=request)
+    if _find_follow(
+        session=session,
+        follower_id=principal.user_id,
+        target_type=request.target_type,
+        target=target,
+    ):
+        raise Conflict("already following")
+    follow = Follow(follower_id=principal.user_id, target_type=request.target_type, target=target)
+    session.add(follow)
+    session.flush()
+    record_event(
+        session,
+        FollowCreated(
+            follower_id=principal.user_id, target_type=request.target_type, target=target
+        ),
+        source=SOURCE,
+    )
+    return follow
+
+
+def _delete_follow(*, session: Session, follow: Follow) -> None:
+    session.delete(follow)
+    record_event(
+        session,
+        FollowDeleted(
+            follower_id=follow.follower_id,
+            target_type=cast(FollowTarget, follow.target_type),
+            target=follow.target,
+        ),
+        source=SOURCE,
+    )
+
+
+def do_unfollow(*, session: Session, principal: Principal, follow_id: UUID) -> None:
+    follow = session.get(Follow, follow_id)
+    if follow is None or follow.follower_id != principal.user_id:
+        raise NotFound(f"no follow {follow_id}")
+    _delete_follow(session=session, follow=follow)
+
+
+def list_follows(*, session: Session, principal: Principal) -> list[Follow]:
+    return list(
+        session.exec(
+            select(Follow)
+            .where(Follow.follower_id == principal.user_id)
+            .order_by(col(Follow.created_at))
+        ).all()
+    )
