@@ -1,0 +1,56 @@
+# Knowflow: `make run` starts the platform on embedded defaults; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup run test lint format typecheck unit up down opensearch postgres bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python -m deploy.launch
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: setup
+	$(BIN)/mypy shared services gateway deploy bench tests
+
+unit: setup
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Real backing servers for tests and development (no Docker needed).
+opensearch:
+	bash deploy/opensearch/run.sh start
+
+postgres:
+	bash deploy/postgres/run.sh install
+	bash deploy/postgres/run.sh start
+
+bench: setup
+	$(BIN)/python -m bench.gateway_bench
+
+# Docker Compose for ops (needs a Docker engine).
+up:
+	docker compose --env-file .env up -d --build
+
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
