@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.identity.main import create_app
 from services.identity.models import User
@@ -48,7 +48,7 @@ def bearer(account: dict[str, Any]) -> dict[str, str]:
 
 def outbox_types(client: TestClient) -> list[str]:
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        rows = session.exec(select(OutboxMessage).order_by(OutboxMessage.created_at)).all()
+        rows = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.created_at))).all()
         return [json.loads(row.payload)["type"] for row in rows]
 
 
