@@ -80,3 +80,4 @@ def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -
     root.setLevel(level.upper())
     # Access logs come from our own middleware, with request ids.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)

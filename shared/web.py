@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from sqlalchemy import Engine
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +34,7 @@ from shared.metrics import (
     HTTP_REQUESTS,
     OUTBOX_BACKLOG,
 )
+from shared.migrations import upgrade
 from shared.observability import (
     child_traceparent,
     configure_logging,
@@ -193,6 +196,19 @@ class ServiceSpec:
     on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None
     readiness_checks: Sequence[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=tuple)
     description: str = ""
+    migrations: Path | None = None  # this service's Alembic revisions
+
+    @property
+    def all_tables(self) -> list[type[SQLModel]]:
+        """The service's tables plus the outbox and processed-event tables of the kit."""
+        return [OutboxMessage, ProcessedEvent, *self.tables]
+
+    def prepare_database(self, engine: Engine) -> None:
+        """Migrate to head; services without a history (kit tests) get their tables created."""
+        if self.migrations is not None:
+            upgrade(engine, self.migrations, self.all_tables)
+        else:
+            create_tables(engine, self.all_tables)
 
 
 def health_router() -> APIRouter:
@@ -261,7 +277,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings.database_url)
-        create_tables(app.state.engine, [OutboxMessage, ProcessedEvent, *spec.tables])
+        await asyncio.to_thread(spec.prepare_database, app.state.engine)
         app.state.verifier = verifier or TokenVerifier(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,

@@ -1,0 +1,119 @@
+"""Every operation in the gateway's OpenAPI, fed bad input, answers a problem+json 4xx."""
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.launch import Platform
+
+UNKNOWN_ID = str(uuid.uuid4())
+PUBLIC_OPERATIONS = {
+    ("post", "/api/v1/auth/register"),
+    ("post", "/api/v1/auth/login"),
+    ("get", "/api/v1/auth/jwks"),
+}
+
+
+@pytest.fixture(scope="module")
+def operations(platform: Platform) -> list[tuple[str, str]]:
+    spec = httpx.get(f"{platform.gateway_url}/openapi.json", timeout=30).json()
+    found = [
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in {"get", "post", "patch", "put", "delete"}
+    ]
+    assert len(found) >= 20, found
+    return found
+
+
+@pytest.fixture(scope="module")
+def token(platform: Platform) -> str:
+    response = httpx.post(
+        f"{platform.gateway_url}/api/v1/auth/register",
+        json={
+            "handle": "fuzzer",
+            "email": "fuzzer@example.org",
+            "password": "fuzzer-password",
+            "display_name": "Fuzzer",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    access_token: str = response.json()["access_token"]
+    return access_token
+
+
+def fill(path: str, value: str) -> str:
+    return re.sub(r"\{[^}]+\}", value, path)
+
+
+def assert_problem(response: httpx.Response, label: str) -> None:
+    assert 400 <= response.status_code < 500, (
+        f"{label}: {response.status_code} {response.text[:300]}"
+    )
+    assert response.headers["content-type"].startswith("application/problem+json"), label
+    body = response.json()
+    assert body["status"] == response.status_code and body["title"], label
+
+
+BAD_BODIES: list[tuple[str, dict[str, Any]]] = [
+    ("missing fields", {"json": {}}),
+    ("wrong types", {"json": {"body": 5, "title": [], "name": {}, "handle": 1, "user_id": "x"}}),
+    ("not an object", {"json": ["a", "list"]}),
+    ("broken json", {"content": b'{"body": ', "headers": {"content-type": "application/json"}}),
+    (
+        "oversized",
+        {
+            "content": b"{" + b" " * 2_000_000 + b"}",
+            "headers": {"content-type": "application/json"},
+        },
+    ),
+]
+
+
+def test_every_operation_rejects_missing_and_bad_tokens(
+    platform: Platform, operations: list[tuple[str, str]]
+) -> None:
+    with httpx.Client(base_url=platform.gateway_url, timeout=30) as client:
+        for method, path in operations:
+            if (method, path) in PUBLIC_OPERATIONS:
+                continue
+            url = fill(path, UNKNOWN_ID)
+            for headers in ({}, {"Authorization": "Bearer garbage"}, {"Authorization": "Token x"}):
+                response = client.request(method.upper(), url, headers=headers, json={})
+                assert response.status_code == 401, (
+                    f"{method} {path} {headers}: {response.status_code}"
+                )
+                assert_problem(response, f"{method} {path}")
+
+
+def test_every_operation_answers_bad_input_with_a_4xx_problem(
+    platform: Platform, operations: list[tuple[str, str]], token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=platform.gateway_url, timeout=30, headers=auth) as client:
+        for method, path in operations:
+            if "{" in path:
+                for value in (UNKNOWN_ID, "not-a-uuid"):
+                    response = client.request(method.upper(), fill(path, value), json={})
+                    assert_problem(response, f"{method} {path} with id {value}")
+            if method in {"post", "patch", "put"}:
+                for label, kwargs in BAD_BODIES:
+                    response = client.request(method.upper(), fill(path, UNKNOWN_ID), **kwargs)
+                    assert_problem(response, f"{method} {path} {label}")
+            if method == "get" and "{" not in path:
+                response = client.get(
+                    path, params={"limit": "lots", "cursor": "%%%", "period": "yearly"}
+                )
+                assert response.status_code < 500, (
+                    f"{path}: {response.status_code} {response.text[:200]}"
+                )
+
+
+def test_unknown_route_is_a_404_problem(platform: Platform) -> None:
+    response = httpx.get(f"{platform.gateway_url}/api/v1/nowhere", timeout=10)
+    assert_problem(response, "unknown route")
