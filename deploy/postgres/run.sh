@@ -176,9 +176,10 @@ cmd_start() {
     init_cluster
     log "starting on 127.0.0.1:$PG_PORT (data $DATA_DIR, log $LOG_FILE)"
     # Settings passed on the command line so PG_PORT changes take effect on restart.
+    # 9>&- : the postmaster must not inherit the lock fd, or it holds the lock forever.
     if ! as_pg "$PG_BIN/pg_ctl" -D "$DATA_DIR" -l "$LOG_FILE" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$SOCK_DIR" \
-        start >/dev/null; then
+        start >/dev/null 9>&-; then
       tail -n 30 "$LOG_FILE" >&2 || true
       die "pg_ctl start failed"
     fi
