@@ -8,6 +8,7 @@ from sqlalchemy import inspect
 
 from shared.db import make_engine
 from shared.migrations import pending_differences, upgrade
+from shared.testing.backends import fresh_database
 from shared.web import ServiceSpec
 
 SERVICES = ["identity", "posts", "search", "digests"]
@@ -22,19 +23,23 @@ def spec_of(name: str) -> ServiceSpec:
 def test_upgrade_of_an_empty_database_matches_the_models(name: str, tmp_path: Path) -> None:
     spec = spec_of(name)
     assert spec.migrations is not None and any(spec.migrations.glob("*.py"))
-    engine = make_engine(f"sqlite:///{tmp_path / name}.db")
-    upgrade(engine, spec.migrations, spec.all_tables)
-    assert pending_differences(engine, spec.all_tables) == []
-    tables = set(inspect(engine).get_table_names())
-    assert {"outbox", "processed_event", "alembic_version"} <= tables
-    upgrade(engine, spec.migrations, spec.all_tables)  # a second start is a no-op
+    with fresh_database(tmp_path, name) as url:
+        engine = make_engine(url)
+        upgrade(engine, spec.migrations, spec.all_tables)
+        assert pending_differences(engine, spec.all_tables) == []
+        tables = set(inspect(engine).get_table_names())
+        assert {"outbox", "processed_event", "alembic_version"} <= tables
+        upgrade(engine, spec.migrations, spec.all_tables)  # a second start is a no-op
+        engine.dispose()
 
 
 def test_a_model_change_without_a_migration_is_detected(tmp_path: Path) -> None:
     spec = spec_of("identity")
     assert spec.migrations is not None
-    engine = make_engine(f"sqlite:///{tmp_path / 'identity'}.db")
-    upgrade(engine, spec.migrations, spec.all_tables)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP INDEX ix_identity_user_email")
-    assert pending_differences(engine, spec.all_tables) != []
+    with fresh_database(tmp_path, "identity") as url:
+        engine = make_engine(url)
+        upgrade(engine, spec.migrations, spec.all_tables)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP INDEX ix_identity_user_email")
+        assert pending_differences(engine, spec.all_tables) != []
+        engine.dispose()

@@ -19,6 +19,7 @@ from shared.events.envelope import EventData, subject_for, wrap
 from shared.ids import new_id
 from shared.natsserver import free_port, start_nats_server
 from shared.settings import Settings
+from shared.testing.backends import fresh_database
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ AppFactory = Callable[[Settings, TokenVerifier], FastAPI]
 def service_client(
     tmp_path: Path, nats_url: str, token_issuer: TokenIssuer
 ) -> ServiceClientFactory:
-    """`with service_client(create_app) as client:` runs a service on real NATS and SQLite.
+    """`with service_client(create_app) as client:` runs a service on real NATS and a fresh DB.
 
     Tokens from the `token_issuer` fixture verify in it (its JWKS is installed directly).
     """
@@ -71,19 +72,21 @@ def service_client(
     def run(
         create_app: AppFactory, name: str = "service", **overrides: object
     ) -> Iterator[TestClient]:
-        settings = Settings(
-            service_name=name,
-            database_url=f"sqlite:///{tmp_path / name}.db",
-            nats_url=nats_url,
-            jwt_private_key_file=tmp_path / "jwt.pem",
-            log_json=False,
-            **overrides,  # type: ignore[arg-type]
-        )
-        verifier = TokenVerifier(
-            issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=token_issuer.jwks()
-        )
-        with TestClient(create_app(settings, verifier), raise_server_exceptions=False) as client:
-            yield client
+        with fresh_database(tmp_path, name) as database_url:
+            settings = Settings(
+                service_name=name,
+                database_url=database_url,
+                nats_url=nats_url,
+                jwt_private_key_file=tmp_path / "jwt.pem",
+                log_json=False,
+                **overrides,  # type: ignore[arg-type]
+            )
+            verifier = TokenVerifier(
+                issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=token_issuer.jwks()
+            )
+            app = create_app(settings, verifier)
+            with TestClient(app, raise_server_exceptions=False) as client:
+                yield client
 
     return run
 

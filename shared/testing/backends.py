@@ -1,0 +1,65 @@
+"""Which real backing servers the tests use: embedded defaults, or the production stack.
+
+- `KNOWFLOW_TEST_POSTGRES_URL` (e.g. from `deploy/postgres/run.sh url knowflow_test`):
+  every service database in the tests is a fresh schema in that PostgreSQL.
+- `KNOWFLOW_TEST_OPENSEARCH_URL` (e.g. http://127.0.0.1:9200): the OpenSearch engine
+  is tested against that node.
+- `KNOWFLOW_REQUIRE_REAL_BACKENDS=1` (CI): a missing server fails the tests instead
+  of skipping them.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("KNOWFLOW_TEST_POSTGRES_URL") or None
+
+
+def opensearch_url() -> str | None:
+    return os.environ.get("KNOWFLOW_TEST_OPENSEARCH_URL") or None
+
+
+def real_backends_required() -> bool:
+    return os.environ.get("KNOWFLOW_REQUIRE_REAL_BACKENDS", "") in {"1", "true", "yes"}
+
+
+def require_opensearch() -> str:
+    """The OpenSearch URL, or skip (locally) / fail (CI) with the reason."""
+    url = opensearch_url()
+    if url:
+        return url
+    reason = (
+        "no OpenSearch node: start one with `bash deploy/opensearch/run.sh start` "
+        "and set KNOWFLOW_TEST_OPENSEARCH_URL=http://127.0.0.1:9200"
+    )
+    if real_backends_required():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextmanager
+def fresh_database(tmp_path: Path, name: str) -> Iterator[str]:
+    """A database URL nobody else uses: a SQLite file, or a new PostgreSQL schema."""
+    base = postgres_url()
+    if base is None:
+        yield f"sqlite:///{tmp_path / name}.db"
+        return
+    schema = f"t_{name}_{secrets.token_hex(4)}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
