@@ -44,6 +44,7 @@ class Platform:
     ports: Ports
     host: str = "127.0.0.1"
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    database_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -65,8 +66,8 @@ class Platform:
                 "KNOWFLOW_JWT_PRIVATE_KEY_FILE": str(self.var_dir / "identity" / "jwt-ed25519.pem"),
             }
         )
-        # A database URL set by the operator per service wins over the SQLite default.
-        env["KNOWFLOW_DATABASE_URL"] = os.environ.get(
+        # A database URL given per service (KNOWFLOW_<NAME>_DATABASE_URL) wins over SQLite.
+        env["KNOWFLOW_DATABASE_URL"] = self.database_urls.get(name) or os.environ.get(
             f"KNOWFLOW_{name.upper()}_DATABASE_URL", f"sqlite:///{self.var_dir / name}.db"
         )
         env.update(extra)
@@ -139,9 +140,15 @@ def running_platform(
     *,
     gateway_host: str = "127.0.0.1",
     extra_env: dict[str, str] | None = None,
+    database_urls: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
     """Start NATS, the services and the gateway; stop them all on exit."""
-    platform = Platform(var_dir=var_dir.resolve(), ports=ports or Ports(), host=gateway_host)
+    platform = Platform(
+        var_dir=var_dir.resolve(),
+        ports=ports or Ports(),
+        host=gateway_host,
+        database_urls=database_urls or {},
+    )
     (platform.var_dir / "logs").mkdir(parents=True, exist_ok=True)
     extra = extra_env or {}
     try:

@@ -1,13 +1,20 @@
-"""The whole platform as real processes (NATS, four services, gateway) on free ports."""
+"""The whole platform as real processes (NATS, four services, gateway) on free ports.
 
+On the production stack (see shared/testing/backends.py) the services run on
+PostgreSQL schemas and the search service on the OpenSearch node.
+"""
+
+import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy.launch import Platform, Ports, running_platform
+from deploy.launch import SERVICES, Platform, Ports, running_platform
 from shared.natsserver import free_port
+from shared.testing.backends import fresh_database, opensearch_url
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +28,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         nats=free_port(),
     )
     var_dir: Path = tmp_path_factory.mktemp("platform")
-    with running_platform(var_dir, ports) as running:
-        yield running
+    extra_env = {}
+    if search_url := opensearch_url():
+        extra_env = {
+            "KNOWFLOW_SEARCH_URL": search_url,
+            "KNOWFLOW_SEARCH_INDEX_PREFIX": f"e2e-{secrets.token_hex(4)}",
+        }
+    with ExitStack() as stack:
+        database_urls = {
+            name: stack.enter_context(fresh_database(var_dir, name)) for name in SERVICES
+        }
+        with running_platform(
+            var_dir, ports, extra_env=extra_env, database_urls=database_urls
+        ) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
