@@ -50,7 +50,7 @@ up:
 	docker compose --env-file .env up -d --build
 
 down:
-	docker compose down
+	docker compose --env-file .env down
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -9,6 +9,7 @@ SCHEMA_SHA256 and the version above.
 """
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def test_compose_file_matches_the_compose_specification(compose: dict[str, Any])
         "jsonschema", reason="jsonschema is not installed: add it to the dev dependencies"
     )
     schema = jsonschema.Draft202012Validator(
-        __import__("json").loads(SCHEMA_FILE.read_text()),
+        json.loads(SCHEMA_FILE.read_text()),
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )
     errors = [
@@ -93,7 +94,8 @@ def test_app_services_run_the_one_image_on_their_own_port(compose: dict[str, Any
     }
     assert set(builds) == set(APP_SERVICES)
     assert len({repr(build) for build in builds.values()}) == 1, "one build, shared"
-    (build, _image) = next(iter(builds.values()))
+    build = next(iter(builds.values()))[0]
+    assert isinstance(build, dict)
     assert (REPO / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
     for name, port in APP_SERVICES.items():
         command = all_services[name]["command"]
