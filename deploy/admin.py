@@ -55,9 +55,12 @@ def make_migration(service: str, message: str = typer.Option(..., "-m", "--messa
     upgrade(engine, spec.migrations, spec.all_tables)
     if not pending_differences(engine, spec.all_tables):
         typer.echo(f"{service}: models match the migrations; nothing to do")
+        engine.dispose()
         return
     make_revision(engine, spec.migrations, spec.all_tables, message)
-    scratch.unlink(missing_ok=True)
+    engine.dispose()
+    for leftover in (scratch, scratch.with_suffix(".db-wal"), scratch.with_suffix(".db-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 def main() -> None:

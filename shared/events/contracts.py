@@ -150,6 +150,31 @@ class ArticleDeleted(ContentEvent):
     deleted_at: datetime
 
 
+class ReactionEvent(EventData):
+    """Someone reacted to a post; "thanks" is evidence of the author's expertise."""
+
+    content_id: UUID
+    author_id: UUID  # of the post reacted to
+    user_id: UUID  # who reacted
+    kind: Literal["like", "thanks"]
+    group_id: UUID | None
+    visibility: Visibility
+
+    def audience(self) -> Audience:
+        return "restricted" if self.visibility == "private" else "public"
+
+    def subject_id(self) -> str:
+        return str(self.content_id)
+
+
+class ReactionAdded(ReactionEvent):
+    event_type = "knowflow.reaction.added.v1"
+
+
+class ReactionRemoved(ReactionEvent):
+    event_type = "knowflow.reaction.removed.v1"
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserProfileUpdated,
@@ -164,6 +189,8 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     ArticleCreated,
     ArticleUpdated,
     ArticleDeleted,
+    ReactionAdded,
+    ReactionRemoved,
 )
 
 EVENT_TYPES: dict[str, type[EventData]] = {model.event_type: model for model in ALL_EVENTS}

@@ -19,6 +19,13 @@ from sqlmodel import SQLModel
 ENVIRONMENT = Path(__file__).parent
 
 
+def only_declared_tables(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave alone tables the models do not declare (e.g. the search engine's FTS tables)."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
 def metadata_of(tables: Sequence[type[SQLModel]]) -> MetaData:
     """A MetaData with only these tables (the global one may hold other services' tables)."""
     metadata = MetaData()
@@ -50,7 +57,9 @@ def upgrade(engine: Engine, versions: Path, tables: Sequence[type[SQLModel]]) ->
 def pending_differences(engine: Engine, tables: Sequence[type[SQLModel]]) -> list[Any]:
     """What the models declare that the database lacks (empty when they match)."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": only_declared_tables}
+        )
         return list(compare_metadata(context, metadata_of(tables)))
 
 

@@ -1,0 +1,250 @@
+"""Who may read and post where: the group projection, confirmed by identity when it says no.
+
+The projection (fed by identity's events) lags behind identity. When it does not know a
+group, or says the caller is not a member, identity is asked over HTTP on the caller's
+behalf before refusing, so a user who has just created or joined a group can use it at
+once. If identity cannot be reached, the projection's answer stands.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, cast
+from uuid import UUID
+
+import httpx
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import ColumnElement, Table, or_
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, select
+
+from services.posts.models import KnownGroup, KnownMembership
+from shared.auth import Principal
+from shared.errors import Forbidden, NotFound
+from shared.events.contracts import GroupVisibility, Visibility
+from shared.ids import utcnow
+
+IDENTITY_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """What the caller may know about a group: its visibility and whether they belong."""
+
+    visibility: GroupVisibility
+    is_member: bool
+
+
+@dataclass(frozen=True)
+class IdentityAnswer:
+    """Identity's reply: the group as the caller sees it, hidden (404), or unavailable."""
+
+    status: Literal["found", "hidden", "unavailable"]
+    view: GroupView | None = None
+
+
+UNAVAILABLE = IdentityAnswer("unavailable")
+HIDDEN = IdentityAnswer("hidden")
+
+
+class _GroupReply(BaseModel):
+    visibility: GroupVisibility
+    is_member: bool
+
+
+class IdentityGroups:
+    """Asks identity about one group, forwarding the caller's Authorization header."""
+
+    def __init__(self, *, client: httpx.Client, base_url: str, authorization: str | None) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.authorization = authorization
+
+    def ask(self, group_id: UUID) -> IdentityAnswer:
+        """Identity's view of the group for the caller; never raises."""
+        headers = {"Authorization": self.authorization} if self.authorization else {}
+        try:
+            response = self.client.get(
+                f"{self.base_url}/groups/{group_id}",
+                headers=headers,
+                timeout=IDENTITY_TIMEOUT_SECONDS,
+            )
+        except httpx.HTTPError:
+            return UNAVAILABLE
+        if response.status_code == 404:
+            return HIDDEN
+        if response.status_code != 200:
+            return UNAVAILABLE
+        try:
+            reply = _GroupReply.model_validate_json(response.content)
+        except ValidationError:
+            return UNAVAILABLE
+        return IdentityAnswer("found", GroupView(reply.visibility, reply.is_member))
+
+
+def get_identity_groups(request: Request) -> IdentityGroups:
+    """The per-request identity client (one pooled HTTP client per process)."""
+    return IdentityGroups(
+        client=request.app.state.identity_http,
+        base_url=request.app.state.settings.identity_url,
+        authorization=request.headers.get("authorization"),
+    )
+
+
+IdentityDep = Annotated[IdentityGroups, Depends(get_identity_groups)]
+
+
+def needs_confirmation(local: GroupView | None) -> bool:
+    """Only a refusal is worth a round trip: unknown group, or not a member."""
+    return local is None or not local.is_member
+
+
+def resolve_group_view(*, local: GroupView | None, answer: IdentityAnswer) -> GroupView | None:
+    """What to believe: identity when it answered, else the projection (None = no such group)."""
+    if answer.status == "found":
+        return answer.view
+    if answer.status == "hidden":
+        return None
+    return local
+
+
+def check_may_post(view: GroupView | None, group_id: UUID) -> GroupView:
+    """Posting needs membership: 404 if the group is unknown or private, else 403."""
+    if view is None or (view.visibility == "private" and not view.is_member):
+        # A private group is not confirmed to exist for someone outside it.
+        raise NotFound(f"no group {group_id}")
+    if not view.is_member:
+        raise Forbidden("only members can post in this group")
+    return view
+
+
+def item_visibility(group: GroupView | None) -> Visibility:
+    """Items without a group or in an open group are public; in a private group, private."""
+    return "private" if group is not None and group.visibility == "private" else "public"
+
+
+# --- the projection -------------------------------------------------------------------
+
+
+def local_group_view(*, session: Session, group_id: UUID, user_id: UUID) -> GroupView | None:
+    # populate_existing: an upsert in this session may have changed the rows underneath.
+    group = session.get(KnownGroup, group_id, populate_existing=True)
+    if group is None:
+        return None
+    membership = session.get(KnownMembership, (group_id, user_id), populate_existing=True)
+    return GroupView(
+        visibility=cast(GroupVisibility, group.visibility),
+        is_member=membership is not None and membership.is_member,
+    )
+
+
+def _upsert_unless_newer(
+    *, session: Session, model: type[SQLModel], keys: list[str], values: dict[str, Any]
+) -> None:
+    """Insert a row, or update it unless it holds a newer fact (`as_of`); race-free."""
+    table = cast(Table, model.__table__)  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(table).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in values if name not in keys},
+        where=table.c.as_of <= statement.excluded.as_of,
+    )
+    session.execute(statement)
+
+
+def do_remember_group(
+    *, session: Session, group_id: UUID, visibility: GroupVisibility, as_of: datetime
+) -> None:
+    """Record a group's visibility (idempotent; an older fact never wins)."""
+    _upsert_unless_newer(
+        session=session,
+        model=KnownGroup,
+        keys=["id"],
+        values={"id": group_id, "visibility": visibility, "as_of": as_of.astimezone(UTC)},
+    )
+
+
+def do_remember_membership(
+    *, session: Session, group_id: UUID, user_id: UUID, is_member: bool, as_of: datetime
+) -> None:
+    """Record whether a user belongs to a group (idempotent; an older fact never wins)."""
+    _upsert_unless_newer(
+        session=session,
+        model=KnownMembership,
+        keys=["group_id", "user_id"],
+        values={
+            "group_id": group_id,
+            "user_id": user_id,
+            "is_member": is_member,
+            "as_of": as_of.astimezone(UTC),
+        },
+    )
+
+
+def member_group_ids(*, session: Session, user_id: UUID) -> list[UUID]:
+    return list(
+        session.exec(
+            select(KnownMembership.group_id).where(
+                KnownMembership.user_id == user_id, col(KnownMembership.is_member).is_(True)
+            )
+        ).all()
+    )
+
+
+# --- decisions used by the service ----------------------------------------------------
+
+
+def confirmed_group_view(
+    *, session: Session, principal: Principal, group_id: UUID, identity: IdentityGroups
+) -> GroupView | None:
+    """The projection's view, confirmed by identity when it would refuse."""
+    local = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
+    if not needs_confirmation(local):
+        return local
+    view = resolve_group_view(local=local, answer=identity.ask(group_id))
+    if view is not None and view.is_member:
+        # Remember what identity confirmed, so reads right after agree with the write.
+        now = utcnow()
+        do_remember_group(session=session, group_id=group_id, visibility=view.visibility, as_of=now)
+        do_remember_membership(
+            session=session, group_id=group_id, user_id=principal.user_id, is_member=True, as_of=now
+        )
+    return view
+
+
+def check_group_for_posting(
+    *, session: Session, principal: Principal, group_id: UUID, identity: IdentityGroups
+) -> GroupView:
+    """The group the caller may post into, or 404/403."""
+    view = confirmed_group_view(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    )
+    return check_may_post(view, group_id)
+
+
+def can_read(
+    *,
+    session: Session,
+    principal: Principal,
+    group_id: UUID | None,
+    visibility: str,
+    identity: IdentityGroups,
+) -> bool:
+    """Public items are readable by everyone; private ones by the group's members."""
+    if visibility != "private" or group_id is None:
+        return True
+    view = confirmed_group_view(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    )
+    return view is not None and view.is_member
+
+
+def readable_filter(
+    *, session: Session, principal: Principal, visibility: Any, group_id: Any
+) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows the caller may read (for list queries)."""
+    groups = member_group_ids(session=session, user_id=principal.user_id)
+    return or_(col(visibility) == "public", col(group_id).in_(groups))

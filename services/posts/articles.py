@@ -1,0 +1,321 @@
+"""Posts' rules for stock articles: revisions, and articles formalized from threads.
+
+Functions here add rows and outbox events to the caller's session and never commit.
+"""
+
+from typing import cast
+from uuid import UUID
+
+from sqlmodel import Session, col, select
+
+from services.posts.access import (
+    IdentityGroups,
+    can_read,
+    check_group_for_posting,
+    item_visibility,
+    readable_filter,
+)
+from services.posts.models import Article, ArticleRevision, Post
+from services.posts.parsing import parse_mentions, parse_tags, unique
+from services.posts.schemas import ARTICLE_BODY_MAX, ArticleCreate, ArticleUpdate
+from services.posts.service import (
+    SOURCE,
+    SnapshotT,
+    check_post,
+    do_set_tags,
+    flush_or_conflict,
+    list_thread,
+    page_by_id,
+    tagged,
+)
+from shared.auth import Principal
+from shared.errors import BadRequest, Forbidden, NotFound
+from shared.events.contracts import (
+    ArticleCreated,
+    ArticleDeleted,
+    ArticleUpdated,
+    Visibility,
+)
+from shared.events.outbox import record_event
+from shared.ids import as_utc, utcnow
+from shared.pagination import decode_cursor, encode_cursor
+
+
+def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
+    """The whole current state of an article, as the contract `event` carries it."""
+    return event(
+        content_id=article.id,
+        kind="article",
+        author_id=article.author_id,
+        group_id=article.group_id,
+        visibility=cast(Visibility, article.visibility),
+        version=article.version,
+        title=article.title,
+        body=article.body,
+        tags=list(article.tags),
+        mentions=list(article.mentions),
+        parent_id=None,
+        thread_id=None,
+        source_thread_id=article.source_thread_id,
+        created_at=as_utc(article.created_at),
+        updated_at=as_utc(article.updated_at),
+    )
+
+
+def check_article(
+    *, session: Session, principal: Principal, article_id: UUID, identity: IdentityGroups
+) -> Article:
+    """A live article the caller may read, or 404."""
+    article = session.get(Article, article_id)
+    if (
+        article is None
+        or article.deleted_at is not None
+        or not can_read(
+            session=session,
+            principal=principal,
+            group_id=article.group_id,
+            visibility=article.visibility,
+            identity=identity,
+        )
+    ):
+        raise NotFound(f"no article {article_id}")
+    return article
+
+
+def check_own_article(
+    *, session: Session, principal: Principal, article_id: UUID, identity: IdentityGroups
+) -> Article:
+    """An article the caller wrote (404 if unreadable, 403 if someone else's)."""
+    article = check_article(
+        session=session, principal=principal, article_id=article_id, identity=identity
+    )
+    if article.author_id != principal.user_id:
+        raise Forbidden("only the author can change this article")
+    return article
+
+
+def check_thread_root(
+    *, session: Session, principal: Principal, post_id: UUID, identity: IdentityGroups
+) -> Post:
+    """The live root of the thread `post_id` belongs to, if the caller may read it."""
+    post = check_post(session=session, principal=principal, post_id=post_id, identity=identity)
+    if post.parent_id is None:
+        return post
+    return check_post(
+        session=session, principal=principal, post_id=post.thread_id, identity=identity
+    )
+
+
+def _article_place(
+    *,
+    session: Session,
+    principal: Principal,
+    group_id: UUID | None,
+    thread: Post | None,
+    identity: IdentityGroups,
+) -> tuple[UUID | None, Visibility]:
+    """Where a new article lives; one from a private thread stays in that thread's group."""
+    if thread is not None:
+        if thread.visibility == "private" and group_id not in (None, thread.group_id):
+            raise BadRequest("an article from a private thread stays in the thread's group")
+        if group_id is None:
+            group_id = thread.group_id
+    if group_id is None:
+        return None, "public"
+    group = check_group_for_posting(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    )
+    return group_id, item_visibility(group)
+
+
+def _add_revision(*, session: Session, article: Article, editor_id: UUID) -> None:
+    session.add(
+        ArticleRevision(
+            article_id=article.id,
+            number=article.version,
+            editor_id=editor_id,
+            title=article.title,
+            body=article.body,
+            tags=list(article.tags),
+            created_at=article.updated_at,
+        )
+    )
+
+
+def do_create_article(
+    *, session: Session, principal: Principal, request: ArticleCreate, identity: IdentityGroups
+) -> Article:
+    """Write an article as revision 1; its tags are the given ones plus its #hashtags."""
+    thread = None
+    if request.source_thread_id is not None:
+        thread = check_thread_root(
+            session=session,
+            principal=principal,
+            post_id=request.source_thread_id,
+            identity=identity,
+        )
+    group_id, visibility = _article_place(
+        session=session,
+        principal=principal,
+        group_id=request.group_id,
+        thread=thread,
+        identity=identity,
+    )
+    article = Article(
+        author_id=principal.user_id,
+        author_handle=principal.handle,
+        group_id=group_id,
+        visibility=visibility,
+        title=request.title,
+        body=request.body,
+        given_tags=list(request.tags),
+        tags=unique([*request.tags, *parse_tags(request.body)]),
+        mentions=parse_mentions(request.body),
+        source_thread_id=thread.id if thread else None,
+    )
+    session.add(article)
+    session.flush()
+    _add_revision(session=session, article=article, editor_id=principal.user_id)
+    do_set_tags(session=session, content_id=article.id, tags=article.tags)
+    record_event(session, article_snapshot(article, ArticleCreated), source=SOURCE)
+    return article
+
+
+def do_update_article(
+    *, session: Session, principal: Principal, article: Article, request: ArticleUpdate
+) -> Article:
+    """Change an article as a new revision; a change to nothing makes no revision."""
+    title = request.title if request.title is not None else article.title
+    body = request.body if request.body is not None else article.body
+    given_tags = list(request.tags) if request.tags is not None else list(article.given_tags)
+    if (title, body, given_tags) == (article.title, article.body, list(article.given_tags)):
+        return article
+    article.title = title
+    article.body = body
+    article.given_tags = given_tags
+    article.tags = unique([*given_tags, *parse_tags(body)])
+    article.mentions = parse_mentions(body)
+    article.version += 1
+    article.updated_at = utcnow()
+    session.add(article)
+    _add_revision(session=session, article=article, editor_id=principal.user_id)
+    # Two edits from the same revision both claim the next number: the second is a 409.
+    flush_or_conflict(session)
+    do_set_tags(session=session, content_id=article.id, tags=article.tags)
+    record_event(session, article_snapshot(article, ArticleUpdated), source=SOURCE)
+    return article
+
+
+def do_delete_article(*, session: Session, article: Article) -> None:
+    """Soft-delete an article (its revisions are kept, but no longer readable)."""
+    now = utcnow()
+    article.deleted_at = now
+    article.updated_at = now
+    article.version += 1
+    session.add(article)
+    flush_or_conflict(session)
+    record_event(
+        session,
+        ArticleDeleted(
+            content_id=article.id,
+            kind="article",
+            author_id=article.author_id,
+            group_id=article.group_id,
+            visibility=cast(Visibility, article.visibility),
+            version=article.version,
+            deleted_at=now,
+        ),
+        source=SOURCE,
+    )
+
+
+def list_articles(
+    *,
+    session: Session,
+    principal: Principal,
+    author_id: UUID | None,
+    tag: str | None,
+    group_id: UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Article], str | None]:
+    """Live articles the caller may read, newest first."""
+    query = select(Article).where(
+        col(Article.deleted_at).is_(None),
+        readable_filter(
+            session=session,
+            principal=principal,
+            visibility=Article.visibility,
+            group_id=Article.group_id,
+        ),
+    )
+    if author_id is not None:
+        query = query.where(Article.author_id == author_id)
+    if group_id is not None:
+        query = query.where(Article.group_id == group_id)
+    if tag:
+        query = query.where(col(Article.id).in_(tagged(tag)))
+    return page_by_id(
+        session=session,
+        query=query,
+        id_column=col(Article.id),
+        cursor=cursor,
+        limit=limit,
+        newest_first=True,
+    )
+
+
+def list_revisions(
+    *, session: Session, article: Article, cursor: str | None, limit: int
+) -> tuple[list[ArticleRevision], str | None]:
+    """An article's revisions, oldest first."""
+    values = decode_cursor(cursor, 1)
+    query = select(ArticleRevision).where(ArticleRevision.article_id == article.id)
+    if values is not None:
+        if not isinstance(values[0], int):
+            raise BadRequest("malformed cursor")
+        query = query.where(col(ArticleRevision.number) > values[0])
+    rows = list(session.exec(query.order_by(col(ArticleRevision.number)).limit(limit + 1)).all())
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode_cursor([rows[limit - 1].number])
+
+
+def check_revision(*, session: Session, article: Article, number: int) -> ArticleRevision:
+    revision = session.get(ArticleRevision, (article.id, number))
+    if revision is None:
+        raise NotFound(f"article {article.id} has no revision {number}")
+    return revision
+
+
+def compose_thread(posts: list[Post]) -> str:
+    """A thread as Markdown: each post under its author's handle (or id) and time."""
+    parts = []
+    for index, post in enumerate(posts):
+        author = post.author_handle or str(post.author_id)
+        verb = "wrote" if index == 0 else "replied"
+        written = as_utc(post.created_at).strftime("%Y-%m-%d %H:%M UTC")
+        # The handle is bold, not "@handle": formalizing is not mentioning the authors.
+        parts.append(f"**{author}** {verb} ({written}):\n\n{post.body.strip()}")
+    return "\n\n---\n\n".join(parts)
+
+
+def do_formalize(
+    *,
+    session: Session,
+    principal: Principal,
+    post_id: UUID,
+    title: str,
+    identity: IdentityGroups,
+) -> Article:
+    """Make an article from the thread `post_id` belongs to, linked back to the thread."""
+    root = check_thread_root(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    body = compose_thread(list_thread(session=session, root=root))
+    if len(body) > ARTICLE_BODY_MAX:
+        raise BadRequest(f"the thread is longer than an article may be ({ARTICLE_BODY_MAX})")
+    request = ArticleCreate(title=title, body=body, source_thread_id=root.id)
+    return do_create_article(
+        session=session, principal=principal, request=request, identity=identity
+    )

@@ -1,0 +1,65 @@
+"""Posts' event handlers: identity's groups and memberships kept as a local projection.
+
+Handlers are idempotent, and each fact is stamped with its event time, so a replayed or
+late event never overrides a newer one.
+"""
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from services.posts.access import do_remember_group, do_remember_membership
+from shared.events.consumer import Consumer
+from shared.events.contracts import GroupCreated, GroupMemberAdded, GroupMemberRemoved
+from shared.events.envelope import CloudEvent
+from shared.ids import as_utc
+from shared.settings import Settings
+
+GROUPS_CONSUMER = "posts-groups"
+
+
+def on_group_created(session: Session, envelope: CloudEvent, data: GroupCreated) -> None:
+    do_remember_group(
+        session=session,
+        group_id=data.group_id,
+        visibility=data.visibility,
+        as_of=as_utc(envelope.time),
+    )
+
+
+def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdded) -> None:
+    as_of = as_utc(envelope.time)
+    do_remember_group(
+        session=session, group_id=data.group_id, visibility=data.visibility, as_of=as_of
+    )
+    do_remember_membership(
+        session=session, group_id=data.group_id, user_id=data.user_id, is_member=True, as_of=as_of
+    )
+
+
+def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberRemoved) -> None:
+    as_of = as_utc(envelope.time)
+    do_remember_group(
+        session=session, group_id=data.group_id, visibility=data.visibility, as_of=as_of
+    )
+    do_remember_membership(
+        session=session,
+        group_id=data.group_id,
+        user_id=data.user_id,
+        is_member=False,
+        as_of=as_of,
+    )
+
+
+def consumers(_settings: Settings) -> Sequence[Consumer]:
+    """The durable consumers the posts service runs."""
+    return [
+        Consumer(
+            GROUPS_CONSUMER,
+            {
+                GroupCreated: on_group_created,
+                GroupMemberAdded: on_member_added,
+                GroupMemberRemoved: on_member_removed,
+            },
+        )
+    ]

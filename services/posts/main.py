@@ -1,0 +1,51 @@
+"""The posts service: flow posts and replies, stock articles with revisions, visibility."""
+
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.posts.access import IDENTITY_TIMEOUT_SECONDS
+from services.posts.consumers import consumers
+from services.posts.models import (
+    Article,
+    ArticleRevision,
+    ContentTag,
+    KnownGroup,
+    KnownMembership,
+    Post,
+    Reaction,
+)
+from services.posts.routes import router
+from shared.auth import TokenVerifier
+from shared.settings import Settings
+from shared.web import ServiceSpec, create_service_app
+
+
+async def start(app: FastAPI) -> None:
+    # One pooled client for read-your-writes checks against identity.
+    app.state.identity_http = httpx.Client(timeout=IDENTITY_TIMEOUT_SECONDS)
+
+
+async def stop(app: FastAPI) -> None:
+    app.state.identity_http.close()
+
+
+SPEC = ServiceSpec(
+    name="posts",
+    title="Knowflow posts",
+    description="Flow posts and replies, stock articles with revisions, group visibility.",
+    routers=[router],
+    tables=[Post, Article, ArticleRevision, ContentTag, KnownGroup, KnownMembership, Reaction],
+    consumers=consumers,
+    on_startup=start,
+    on_shutdown=stop,
+    migrations=Path(__file__).parent / "migrations",
+)
+
+
+def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings=settings, verifier=verifier)
+
+
+app = create_app()

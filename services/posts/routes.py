@@ -1,0 +1,379 @@
+"""Posts' endpoints: parse, call the service, shape the response."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Response, status
+from sqlmodel import Session
+
+from services.posts import articles, content, service
+from services.posts.access import IdentityDep
+from services.posts.models import Article, ArticleRevision, Post
+from services.posts.schemas import (
+    ArticleCreate,
+    ArticlePublic,
+    ArticleUpdate,
+    Formalize,
+    PostCreate,
+    PostKind,
+    PostPublic,
+    PostUpdate,
+    ReactionCreate,
+    ReactionKind,
+    RevisionPublic,
+    RevisionSummary,
+)
+from shared.auth import CurrentUser, Principal
+from shared.db import SessionDep
+from shared.events.contracts import ContentSnapshot
+from shared.ids import as_utc
+from shared.pagination import CursorParam, Page, PageSize
+
+router = APIRouter()
+
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"description": "No such item, or one the caller may not read"}}
+NOT_YOURS: Responses = {403: {"description": "Someone else's item"}, **NOT_FOUND}
+TagParam = Annotated[str | None, Query(max_length=51, description="A tag, with or without '#'.")]
+
+
+def posts_public(session: Session, principal: Principal, posts: list[Post]) -> list[PostPublic]:
+    """Posts with their formalized articles and reaction counts (two queries for all)."""
+    ids = [post.id for post in posts]
+    links = service.formalized_as(session=session, principal=principal, post_ids=ids)
+    counts = service.reaction_counts(session=session, post_ids=ids)
+    return [
+        PostPublic.model_validate(
+            {
+                **post.model_dump(),
+                "created_at": as_utc(post.created_at),
+                "updated_at": as_utc(post.updated_at),
+                "formalized_as": links.get(post.id, []),
+                "reactions": counts.get(post.id, {}),
+            }
+        )
+        for post in posts
+    ]
+
+
+def article_public(article: Article) -> ArticlePublic:
+    return ArticlePublic.model_validate(
+        {
+            **article.model_dump(),
+            "created_at": as_utc(article.created_at),
+            "updated_at": as_utc(article.updated_at),
+        }
+    )
+
+
+def revision_summary(revision: ArticleRevision) -> RevisionSummary:
+    return RevisionSummary.model_validate(
+        {**revision.model_dump(), "created_at": as_utc(revision.created_at)}
+    )
+
+
+# --- posts ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/posts",
+    tags=["posts"],
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"description": "Not a member of the group"}, **NOT_FOUND},
+)
+def create_post(
+    body: PostCreate, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+) -> PostPublic:
+    """Write a flow post, or a reply (with `parent_id`) in the parent's thread."""
+    post = service.do_create_post(
+        session=session, principal=principal, request=body, identity=identity
+    )
+    return posts_public(session, principal, [post])[0]
+
+
+@router.get("/posts", tags=["posts"])
+def list_posts(
+    principal: CurrentUser,
+    session: SessionDep,
+    author_id: UUID | None = None,
+    tag: TagParam = None,
+    group_id: UUID | None = None,
+    kind: PostKind | None = None,
+    cursor: CursorParam = None,
+    limit: PageSize = 20,
+) -> Page[PostPublic]:
+    """Posts and replies the caller may read, newest first."""
+    posts, next_cursor = service.list_posts(
+        session=session,
+        principal=principal,
+        author_id=author_id,
+        tag=tag,
+        group_id=group_id,
+        kind=kind,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=posts_public(session, principal, posts), next_cursor=next_cursor)
+
+
+@router.get("/posts/{post_id}", tags=["posts"], responses=NOT_FOUND)
+def read_post(
+    post_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+) -> PostPublic:
+    post = service.check_post(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    return posts_public(session, principal, [post])[0]
+
+
+@router.patch("/posts/{post_id}", tags=["posts"], responses=NOT_YOURS)
+def update_post(
+    post_id: UUID,
+    body: PostUpdate,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+) -> PostPublic:
+    """The author replaces the body; the version goes up."""
+    post = service.check_own_post(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    post = service.do_update_post(session=session, post=post, body=body.body)
+    return posts_public(session, principal, [post])[0]
+
+
+@router.delete(
+    "/posts/{post_id}",
+    tags=["posts"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_YOURS,
+)
+def delete_post(
+    post_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+) -> None:
+    post = service.check_own_post(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    service.do_delete_post(session=session, post=post)
+
+
+@router.get("/posts/{post_id}/replies", tags=["posts"], responses=NOT_FOUND)
+def list_replies(
+    post_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    cursor: CursorParam = None,
+    limit: PageSize = 20,
+) -> Page[PostPublic]:
+    """Direct replies to a post, oldest first."""
+    post = service.check_post(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    replies, next_cursor = service.list_replies(
+        session=session, post=post, cursor=cursor, limit=limit
+    )
+    return Page(items=posts_public(session, principal, replies), next_cursor=next_cursor)
+
+
+@router.post(
+    "/posts/{post_id}/formalize",
+    tags=["posts", "articles"],
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"description": "Not a member of the thread's group"}, **NOT_FOUND},
+)
+def formalize(
+    post_id: UUID,
+    body: Formalize,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+) -> ArticlePublic:
+    """Turn the thread this post belongs to into an article that links back to it."""
+    article = articles.do_formalize(
+        session=session, principal=principal, post_id=post_id, title=body.title, identity=identity
+    )
+    return article_public(article)
+
+
+@router.post(
+    "/posts/{post_id}/reactions",
+    tags=["posts"],
+    status_code=status.HTTP_201_CREATED,
+    responses=NOT_FOUND,
+)
+def react(
+    post_id: UUID,
+    body: ReactionCreate,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    response: Response,
+) -> PostPublic:
+    """Like or thank a post (once per kind; repeating it changes nothing and answers 200)."""
+    post = service.check_post(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    if not service.do_react(session=session, principal=principal, post=post, kind=body.kind):
+        response.status_code = status.HTTP_200_OK
+    return posts_public(session, principal, [post])[0]
+
+
+@router.delete(
+    "/posts/{post_id}/reactions/{kind}",
+    tags=["posts"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_FOUND,
+)
+def unreact(
+    post_id: UUID,
+    kind: ReactionKind,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+) -> None:
+    post = service.check_post(
+        session=session, principal=principal, post_id=post_id, identity=identity
+    )
+    service.do_unreact(session=session, principal=principal, post=post, kind=kind)
+
+
+# --- articles -------------------------------------------------------------------------
+
+
+@router.post(
+    "/articles",
+    tags=["articles"],
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"description": "Not a member of the group"}, **NOT_FOUND},
+)
+def create_article(
+    body: ArticleCreate, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+) -> ArticlePublic:
+    """Write an article (revision 1); tags are the given ones plus the body's #hashtags."""
+    article = articles.do_create_article(
+        session=session, principal=principal, request=body, identity=identity
+    )
+    return article_public(article)
+
+
+@router.get("/articles", tags=["articles"])
+def list_articles(
+    principal: CurrentUser,
+    session: SessionDep,
+    author_id: UUID | None = None,
+    tag: TagParam = None,
+    group_id: UUID | None = None,
+    cursor: CursorParam = None,
+    limit: PageSize = 20,
+) -> Page[ArticlePublic]:
+    """Articles the caller may read, newest first."""
+    items, next_cursor = articles.list_articles(
+        session=session,
+        principal=principal,
+        author_id=author_id,
+        tag=tag,
+        group_id=group_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[article_public(item) for item in items], next_cursor=next_cursor)
+
+
+@router.get("/articles/{article_id}", tags=["articles"], responses=NOT_FOUND)
+def read_article(
+    article_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+) -> ArticlePublic:
+    article = articles.check_article(
+        session=session, principal=principal, article_id=article_id, identity=identity
+    )
+    return article_public(article)
+
+
+@router.patch("/articles/{article_id}", tags=["articles"], responses=NOT_YOURS)
+def update_article(
+    article_id: UUID,
+    body: ArticleUpdate,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+) -> ArticlePublic:
+    """The author changes an article; each change is kept as a new revision."""
+    article = articles.check_own_article(
+        session=session, principal=principal, article_id=article_id, identity=identity
+    )
+    article = articles.do_update_article(
+        session=session, principal=principal, article=article, request=body
+    )
+    return article_public(article)
+
+
+@router.delete(
+    "/articles/{article_id}",
+    tags=["articles"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_YOURS,
+)
+def delete_article(
+    article_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+) -> None:
+    article = articles.check_own_article(
+        session=session, principal=principal, article_id=article_id, identity=identity
+    )
+    articles.do_delete_article(session=session, article=article)
+
+
+@router.get("/articles/{article_id}/revisions", tags=["articles"], responses=NOT_FOUND)
+def list_revisions(
+    article_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    cursor: CursorParam = None,
+    limit: PageSize = 20,
+) -> Page[RevisionSummary]:
+    """An article's revisions, oldest first (fetch one by number for its body)."""
+    article = articles.check_article(
+        session=session, principal=principal, article_id=article_id, identity=identity
+    )
+    revisions, next_cursor = articles.list_revisions(
+        session=session, article=article, cursor=cursor, limit=limit
+    )
+    return Page(items=[revision_summary(item) for item in revisions], next_cursor=next_cursor)
+
+
+@router.get("/articles/{article_id}/revisions/{number}", tags=["articles"], responses=NOT_FOUND)
+def read_revision(
+    article_id: UUID,
+    number: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+) -> RevisionPublic:
+    article = articles.check_article(
+        session=session, principal=principal, article_id=article_id, identity=identity
+    )
+    revision = articles.check_revision(session=session, article=article, number=number)
+    return RevisionPublic.model_validate(
+        {**revision.model_dump(), "created_at": as_utc(revision.created_at)}
+    )
+
+
+# --- internal -------------------------------------------------------------------------
+
+
+@router.get(
+    "/internal/content",
+    tags=["internal"],
+    responses={403: {"description": "Not an administrator"}},
+)
+def list_all_content(
+    principal: CurrentUser,
+    session: SessionDep,
+    cursor: CursorParam = None,
+    limit: PageSize = 100,
+) -> Page[ContentSnapshot]:
+    """Every live post and article, of every visibility, in id order (search reindexing)."""
+    content.check_admin(principal)
+    items, next_cursor = content.list_all_content(session=session, cursor=cursor, limit=limit)
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,132 @@
+"""Posts' HTTP request and response models."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.posts.parsing import TAG_PATTERN, normalise_tag
+from shared.events.contracts import Visibility
+
+PostKind = Literal["post", "reply"]
+ReactionKind = Literal["like", "thanks"]
+
+POST_BODY_MAX = 5000
+ARTICLE_BODY_MAX = 100_000
+TITLE_MAX = 200
+TAGS_MAX = 50
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _tag(value: str) -> str:
+    tag = normalise_tag(value)
+    if not TAG_PATTERN.match(tag):
+        raise ValueError("a tag is letters, digits, '-' or '_' (at most 50), starting alphanumeric")
+    return tag
+
+
+PostBody = Annotated[str, Field(min_length=1, max_length=POST_BODY_MAX), AfterValidator(_not_blank)]
+ArticleBody = Annotated[
+    str, Field(min_length=1, max_length=ARTICLE_BODY_MAX), AfterValidator(_not_blank)
+]
+Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), AfterValidator(_not_blank)]
+Tag = Annotated[str, Field(min_length=1, max_length=51), AfterValidator(_tag)]
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PostCreate(Strict):
+    body: PostBody
+    group_id: UUID | None = Field(
+        default=None, description="Post into this group; a reply may omit it (inherited)."
+    )
+    parent_id: UUID | None = Field(default=None, description="Reply to this post.")
+
+
+class PostUpdate(Strict):
+    body: PostBody
+
+
+class PostPublic(BaseModel):
+    id: UUID
+    kind: PostKind
+    author_id: UUID
+    author_handle: str
+    group_id: UUID | None
+    visibility: Visibility
+    body: str
+    tags: list[str]
+    mentions: list[str]
+    parent_id: UUID | None
+    thread_id: UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    formalized_as: list[UUID] = Field(
+        default_factory=list, description="Articles formalized from this thread."
+    )
+    reactions: dict[str, int] = Field(default_factory=dict)
+
+
+class ReactionCreate(Strict):
+    kind: ReactionKind
+
+
+class ArticleCreate(Strict):
+    title: Title
+    body: ArticleBody
+    tags: Tags = Field(default_factory=list)
+    group_id: UUID | None = None
+    source_thread_id: UUID | None = Field(
+        default=None, description="The thread this article formalizes (must be readable)."
+    )
+
+
+class ArticleUpdate(Strict):
+    """Fields left out (or null) keep their value; any change makes a new revision."""
+
+    title: Title | None = None
+    body: ArticleBody | None = None
+    tags: Tags | None = None
+
+
+class Formalize(Strict):
+    title: Title
+
+
+class ArticlePublic(BaseModel):
+    id: UUID
+    author_id: UUID
+    author_handle: str
+    group_id: UUID | None
+    visibility: Visibility
+    title: str
+    body: str
+    tags: list[str]
+    mentions: list[str]
+    source_thread_id: UUID | None
+    version: int = Field(description="The number of the latest revision.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class RevisionSummary(BaseModel):
+    number: int
+    editor_id: UUID
+    title: str
+    created_at: datetime
+
+
+class RevisionPublic(RevisionSummary):
+    article_id: UUID
+    body: str
+    tags: list[str]
