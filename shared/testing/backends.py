@@ -1,7 +1,8 @@
 """Which real backing servers the tests use: embedded defaults, or the production stack.
 
 - `KNOWFLOW_TEST_POSTGRES_URL` (e.g. from `deploy/postgres/run.sh url knowflow_test`):
-  every service database in the tests is a fresh schema in that PostgreSQL.
+  the production stack: every service database in the tests is a fresh schema in that
+  PostgreSQL, and the end-to-end platform searches with OpenSearch.
 - `KNOWFLOW_TEST_OPENSEARCH_URL` (e.g. http://127.0.0.1:9200): the OpenSearch engine
   is tested against that node.
 - `KNOWFLOW_REQUIRE_REAL_BACKENDS=1` (CI): a missing server fails the tests instead
@@ -25,6 +26,11 @@ def postgres_url() -> str | None:
 
 def opensearch_url() -> str | None:
     return os.environ.get("KNOWFLOW_TEST_OPENSEARCH_URL") or None
+
+
+def production_stack() -> bool:
+    """PostgreSQL configured: run services as in production (OpenSearch for search too)."""
+    return postgres_url() is not None
 
 
 def real_backends_required() -> bool:

@@ -14,7 +14,7 @@ import pytest
 
 from deploy.launch import SERVICES, Platform, Ports, running_platform
 from shared.natsserver import free_port
-from shared.testing.backends import fresh_database, opensearch_url
+from shared.testing.backends import fresh_database, production_stack, require_opensearch
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     )
     var_dir: Path = tmp_path_factory.mktemp("platform")
     extra_env = {}
-    if search_url := opensearch_url():
+    if production_stack():
         extra_env = {
-            "KNOWFLOW_SEARCH_URL": search_url,
+            "KNOWFLOW_SEARCH_URL": require_opensearch(),
             "KNOWFLOW_SEARCH_INDEX_PREFIX": f"e2e-{secrets.token_hex(4)}",
         }
     with ExitStack() as stack:
