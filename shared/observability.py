@@ -32,6 +32,14 @@ def child_traceparent(incoming: str | None) -> str:
     return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
 
 
+def outgoing_headers() -> dict[str, str]:
+    """Headers that carry this request's id and trace to a downstream HTTP call."""
+    headers = {"traceparent": child_traceparent(traceparent_var.get())}
+    if request_id := request_id_var.get():
+        headers["X-Request-ID"] = request_id
+    return headers
+
+
 def trace_id_of(traceparent: str | None) -> str | None:
     match = _TRACEPARENT.match(traceparent or "")
     return match.group(1) if match else None

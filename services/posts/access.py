@@ -24,6 +24,7 @@ from shared.auth import Principal
 from shared.errors import Forbidden, NotFound
 from shared.events.contracts import GroupVisibility, Visibility
 from shared.ids import utcnow
+from shared.observability import outgoing_headers
 
 IDENTITY_TIMEOUT_SECONDS = 5.0
 
@@ -63,7 +64,9 @@ class IdentityGroups:
 
     def ask(self, group_id: UUID) -> IdentityAnswer:
         """Identity's view of the group for the caller; never raises."""
-        headers = {"Authorization": self.authorization} if self.authorization else {}
+        headers = outgoing_headers()
+        if self.authorization:
+            headers["Authorization"] = self.authorization
         try:
             response = self.client.get(
                 f"{self.base_url}/groups/{group_id}",

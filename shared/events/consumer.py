@@ -6,11 +6,19 @@ as processed in that same transaction (so a redelivery is a no-op), commits, and
 then acks. A handler that keeps failing is retried with back-off up to
 `max_deliveries` times, then the message is parked on `deadletter.<consumer>` with
 the error, and acked.
+
+A consumer may also have a `BatchHandler` for some event types (e.g. one bulk request
+to a search cluster per fetch). The runner gives it the decoded, not-yet-processed
+events of one fetch, in stream order, and it reports one result per event: success
+records the event as processed and acks it; a failure is retried and parked exactly
+like a failing per-message handler. A batch handler writes outside the runner's
+transaction, so it must be idempotent on its own (e.g. external versions): an event
+applied but not yet recorded is applied again after a crash.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -21,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.events.bus import Bus
 from shared.events.contracts import EVENT_TYPES
@@ -32,6 +40,7 @@ from shared.observability import bind_traceparent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, CloudEvent, Any], None]
+BatchItem = tuple[CloudEvent, EventData]
 Outcome = Literal["processed", "duplicate", "ignored", "retry", "parked"]
 
 
@@ -47,6 +56,18 @@ class PoisonMessage(Exception):
     """A message that can never be processed (not a CloudEvent, unknown shape)."""
 
 
+@dataclass(frozen=True)
+class BatchHandler:
+    """Applies many events in one call; `handle` returns one result per item, None = done.
+
+    `handle` runs in a worker thread and must not raise for one bad item: it returns
+    that item's exception instead. If it raises, every item of the call is retried.
+    """
+
+    event_types: tuple[type[EventData], ...]
+    handle: Callable[[Sequence[BatchItem]], Sequence[BaseException | None]]
+
+
 @dataclass
 class Consumer:
     """A durable consumer: its name and one handler per event type it cares about."""
@@ -57,10 +78,16 @@ class Consumer:
     ack_wait_seconds: float = 30.0
     batch_size: int = 100
     on_outcome: Callable[[Outcome], None] | None = field(default=None, repr=False)
+    batch_handler: BatchHandler | None = None
+
+    @property
+    def event_types(self) -> set[type[EventData]]:
+        batched = self.batch_handler.event_types if self.batch_handler else ()
+        return {*self.handlers, *batched}
 
     @property
     def filter_subjects(self) -> list[str]:
-        return sorted(filter_subject_for(model.event_type) for model in self.handlers)
+        return sorted({filter_subject_for(model.event_type) for model in self.event_types})
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -110,6 +137,38 @@ def handle_one(engine: Engine, consumer: Consumer, payload: bytes) -> Outcome:
     return "processed"
 
 
+def unprocessed(engine: Engine, consumer: Consumer, event_ids: Sequence[str]) -> set[str]:
+    """The ids among `event_ids` this consumer has not recorded as processed."""
+    if not event_ids:
+        return set()
+    with Session(engine) as session:
+        query = select(ProcessedEvent.event_id).where(
+            ProcessedEvent.consumer == consumer.durable,
+            col(ProcessedEvent.event_id).in_(event_ids),
+        )
+        done = set(session.exec(query).all())
+    return set(event_ids) - done
+
+
+def record_processed(engine: Engine, consumer: Consumer, event_ids: Sequence[str]) -> None:
+    """Record events applied by a batch handler; ids already recorded are skipped."""
+    if not event_ids:
+        return
+    with Session(engine) as session:
+        # A replica may have recorded some meanwhile: insert only the missing ones.
+        missing = unprocessed(engine, consumer, event_ids)
+        now = utcnow()
+        session.add_all(
+            ProcessedEvent(consumer=consumer.durable, event_id=event_id, processed_at=now)
+            for event_id in dict.fromkeys(event_ids)
+            if event_id in missing
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # raced with a replica: the events are recorded either way
+
+
 class ConsumerRunner:
     """Pulls batches for one consumer and settles every message it receives."""
 
@@ -134,8 +193,11 @@ class ConsumerRunner:
                 log.exception("fetch failed for %s", self.consumer.durable)
                 await asyncio.sleep(1.0)
                 continue
-            for message in messages:
-                await self.settle(message)
+            if self.consumer.batch_handler is None:
+                for message in messages:
+                    await self.settle(message)
+            else:
+                await self.settle_batch(messages)
 
     async def settle(self, message: Msg) -> Outcome:
         outcome: Outcome
@@ -145,18 +207,73 @@ class ConsumerRunner:
         except PoisonMessage as exc:
             outcome = await self.park(message, str(exc))
         except Exception as exc:
-            delivered = message.metadata.num_delivered or 1
-            if delivered >= self.consumer.max_deliveries:
-                outcome = await self.park(message, f"{type(exc).__name__}: {exc}")
+            outcome = await self.retry_or_park(message, exc)
+        self._count(outcome)
+        return outcome
+
+    async def settle_batch(self, messages: Sequence[Msg]) -> None:
+        """Settle one fetch: batchable events through the batch handler, the rest one by one."""
+        batch = self.consumer.batch_handler
+        assert batch is not None
+        batched: list[tuple[Msg, BatchItem]] = []
+        for message in messages:
+            try:
+                envelope, data = decode(message.data)
+            except PoisonMessage as exc:
+                self._count(await self.park(message, str(exc)))
+                continue
+            if isinstance(data, batch.event_types):
+                batched.append((message, (envelope, data)))
             else:
-                log.warning(
-                    "handler failed (delivery %d of %s): %s", delivered, message.subject, exc
-                )
-                await message.nak(delay=min(0.2 * 2**delivered, 10.0))
-                outcome = "retry"
+                await self.settle(message)
+        if not batched:
+            return
+        try:
+            pending = await asyncio.to_thread(
+                unprocessed, self.engine, self.consumer, [str(e.id) for _, (e, _) in batched]
+            )
+            todo = [(message, item) for message, item in batched if str(item[0].id) in pending]
+            results = (
+                list(await asyncio.to_thread(batch.handle, [item for _, item in todo]))
+                if todo
+                else []
+            )
+            if len(results) != len(todo):
+                raise RuntimeError(f"batch handler returned {len(results)} results for {len(todo)}")
+            done = [
+                str(item[0].id)
+                for (_, item), result in zip(todo, results, strict=True)
+                if result is None
+            ]
+            await asyncio.to_thread(record_processed, self.engine, self.consumer, done)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("batch of %d failed for %s", len(batched), self.consumer.durable)
+            for message, _ in batched:
+                self._count(await self.retry_or_park(message, exc))
+            return
+        applied = {id(message): result for (message, _), result in zip(todo, results, strict=True)}
+        for message, _ in batched:
+            error = applied.get(id(message))
+            if error is None:
+                await message.ack()
+                self._count("processed" if id(message) in applied else "duplicate")
+            else:
+                self._count(await self.retry_or_park(message, error))
+
+    async def retry_or_park(self, message: Msg, exc: BaseException) -> Outcome:
+        """Nak with back-off, or park once the message has used its deliveries."""
+        delivered = message.metadata.num_delivered or 1
+        if delivered >= self.consumer.max_deliveries:
+            return await self.park(message, f"{type(exc).__name__}: {exc}")
+        log.warning("handler failed (delivery %d of %s): %s", delivered, message.subject, exc)
+        await message.nak(delay=min(0.2 * 2**delivered, 10.0))
+        return "retry"
+
+    def _count(self, outcome: Outcome) -> None:
         if self.consumer.on_outcome:
             self.consumer.on_outcome(outcome)
-        return outcome
 
     async def park(self, message: Msg, error: str) -> Outcome:
         """Put a message that cannot be processed on the dead-letter subject, then ack it."""

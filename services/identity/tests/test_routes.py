@@ -307,14 +307,27 @@ def test_leaving_a_private_group_drops_the_follow_of_it(client: TestClient) -> N
     assert client.get("/follows", headers=bearer(bob)).json() == []
 
 
-def test_events_reach_the_bus_with_message_id(client: TestClient, nats_url: str) -> None:
+def test_events_reach_the_bus_with_message_id_and_the_requests_trace(
+    client: TestClient, nats_url: str
+) -> None:
     import asyncio
 
     import nats
 
-    register(client, "ada")
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    response = client.post(
+        "/auth/register",
+        headers={"traceparent": trace},
+        json={
+            "handle": "ada",
+            "email": "ada@example.org",
+            "password": "correct horse",
+            "display_name": "Ada",
+        },
+    )
+    assert response.status_code == 201
 
-    async def first_event() -> tuple[dict[str, Any], str]:
+    async def first_event() -> tuple[dict[str, Any], dict[str, str]]:
         connection = await nats.connect(nats_url)
         try:
             js = connection.jetstream()
@@ -322,10 +335,13 @@ def test_events_reach_the_bus_with_message_id(client: TestClient, nats_url: str)
                 "events.public.user.registered.v1", ordered_consumer=True
             )
             message = await subscription.next_msg(timeout=10)
-            return json.loads(message.data), message.headers["Nats-Msg-Id"]  # type: ignore[index]
+            return json.loads(message.data), dict(message.headers or {})
         finally:
             await connection.close()
 
-    envelope, message_id = asyncio.run(first_event())
+    envelope, headers = asyncio.run(first_event())
     assert envelope["specversion"] == "1.0" and envelope["type"] == "knowflow.user.registered.v1"
-    assert envelope["id"] == message_id and envelope["data"]["handle"] == "ada"
+    assert envelope["id"] == headers["Nats-Msg-Id"] and envelope["data"]["handle"] == "ada"
+    # The trace of the HTTP request continues on the bus (header and envelope).
+    assert headers["traceparent"].split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert envelope["traceparent"] == headers["traceparent"]

@@ -1,0 +1,96 @@
+"""Digests' event handlers: contract in, projection call, idempotent and order-safe."""
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from services.digests import service
+from shared.events.consumer import Consumer
+from shared.events.contracts import (
+    ArticleCreated,
+    ArticleDeleted,
+    ArticleUpdated,
+    ContentSnapshot,
+    FollowCreated,
+    FollowDeleted,
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    PostCreated,
+    PostDeleted,
+    PostUpdated,
+    UserProfileUpdated,
+    UserRegistered,
+)
+from shared.events.envelope import CloudEvent
+from shared.settings import Settings
+
+
+def on_content(session: Session, _envelope: CloudEvent, data: ContentSnapshot) -> None:
+    service.do_project_content(session=session, data=data)
+
+
+def on_content_deleted(
+    session: Session, _envelope: CloudEvent, data: PostDeleted | ArticleDeleted
+) -> None:
+    service.do_project_deletion(session=session, data=data, deleted_at=data.deleted_at)
+
+
+def on_follow_created(session: Session, envelope: CloudEvent, data: FollowCreated) -> None:
+    service.do_project_follow(session=session, data=data, active=True, at=envelope.time)
+
+
+def on_follow_deleted(session: Session, envelope: CloudEvent, data: FollowDeleted) -> None:
+    service.do_project_follow(session=session, data=data, active=False, at=envelope.time)
+
+
+def on_group_created(session: Session, _envelope: CloudEvent, data: GroupCreated) -> None:
+    service.do_project_group(session=session, data=data)
+
+
+def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdded) -> None:
+    service.do_project_membership(
+        session=session, data=data, user_id=data.user_id, active=True, at=envelope.time
+    )
+
+
+def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberRemoved) -> None:
+    service.do_project_membership(
+        session=session, data=data, user_id=data.user_id, active=False, at=envelope.time
+    )
+
+
+def on_user(
+    session: Session, envelope: CloudEvent, data: UserRegistered | UserProfileUpdated
+) -> None:
+    service.do_project_user(session=session, data=data, at=envelope.time)
+
+
+def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
+    """One durable consumer per projection, so a stuck one does not hold up the others."""
+    return (
+        Consumer(
+            "digests-content",
+            {
+                PostCreated: on_content,
+                PostUpdated: on_content,
+                ArticleCreated: on_content,
+                ArticleUpdated: on_content,
+                PostDeleted: on_content_deleted,
+                ArticleDeleted: on_content_deleted,
+            },
+        ),
+        Consumer(
+            "digests-follows",
+            {FollowCreated: on_follow_created, FollowDeleted: on_follow_deleted},
+        ),
+        Consumer(
+            "digests-groups",
+            {
+                GroupCreated: on_group_created,
+                GroupMemberAdded: on_member_added,
+                GroupMemberRemoved: on_member_removed,
+            },
+        ),
+        Consumer("digests-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
+    )

@@ -1,0 +1,335 @@
+"""Building one person's digest from the projections: a few set-based queries, no N+1.
+
+Visibility is decided in the queries at build time: public items outside private
+groups, plus items of groups the person is a member of *now*. A follow never grants
+access by itself, so following a private group one has left yields nothing.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, and_, or_
+from sqlmodel import Session, col, select
+
+from services.digests.models import (
+    DigestContent,
+    DigestContentTag,
+    DigestFollow,
+    DigestGroup,
+    DigestMembership,
+    DigestUser,
+)
+from services.digests.ranking import SECTION_CAP, Candidate, Match, Section, explain, rank
+from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic, DigestSection
+from services.digests.service import to_utc
+from shared.errors import BadRequest
+
+PERIODS: Mapping[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+PERIOD_WORDS: Mapping[str, str] = {"daily": "in the day", "weekly": "in the week"}
+# A past window may end at most this long ago (events older than the stream are gone).
+MAX_LOOKBACK = timedelta(days=90)
+# Clocks differ a little between machines; an `until` this far ahead is still "now".
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Follows:
+    users: frozenset[UUID]
+    tags: frozenset[str]
+    groups: frozenset[UUID]
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.tags or self.groups)
+
+
+def check_window(
+    *, period: str, now: datetime, until: datetime | None
+) -> tuple[datetime, datetime]:
+    """The `[since, until)` window of a digest; an unknown period or a bad `until` is a 400."""
+    if period not in PERIODS:
+        raise BadRequest(f"period must be one of {', '.join(PERIODS)}")
+    now = to_utc(now)
+    end = now if until is None else to_utc(until)
+    if end > now + CLOCK_SKEW:
+        raise BadRequest("until cannot be in the future")
+    if end < now - MAX_LOOKBACK:
+        raise BadRequest(f"until cannot be more than {MAX_LOOKBACK.days} days ago")
+    return end - PERIODS[period], end
+
+
+def load_follows(*, session: Session, user_id: UUID) -> Follows:
+    """What the person follows now."""
+    rows = session.exec(
+        select(DigestFollow.target_type, DigestFollow.target).where(
+            DigestFollow.follower_id == user_id, col(DigestFollow.active).is_(True)
+        )
+    ).all()
+    users: set[UUID] = set()
+    tags: set[str] = set()
+    groups: set[UUID] = set()
+    for target_type, target in rows:
+        if target_type == "tag":
+            tags.add(target)
+            continue
+        try:
+            target_id = UUID(target)
+        except ValueError:
+            continue  # a malformed target can match nothing
+        if target_type == "user" and target_id != user_id:
+            users.add(target_id)
+        elif target_type == "group":
+            groups.add(target_id)
+    return Follows(frozenset(users), frozenset(tags), frozenset(groups))
+
+
+def visible_to(user_id: UUID) -> ColumnElement[bool]:
+    """Content the person may read now: public outside private groups, or in their groups."""
+    member_of = select(DigestMembership.group_id).where(
+        DigestMembership.user_id == user_id, col(DigestMembership.active).is_(True)
+    )
+    private_groups = select(DigestGroup.group_id).where(DigestGroup.visibility == "private")
+    return or_(
+        and_(
+            col(DigestContent.visibility) == "public",
+            or_(
+                col(DigestContent.group_id).is_(None),
+                col(DigestContent.group_id).not_in(private_groups),
+            ),
+        ),
+        col(DigestContent.group_id).in_(member_of),
+    )
+
+
+def _mention_keys(session: Session, user_id: UUID) -> set[str]:
+    """How a mention of the person may be written: their handle or their id."""
+    keys = {str(user_id)}
+    user = session.get(DigestUser, user_id)
+    if user is not None:
+        keys.add(user.handle.lower())
+    return keys
+
+
+@dataclass
+class ThreadActivity:
+    replies: int = 0
+    mentions_caller: bool = False
+    followed_repliers: frozenset[UUID] = frozenset()
+
+
+def load_thread_activity(
+    *,
+    session: Session,
+    user_id: UUID,
+    follows: Follows,
+    since: datetime,
+    until: datetime,
+    mention_keys: set[str],
+) -> dict[UUID, ThreadActivity]:
+    """Visible replies in the window, folded into their threads."""
+    rows = session.exec(
+        select(DigestContent.thread_root_id, DigestContent.author_id, DigestContent.mentions).where(
+            col(DigestContent.thread_root_id) != col(DigestContent.content_id),
+            col(DigestContent.deleted).is_(False),
+            col(DigestContent.created_at) >= since,
+            col(DigestContent.created_at) < until,
+            visible_to(user_id),
+        )
+    ).all()
+    counts: dict[UUID, int] = defaultdict(int)
+    mentioned: set[UUID] = set()
+    repliers: dict[UUID, set[UUID]] = defaultdict(set)
+    for root_id, author_id, mentions in rows:
+        counts[root_id] += 1
+        if mention_keys.intersection(mentions or ()):
+            mentioned.add(root_id)
+        if author_id in follows.users:
+            repliers[root_id].add(author_id)
+    return {
+        root_id: ThreadActivity(
+            replies=count,
+            mentions_caller=root_id in mentioned,
+            followed_repliers=frozenset(repliers.get(root_id, ())),
+        )
+        for root_id, count in counts.items()
+    }
+
+
+def load_candidate_roots(
+    *,
+    session: Session,
+    user_id: UUID,
+    follows: Follows,
+    since: datetime,
+    until: datetime,
+    activity: Mapping[UUID, ThreadActivity],
+) -> list[DigestContent]:
+    """Visible, live posts and articles by others, new or replied to in the window, followed."""
+    tagged = select(DigestContentTag.content_id).where(
+        col(DigestContentTag.tag).in_(sorted(follows.tags))
+    )
+    replied_by_followed = [root for root, info in activity.items() if info.followed_repliers]
+    query = select(DigestContent).where(
+        col(DigestContent.thread_root_id) == col(DigestContent.content_id),
+        col(DigestContent.deleted).is_(False),
+        col(DigestContent.author_id) != user_id,
+        col(DigestContent.created_at) < until,
+        or_(
+            col(DigestContent.created_at) >= since,
+            col(DigestContent.content_id).in_(list(activity)),
+        ),
+        or_(
+            col(DigestContent.author_id).in_(list(follows.users)),
+            col(DigestContent.group_id).in_(list(follows.groups)),
+            col(DigestContent.content_id).in_(tagged),
+            col(DigestContent.content_id).in_(replied_by_followed),
+        ),
+        visible_to(user_id),
+    )
+    return list(session.exec(query).all())
+
+
+def matches_for(row: DigestContent, follows: Follows, activity: ThreadActivity) -> list[Match]:
+    """Every follow that brings this item into the digest."""
+    matches: list[Match] = []
+    if row.author_id in follows.users:
+        matches.append(Match("author", str(row.author_id)))
+    if row.group_id is not None and row.group_id in follows.groups:
+        matches.append(Match("group", str(row.group_id)))
+    matches.extend(Match("tag", tag) for tag in row.tags if tag in follows.tags)
+    matches.extend(Match("reply", str(uid)) for uid in sorted(activity.followed_repliers, key=str))
+    return matches
+
+
+def _person_label(user: DigestUser | None) -> str:
+    if user is None:
+        return "someone you follow"
+    return f"{user.display_name} (@{user.handle})"
+
+
+def _group_label(group: DigestGroup | None) -> str:
+    if group is None:
+        return "a group"
+    return group.name or group.slug or "a group"
+
+
+def _load_labels(
+    session: Session, user_ids: Iterable[UUID], group_ids: Iterable[UUID]
+) -> tuple[dict[UUID, DigestUser], dict[UUID, DigestGroup]]:
+    users = session.exec(select(DigestUser).where(col(DigestUser.user_id).in_(set(user_ids)))).all()
+    groups = session.exec(
+        select(DigestGroup).where(col(DigestGroup.group_id).in_(set(group_ids)))
+    ).all()
+    return {u.user_id: u for u in users}, {g.group_id: g for g in groups}
+
+
+def _render_sections(
+    session: Session, sections: list[Section], rows: Mapping[UUID, DigestContent], period: str
+) -> list[DigestSection]:
+    """Sections with labels, author handles and the reason for each item, in words."""
+    people, groups = _load_labels(
+        session,
+        [row.author_id for row in rows.values()]
+        + [UUID(s.key) for s in sections if s.reason == "person"],
+        [UUID(s.key) for s in sections if s.reason == "group"],
+    )
+    out: list[DigestSection] = []
+    for section in sections:
+        if section.reason == "person":
+            label = _person_label(people.get(UUID(section.key)))
+        elif section.reason == "group":
+            label = _group_label(groups.get(UUID(section.key)))
+        else:
+            label = f"#{section.key}"
+        items = []
+        for ranked in section.items:
+            row = rows[ranked.candidate.content_id]
+            author = people.get(row.author_id)
+            items.append(
+                DigestItem(
+                    content_id=row.content_id,
+                    kind=row.kind,
+                    title=row.title,
+                    excerpt=row.excerpt,
+                    author_id=row.author_id,
+                    author_handle=author.handle if author else None,
+                    group_id=row.group_id,
+                    tags=list(row.tags),
+                    created_at=to_utc(row.created_at),
+                    replies=ranked.candidate.replies,
+                    score=ranked.score,
+                    why=explain(ranked, label=label, period_word=PERIOD_WORDS[period]),
+                )
+            )
+        out.append(
+            DigestSection(
+                reason=section.reason,
+                key=section.key,
+                label=label,
+                items=items,
+                omitted=section.omitted,
+            )
+        )
+    return out
+
+
+def build_digest(
+    *,
+    session: Session,
+    user_id: UUID,
+    period: DigestPeriod,
+    now: datetime,
+    until: datetime | None = None,
+) -> DigestPublic:
+    """The digest of what the person's follows produced in the period ending `until` (or now)."""
+    since, end = check_window(period=period, now=now, until=until)
+    follows = load_follows(session=session, user_id=user_id)
+    sections: list[Section] = []
+    rows: dict[UUID, DigestContent] = {}
+    if follows:
+        mention_keys = _mention_keys(session, user_id)
+        activity = load_thread_activity(
+            session=session,
+            user_id=user_id,
+            follows=follows,
+            since=since,
+            until=end,
+            mention_keys=mention_keys,
+        )
+        roots = load_candidate_roots(
+            session=session,
+            user_id=user_id,
+            follows=follows,
+            since=since,
+            until=end,
+            activity=activity,
+        )
+        candidates = []
+        for row in roots:
+            info = activity.get(row.content_id, ThreadActivity())
+            rows[row.content_id] = row
+            candidates.append(
+                Candidate(
+                    content_id=row.content_id,
+                    kind=row.kind,
+                    created_at=to_utc(row.created_at),
+                    replies=info.replies,
+                    mentions_caller=info.mentions_caller
+                    or bool(mention_keys.intersection(row.mentions)),
+                    matches=tuple(matches_for(row, follows, info)),
+                )
+            )
+        sections = rank(candidates, since=since, until=end, cap=SECTION_CAP)
+    rendered = _render_sections(session, sections, rows, period)
+    return DigestPublic(
+        user_id=user_id,
+        period=period,
+        since=since,
+        until=end,
+        generated_at=to_utc(now),
+        sections=rendered,
+        total_items=sum(len(s.items) for s in rendered),
+        omitted_items=sum(s.omitted for s in rendered),
+    )

@@ -1,0 +1,89 @@
+"""Digests' projections, built only from events: content, tags, follows, groups, members, users."""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+class DigestContent(SQLModel, table=True):
+    """One post, reply or article as last seen; a deleted one stays as a tombstone."""
+
+    __tablename__ = "digests_content"
+
+    content_id: UUID = Field(primary_key=True)
+    kind: str  # ContentKind
+    author_id: UUID = Field(index=True)
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: str  # Visibility
+    title: str | None = None
+    excerpt: str = ""
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    parent_id: UUID | None = None
+    # The root of the conversation this item belongs to (itself for a root).
+    thread_root_id: UUID = Field(index=True)
+    created_at: datetime = Field(index=True)
+    version: int
+    deleted: bool = False
+
+
+class DigestContentTag(SQLModel, table=True):
+    """Which tags an item carries, so a tag follow is a join rather than a scan."""
+
+    __tablename__ = "digests_content_tag"
+
+    tag: str = Field(primary_key=True)
+    content_id: UUID = Field(primary_key=True, index=True)
+
+
+class DigestFollow(SQLModel, table=True):
+    """Who follows which person, tag or group; `active` false once unfollowed."""
+
+    __tablename__ = "digests_follow"
+
+    follower_id: UUID = Field(primary_key=True)
+    target_type: str = Field(primary_key=True)  # FollowTarget
+    target: str = Field(primary_key=True)
+    active: bool = True
+    # Follow events carry no version: the event time orders them.
+    changed_at: datetime
+
+
+class DigestGroup(SQLModel, table=True):
+    __tablename__ = "digests_group"
+
+    group_id: UUID = Field(primary_key=True)
+    visibility: str  # GroupVisibility
+    name: str | None = None
+    slug: str | None = None
+
+
+class DigestMembership(SQLModel, table=True):
+    """Membership of a group; `active` false once the member left or was removed."""
+
+    __tablename__ = "digests_membership"
+
+    group_id: UUID = Field(primary_key=True)
+    user_id: UUID = Field(primary_key=True, index=True)
+    active: bool = True
+    changed_at: datetime
+
+
+class DigestUser(SQLModel, table=True):
+    __tablename__ = "digests_user"
+
+    user_id: UUID = Field(primary_key=True)
+    handle: str = Field(index=True)
+    display_name: str
+    changed_at: datetime
+
+
+TABLES: list[type[SQLModel]] = [
+    DigestContent,
+    DigestContentTag,
+    DigestFollow,
+    DigestGroup,
+    DigestMembership,
+    DigestUser,
+]

@@ -1,0 +1,45 @@
+"""Digests' HTTP response models."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from services.digests.ranking import Reason
+
+DigestPeriod = Literal["daily", "weekly"]
+
+
+class DigestItem(BaseModel):
+    content_id: UUID
+    kind: str
+    title: str | None
+    excerpt: str
+    author_id: UUID
+    author_handle: str | None
+    group_id: UUID | None
+    tags: list[str]
+    created_at: datetime
+    replies: int = Field(description="Replies in its thread during the period.")
+    score: float
+    why: str
+
+
+class DigestSection(BaseModel):
+    reason: Reason
+    key: str = Field(description="The followed user id, tag or group id.")
+    label: str
+    items: list[DigestItem]
+    omitted: int = Field(description="Items that matched but fell beyond the section's cap.")
+
+
+class DigestPublic(BaseModel):
+    user_id: UUID
+    period: DigestPeriod
+    since: datetime
+    until: datetime
+    generated_at: datetime
+    sections: list[DigestSection]
+    total_items: int = Field(description="Items shown across all sections.")
+    omitted_items: int = Field(description="Items left out by the per-section cap.")

@@ -1,0 +1,106 @@
+"""Search's event handlers: content into the index, identity into the projections.
+
+Each handler runs in the runner's transaction with the processed-event record, so an
+event is applied once; versions (content) and event times (people, membership) make
+late or reordered events harmless.
+"""
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from services.search import service
+from services.search.engines import EngineFactory, engine_factory
+from shared.events.consumer import Consumer, Handler
+from shared.events.contracts import (
+    CONTENT_DELETES,
+    CONTENT_UPSERTS,
+    ContentEvent,
+    ContentSnapshot,
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    UserProfileUpdated,
+    UserRegistered,
+)
+from shared.events.envelope import CloudEvent, EventData
+from shared.ids import as_utc
+from shared.settings import Settings
+
+
+def content_handlers(engines: EngineFactory) -> dict[type[EventData], Handler]:
+    def on_upsert(session: Session, _envelope: CloudEvent, data: ContentSnapshot) -> None:
+        service.do_index_content(engine=engines(session), data=data)
+
+    def on_delete(session: Session, _envelope: CloudEvent, data: ContentEvent) -> None:
+        service.do_delete_content(engine=engines(session), data=data)
+
+    handlers: dict[type[EventData], Handler] = {model: on_upsert for model in CONTENT_UPSERTS}
+    handlers.update({model: on_delete for model in CONTENT_DELETES})
+    return handlers
+
+
+def on_group_created(session: Session, envelope: CloudEvent, data: GroupCreated) -> None:
+    service.do_record_group(
+        session=session,
+        group_id=data.group_id,
+        slug=data.slug,
+        name=data.name,
+        visibility=data.visibility,
+        owner_id=data.owner_id,
+    )
+    service.do_set_membership(
+        session=session,
+        group_id=data.group_id,
+        user_id=data.owner_id,
+        is_member=True,
+        at=as_utc(envelope.time),
+    )
+
+
+def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdded) -> None:
+    service.do_set_membership(
+        session=session,
+        group_id=data.group_id,
+        user_id=data.user_id,
+        is_member=True,
+        at=as_utc(envelope.time),
+    )
+
+
+def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberRemoved) -> None:
+    service.do_set_membership(
+        session=session,
+        group_id=data.group_id,
+        user_id=data.user_id,
+        is_member=False,
+        at=as_utc(envelope.time),
+    )
+
+
+def on_user(
+    session: Session, envelope: CloudEvent, data: UserRegistered | UserProfileUpdated
+) -> None:
+    service.do_record_user(
+        session=session,
+        user_id=data.user_id,
+        handle=data.handle,
+        display_name=data.display_name,
+        at=as_utc(envelope.time),
+    )
+
+
+def consumers(settings: Settings) -> Sequence[Consumer]:
+    """The durable consumers search runs: content, groups, users."""
+    return (
+        Consumer("search-content", content_handlers(engine_factory(settings))),
+        Consumer(
+            "search-groups",
+            {
+                GroupCreated: on_group_created,
+                GroupMemberAdded: on_member_added,
+                GroupMemberRemoved: on_member_removed,
+            },
+        ),
+        Consumer("search-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
+    )

@@ -1,0 +1,151 @@
+"""What every search engine takes and returns, and the interface it implements.
+
+The service talks to an engine only through `SearchEngine` and these engine-neutral
+types, so the embedded SQLite FTS5 engine and a future OpenSearch engine are
+interchangeable and held to the same behavioural tests. Every engine must:
+
+- apply versions: an upsert or deletion older than what it holds is ignored, and a
+  deletion leaves a tombstone (with its version) so a late upsert cannot resurrect it;
+- filter by permission inside the query: a caller sees `public` items plus items of
+  the groups in `principal_groups`, never a post-filtered page;
+- compute experts only over what the caller may see, with `expertise.rank_experts`.
+"""
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from shared.errors import BadRequest
+from shared.events.contracts import ContentKind, Visibility
+
+MAX_QUERY_CHARS = 200
+MAX_QUERY_TERMS = 16
+# Words are runs of letters and digits; everything else (quotes, `*`, `-`, `(`) is a separator.
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """User text reduced to plain words; engines turn it into their own syntax, ANDed."""
+
+    terms: tuple[str, ...]
+    tag: str  # the whole text as a tag, for "is this item tagged with the topic"
+
+    @classmethod
+    def parse(cls, text: str) -> "TextQuery":
+        """The words of `text`, or a 400 when there are none to search for."""
+        terms = tuple(dict.fromkeys(word.lower() for word in _WORD.findall(text[:MAX_QUERY_CHARS])))
+        if not terms:
+            raise BadRequest("the query has no words to search for")
+        return cls(terms=terms[:MAX_QUERY_TERMS], tag=normalise_tag(text[:MAX_QUERY_CHARS]))
+
+
+def normalise_tag(tag: str) -> str:
+    """Tags compare lower-case, without a leading '#', with spaces as '-'."""
+    return "-".join(tag.strip().lower().removeprefix("#").split())
+
+
+@dataclass(frozen=True)
+class IndexDoc:
+    """One piece of content as the index needs it: the whole current state and its version."""
+
+    id: UUID
+    version: int
+    kind: ContentKind
+    title: str | None
+    body: str
+    tags: tuple[str, ...]
+    author_id: UUID
+    group_id: UUID | None
+    visibility: Visibility
+    parent_id: UUID | None
+    thread_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A deleted item; the version keeps an older upsert from bringing it back."""
+
+    id: UUID
+    version: int
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    kind: ContentKind | None = None
+    tag: str | None = None
+    author_id: UUID | None = None
+    group_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: UUID
+    kind: ContentKind
+    title: str | None
+    snippet: str  # HTML-escaped text with matches wrapped in <mark>…</mark>
+    author_id: UUID
+    group_id: UUID | None
+    visibility: Visibility
+    tags: tuple[str, ...]
+    created_at: datetime
+    score: float  # higher is more relevant; comparable within one query only
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[SearchHit]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    content_id: UUID
+    kind: ContentKind
+    title: str | None
+    snippet: str
+    created_at: datetime
+    weight: float
+
+
+@dataclass(frozen=True)
+class Expert:
+    user_id: UUID
+    score: float
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+class SearchEngine(Protocol):
+    """A content index bound to one unit of work (for the embedded engine, one transaction)."""
+
+    def index(self, docs: Sequence[IndexDoc]) -> None:
+        """Insert or replace documents, skipping any older than the stored version."""
+        ...
+
+    def delete(self, deletions: Sequence[Deletion]) -> None:
+        """Remove documents and remember their version, skipping stale deletions."""
+        ...
+
+    def search(
+        self,
+        query: TextQuery,
+        filters: SearchFilters,
+        principal_groups: Collection[UUID],
+        cursor: str | None,
+        limit: int,
+    ) -> SearchPage:
+        """One page of visible matches, best first; `next_cursor` continues after it."""
+        ...
+
+    def experts(
+        self, topic: TextQuery, principal_groups: Collection[UUID], limit: int
+    ) -> list[Expert]:
+        """People ranked by visible evidence on the topic (see `expertise`)."""
+        ...

@@ -1,0 +1,135 @@
+"""Search's endpoints: parse, call the service, shape the response."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.search import service
+from services.search.engines.base import (
+    MAX_QUERY_CHARS,
+    SearchEngine,
+    SearchFilters,
+    TextQuery,
+    normalise_tag,
+)
+from services.search.schemas import (
+    EvidenceItem,
+    ExpertItem,
+    ExpertResults,
+    SearchItem,
+    SearchResults,
+)
+from shared.auth import CurrentUser
+from shared.db import SessionDep
+from shared.errors import BadRequest
+from shared.events.contracts import ContentKind
+from shared.pagination import CursorParam, PageSize
+
+router = APIRouter(tags=["search"])
+
+
+def get_search_engine(request: Request, session: SessionDep) -> SearchEngine:
+    """The configured engine, bound to this request's session."""
+    engine: SearchEngine = request.app.state.engine_factory(session)
+    return engine
+
+
+SearchEngineDep = Annotated[SearchEngine, Depends(get_search_engine)]
+QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)]
+
+
+@router.get("/search", responses={400: {"description": "Nothing searchable in the query"}})
+def search(
+    principal: CurrentUser,
+    session: SessionDep,
+    engine: SearchEngineDep,
+    q: QueryText,
+    cursor: CursorParam = None,
+    limit: PageSize = 20,
+    kind: ContentKind | None = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    author_id: UUID | None = None,
+    group_id: UUID | None = None,
+    since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Created before.")] = None,
+) -> SearchResults:
+    """Posts, replies and articles the caller may see, best match first."""
+    if since and until and since >= until:
+        raise BadRequest("`since` must be before `until`")
+    page = service.search_content(
+        session=session,
+        engine=engine,
+        principal=principal,
+        query=TextQuery.parse(q),
+        filters=SearchFilters(
+            kind=kind,
+            tag=normalise_tag(tag) if tag else None,
+            author_id=author_id,
+            group_id=group_id,
+            since=since,
+            until=until,
+        ),
+        cursor=cursor,
+        limit=limit,
+    )
+    return SearchResults(
+        items=[
+            SearchItem(
+                id=hit.id,
+                kind=hit.kind,
+                title=hit.title,
+                snippet=hit.snippet,
+                author_id=hit.author_id,
+                group_id=hit.group_id,
+                visibility=hit.visibility,
+                tags=list(hit.tags),
+                created_at=hit.created_at,
+                score=hit.score,
+            )
+            for hit in page.hits
+        ],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/experts", responses={400: {"description": "Nothing searchable in the topic"}})
+def experts(
+    principal: CurrentUser,
+    session: SessionDep,
+    engine: SearchEngineDep,
+    topic: QueryText,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> ExpertResults:
+    """Who knows about a topic, judged only by what the caller may see."""
+    ranked = service.find_experts(
+        session=session,
+        engine=engine,
+        principal=principal,
+        topic=TextQuery.parse(topic),
+        limit=limit,
+    )
+    return ExpertResults(
+        topic=topic,
+        experts=[
+            ExpertItem(
+                user_id=expert.user_id,
+                handle=user.handle if user else None,
+                display_name=user.display_name if user else None,
+                score=expert.score,
+                evidence=[
+                    EvidenceItem(
+                        content_id=item.content_id,
+                        kind=item.kind,
+                        title=item.title,
+                        snippet=item.snippet,
+                        created_at=item.created_at,
+                        weight=item.weight,
+                    )
+                    for item in expert.evidence
+                ],
+            )
+            for expert, user in ranked
+        ],
+    )

@@ -1,0 +1,48 @@
+"""Search's HTTP response models."""
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from shared.events.contracts import ContentKind, Visibility
+
+
+class SearchItem(BaseModel):
+    id: UUID
+    kind: ContentKind
+    title: str | None
+    snippet: str = Field(description="HTML-escaped text; matches wrapped in <mark>…</mark>.")
+    author_id: UUID
+    group_id: UUID | None
+    visibility: Visibility
+    tags: list[str]
+    created_at: datetime
+    score: float = Field(description="Higher is more relevant; comparable within one query.")
+
+
+class SearchResults(BaseModel):
+    items: list[SearchItem]
+    next_cursor: str | None = None
+
+
+class EvidenceItem(BaseModel):
+    content_id: UUID
+    kind: ContentKind
+    title: str | None
+    snippet: str
+    created_at: datetime
+    weight: float
+
+
+class ExpertItem(BaseModel):
+    user_id: UUID
+    handle: str | None = Field(description="Null until the person's profile has reached search.")
+    display_name: str | None
+    score: float
+    evidence: list[EvidenceItem]
+
+
+class ExpertResults(BaseModel):
+    topic: str
+    experts: list[ExpertItem]

@@ -1,0 +1,138 @@
+"""Search's rules: what goes into the index, who may see what, and the two queries.
+
+Functions here write through the caller's session (or an engine bound to it) and never
+commit: the request, or the consumer runner, owns the transaction.
+"""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlmodel import Session, col, select
+
+from services.search.engines.base import (
+    Deletion,
+    Expert,
+    IndexDoc,
+    SearchEngine,
+    SearchFilters,
+    SearchPage,
+    TextQuery,
+    normalise_tag,
+)
+from services.search.models import SearchGroup, SearchMembership, SearchUser
+from shared.auth import Principal
+from shared.events.contracts import ContentEvent, ContentSnapshot
+from shared.ids import as_utc
+
+
+def doc_from_snapshot(data: ContentSnapshot) -> IndexDoc:
+    """The index's view of a content event."""
+    tags = tuple(dict.fromkeys(tag for tag in map(normalise_tag, data.tags) if tag))
+    return IndexDoc(
+        id=data.content_id,
+        version=data.version,
+        kind=data.kind,
+        title=data.title,
+        body=data.body,
+        tags=tags,
+        author_id=data.author_id,
+        group_id=data.group_id,
+        visibility=data.visibility,
+        parent_id=data.parent_id,
+        # A reply belongs to its thread; without a thread id its parent is the best guess.
+        thread_id=data.thread_id or (data.parent_id if data.kind == "reply" else None),
+        created_at=data.created_at,
+        updated_at=data.updated_at,
+    )
+
+
+def do_index_content(*, engine: SearchEngine, data: ContentSnapshot) -> None:
+    """Index the item's current state unless the index already holds a newer one."""
+    engine.index([doc_from_snapshot(data)])
+
+
+def do_delete_content(*, engine: SearchEngine, data: ContentEvent) -> None:
+    """Remove the item and leave a tombstone at its version."""
+    engine.delete([Deletion(id=data.content_id, version=data.version)])
+
+
+def do_record_user(
+    *, session: Session, user_id: UUID, handle: str, display_name: str, at: datetime
+) -> None:
+    """Remember a person's handle and name, unless a newer change is already known."""
+    user = session.get(SearchUser, user_id)
+    if user is None:
+        session.add(
+            SearchUser(user_id=user_id, handle=handle, display_name=display_name, changed_at=at)
+        )
+    elif as_utc(user.changed_at) <= at:
+        user.handle, user.display_name, user.changed_at = handle, display_name, at
+        session.add(user)
+
+
+def do_record_group(
+    *, session: Session, group_id: UUID, slug: str, name: str, visibility: str, owner_id: UUID
+) -> None:
+    group = session.get(SearchGroup, group_id)
+    if group is None:
+        session.add(
+            SearchGroup(
+                group_id=group_id, slug=slug, name=name, visibility=visibility, owner_id=owner_id
+            )
+        )
+
+
+def do_set_membership(
+    *, session: Session, group_id: UUID, user_id: UUID, is_member: bool, at: datetime
+) -> None:
+    """Record joining or leaving; an older event than the one applied is ignored.
+
+    At equal times leaving wins: when in doubt, show less.
+    """
+    membership = session.get(SearchMembership, (group_id, user_id))
+    if membership is None:
+        session.add(
+            SearchMembership(group_id=group_id, user_id=user_id, is_member=is_member, changed_at=at)
+        )
+        return
+    stored_at = as_utc(membership.changed_at)
+    if at > stored_at or (at == stored_at and not is_member):
+        membership.is_member, membership.changed_at = is_member, at
+        session.add(membership)
+
+
+def list_member_groups(*, session: Session, user_id: UUID) -> list[UUID]:
+    """The groups whose non-public content this person may see."""
+    query = select(SearchMembership.group_id).where(
+        SearchMembership.user_id == user_id, col(SearchMembership.is_member).is_(True)
+    )
+    return list(session.exec(query).all())
+
+
+def search_content(
+    *,
+    session: Session,
+    engine: SearchEngine,
+    principal: Principal,
+    query: TextQuery,
+    filters: SearchFilters,
+    cursor: str | None,
+    limit: int,
+) -> SearchPage:
+    """One page of the content the caller may see that matches the query."""
+    groups = list_member_groups(session=session, user_id=principal.user_id)
+    return engine.search(query, filters, groups, cursor, limit)
+
+
+def find_experts(
+    *, session: Session, engine: SearchEngine, principal: Principal, topic: TextQuery, limit: int
+) -> list[tuple[Expert, SearchUser | None]]:
+    """People ranked by the evidence the caller may see, with their profiles."""
+    groups = list_member_groups(session=session, user_id=principal.user_id)
+    experts = engine.experts(topic, groups, limit)
+    ids = [expert.user_id for expert in experts]
+    users = {
+        user.user_id: user
+        for user in session.exec(select(SearchUser).where(col(SearchUser.user_id).in_(ids))).all()
+    }
+    return [(expert, users.get(expert.user_id)) for expert in experts]

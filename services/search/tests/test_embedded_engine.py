@@ -1,0 +1,96 @@
+"""The FTS5 engine on a real SQLite database, without the bus: edge cases of its contract."""
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import Connection
+
+from services.search.engines.base import Deletion, IndexDoc, SearchFilters, TextQuery
+from services.search.engines.embedded import EmbeddedEngine, create_schema
+from services.search.service import doc_from_snapshot
+from services.search.tests.conftest import post, reply
+from shared.db import make_engine
+from shared.ids import new_id, utcnow
+
+
+@pytest.fixture
+def connection(tmp_path: Path) -> Iterator[Connection]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'engine.db'}")
+    with engine.begin() as connection:
+        create_schema(connection)
+        yield connection
+    engine.dispose()
+
+
+def found(engine: EmbeddedEngine, text: str, groups: Sequence[UUID] = ()) -> list[str]:
+    page = engine.search(TextQuery.parse(text), SearchFilters(), groups, None, 100)
+    return [str(hit.id) for hit in page.hits]
+
+
+def doc(text: str, **fields: Any) -> IndexDoc:
+    return doc_from_snapshot(post(body=text, **fields))
+
+
+def test_a_delete_of_an_unseen_item_stops_its_late_create(connection: Connection) -> None:
+    engine = EmbeddedEngine(connection)
+    late = doc("late arrival", version=1)
+    engine.delete([Deletion(id=late.id, version=2)])
+    engine.index([late])
+    assert found(engine, "arrival") == []
+
+
+def test_an_upsert_at_the_deleted_version_stays_deleted_but_a_newer_one_restores(
+    connection: Connection,
+) -> None:
+    engine = EmbeddedEngine(connection)
+    item = doc("restorable item", version=1)
+    engine.index([item])
+    engine.delete([Deletion(id=item.id, version=2)])
+    engine.index([doc("restorable item", version=2, content_id=item.id)])
+    assert found(engine, "restorable") == []
+    engine.index([doc("restorable item", version=3, content_id=item.id)])
+    assert found(engine, "restorable") == [str(item.id)]
+
+
+def test_a_stale_delete_does_not_remove_a_newer_version(connection: Connection) -> None:
+    engine = EmbeddedEngine(connection)
+    item = doc("sturdy item", version=3)
+    engine.index([item])
+    engine.delete([Deletion(id=item.id, version=2)])
+    assert found(engine, "sturdy") == [str(item.id)]
+
+
+def test_a_visible_reply_in_a_thread_the_caller_cannot_see_is_no_evidence(
+    connection: Connection,
+) -> None:
+    engine = EmbeddedEngine(connection)
+    group = new_id()
+    root = post(title="Vault rotation", body="how to rotate vault secrets", group_id=group)
+    # A public reply to a private thread (inconsistent upstream data) must still not leak.
+    answer = reply(thread=root, body="with a cron job")
+    answer = answer.model_copy(update={"group_id": None, "visibility": "public"})
+    engine.index([doc_from_snapshot(root), doc_from_snapshot(answer)])
+    assert engine.experts(TextQuery.parse("vault"), [], 10) == []
+    members_view = engine.experts(TextQuery.parse("vault"), [group], 10)
+    assert {expert.user_id for expert in members_view} == {root.author_id, answer.author_id}
+
+
+def test_match_markers_in_content_cannot_forge_highlights(connection: Connection) -> None:
+    engine = EmbeddedEngine(connection)
+    engine.index([doc("forged \x02bold\x03 <mark>x</mark> marker")])
+    (hit,) = engine.search(TextQuery.parse("marker"), SearchFilters(), [], None, 10).hits
+    assert hit.snippet.count("<mark>") == 1
+    assert "&lt;mark&gt;x&lt;/mark&gt;" in hit.snippet
+
+
+def test_naive_date_filters_are_read_as_utc(connection: Connection) -> None:
+    engine = EmbeddedEngine(connection)
+    item = doc("dated item", created_at=utcnow() - timedelta(days=2))
+    engine.index([item])
+    since = (utcnow() - timedelta(days=3)).replace(tzinfo=None)
+    page = engine.search(TextQuery.parse("dated"), SearchFilters(since=since), [], None, 10)
+    assert [hit.id for hit in page.hits] == [item.id]
