@@ -306,9 +306,7 @@ def create_service_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
             if spec.on_shutdown:
                 await spec.on_shutdown(app)
             await app.state.bus.close()
@@ -337,6 +335,19 @@ def create_service_app(
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+async def stop_tasks(tasks: Sequence[asyncio.Task[None]], timeout: float = 10.0) -> None:
+    """Cancel background tasks, again and again: a cancel landing inside nats-py's fetch
+    can be swallowed on Python 3.11, and a single cancel would then hang shutdown."""
+    pending = set(tasks)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while pending and asyncio.get_running_loop().time() < deadline:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.2)
+    for task in pending:
+        log.warning("background task %s did not stop", task.get_name())
 
 
 def _count_outcomes(service: str, consumer: str) -> Callable[[str], None]:

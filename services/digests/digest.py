@@ -52,7 +52,10 @@ def check_window(
     if period not in PERIODS:
         raise BadRequest(f"period must be one of {', '.join(PERIODS)}")
     now = to_utc(now)
-    end = now if until is None else to_utc(until)
+    try:
+        end = now if until is None else to_utc(until)
+    except OverflowError:
+        raise BadRequest("until is out of range") from None
     if end > now + CLOCK_SKEW:
         raise BadRequest("until cannot be in the future")
     if end < now - MAX_LOOKBACK:
@@ -115,6 +118,8 @@ def _mention_keys(session: Session, user_id: UUID) -> set[str]:
 @dataclass
 class ThreadActivity:
     replies: int = 0
+    # The caller's own replies count, but alone they do not bring an old thread back.
+    replied_by_others: bool = False
     mentions_caller: bool = False
     followed_repliers: frozenset[UUID] = frozenset()
 
@@ -140,9 +145,12 @@ def load_thread_activity(
     ).all()
     counts: dict[UUID, int] = defaultdict(int)
     mentioned: set[UUID] = set()
+    others: set[UUID] = set()
     repliers: dict[UUID, set[UUID]] = defaultdict(set)
     for root_id, author_id, mentions in rows:
         counts[root_id] += 1
+        if author_id != user_id:
+            others.add(root_id)
         if mention_keys.intersection(mentions or ()):
             mentioned.add(root_id)
         if author_id in follows.users:
@@ -150,6 +158,7 @@ def load_thread_activity(
     return {
         root_id: ThreadActivity(
             replies=count,
+            replied_by_others=root_id in others,
             mentions_caller=root_id in mentioned,
             followed_repliers=frozenset(repliers.get(root_id, ())),
         )
@@ -171,6 +180,7 @@ def load_candidate_roots(
         col(DigestContentTag.tag).in_(sorted(follows.tags))
     )
     replied_by_followed = [root for root, info in activity.items() if info.followed_repliers]
+    replied_by_others = [root for root, info in activity.items() if info.replied_by_others]
     query = select(DigestContent).where(
         col(DigestContent.thread_root_id) == col(DigestContent.content_id),
         col(DigestContent.deleted).is_(False),
@@ -178,7 +188,7 @@ def load_candidate_roots(
         col(DigestContent.created_at) < until,
         or_(
             col(DigestContent.created_at) >= since,
-            col(DigestContent.content_id).in_(list(activity)),
+            col(DigestContent.content_id).in_(replied_by_others),
         ),
         or_(
             col(DigestContent.author_id).in_(list(follows.users)),

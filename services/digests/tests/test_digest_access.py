@@ -41,6 +41,8 @@ def test_bad_period_is_422_problem(
         ("2025-13-45T00:00:00Z", 422),
         ((utcnow() + timedelta(days=1)).isoformat(), 400),
         ("0001-01-01T00:00:00+00:00", 400),
+        ("0001-01-01T00:00:00+05:00", 400),
+        ("9999-12-31T23:59:59-05:00", 400),
         ((utcnow() - timedelta(days=400)).isoformat(), 400),
     ],
 )

@@ -161,6 +161,16 @@ def test_replies_count_as_thread_activity_and_mentions_boost_rank(
     assert str(old_thread.content_id) not in items
 
 
+def test_callers_own_reply_does_not_bring_back_an_old_thread(
+    client: TestClient, publish: Publish, auth_header: AuthHeader
+) -> None:
+    alice, bob = new_id(), new_id()
+    old_thread = content(author=bob, hours_ago=48)
+    publish(follow(alice, "user", bob), old_thread, reply(author=alice, to=old_thread))
+
+    assert read_digest(client, auth_header(alice))["sections"] == []
+
+
 def test_section_is_capped_at_ten_and_counts_the_rest(
     client: TestClient, publish: Publish, auth_header: AuthHeader
 ) -> None:
