@@ -7,10 +7,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from services.digests.digest import build_digest
+from services.digests.models import DigestUser
 from services.digests.schemas import DigestPeriod, DigestPublic
 from shared.auth import CurrentUser
 from shared.db import SessionDep
-from shared.errors import Forbidden
+from shared.errors import Forbidden, NotFound
 from shared.ids import utcnow
 
 router = APIRouter(prefix="/digests", tags=["digests"])
@@ -37,7 +38,10 @@ def read_my_digest(
     )
 
 
-@router.get("/users/{user_id}", responses={403: {"description": "Not an admin"}})
+@router.get(
+    "/users/{user_id}",
+    responses={403: {"description": "Not an admin"}, 404: {"description": "Unknown user"}},
+)
 def read_user_digest(
     user_id: UUID,
     principal: CurrentUser,
@@ -48,4 +52,6 @@ def read_user_digest(
     """Someone's digest, as they would see it (admins only)."""
     if not principal.is_admin:
         raise Forbidden("only admins can read someone else's digest")
+    if session.get(DigestUser, user_id) is None:
+        raise NotFound(f"no user {user_id}")
     return build_digest(session=session, user_id=user_id, period=period, now=utcnow(), until=until)

@@ -2,7 +2,8 @@
 
 Each handler runs in the runner's transaction with the processed-event record, so an
 event is applied once; versions (content) and event times (people, membership) make
-late or reordered events harmless.
+late or reordered events harmless. With OpenSearch, content events are applied in
+batches (one bulk request per fetch) and external versions make them idempotent.
 """
 
 from collections.abc import Sequence
@@ -10,8 +11,15 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from services.search import service
-from services.search.engines import EngineFactory, engine_factory
-from shared.events.consumer import Consumer, Handler
+from services.search.engines import (
+    OPENSEARCH,
+    EngineFactory,
+    engine_factory,
+    engine_name,
+    opensearch_engine,
+)
+from services.search.engines.opensearch import OpenSearchEngine
+from shared.events.consumer import BatchHandler, BatchItem, Consumer, Handler
 from shared.events.contracts import (
     CONTENT_DELETES,
     CONTENT_UPSERTS,
@@ -38,6 +46,19 @@ def content_handlers(engines: EngineFactory) -> dict[type[EventData], Handler]:
     handlers: dict[type[EventData], Handler] = {model: on_upsert for model in CONTENT_UPSERTS}
     handlers.update({model: on_delete for model in CONTENT_DELETES})
     return handlers
+
+
+def content_batch_handler(engine: OpenSearchEngine) -> BatchHandler:
+    """Content events of one fetch as one bulk request, with a result per event."""
+
+    def handle(items: Sequence[BatchItem]) -> Sequence[BaseException | None]:
+        ops = []
+        for _envelope, data in items:
+            assert isinstance(data, ContentEvent)
+            ops.append(service.operation_for(data))
+        return engine.apply(ops)
+
+    return BatchHandler(event_types=(*CONTENT_UPSERTS, *CONTENT_DELETES), handle=handle)
 
 
 def on_group_created(session: Session, envelope: CloudEvent, data: GroupCreated) -> None:
@@ -92,8 +113,15 @@ def on_user(
 
 def consumers(settings: Settings) -> Sequence[Consumer]:
     """The durable consumers search runs: content, groups, users."""
+    if engine_name(settings) == OPENSEARCH:
+        engine = opensearch_engine(settings.search_url, settings.search_index_prefix)
+        content = Consumer(
+            "search-content", {}, batch_handler=content_batch_handler(engine), batch_size=500
+        )
+    else:
+        content = Consumer("search-content", content_handlers(engine_factory(settings)))
     return (
-        Consumer("search-content", content_handlers(engine_factory(settings))),
+        content,
         Consumer(
             "search-groups",
             {

@@ -1,11 +1,13 @@
 """The search service: content search and "who knows about X", fed by events."""
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.search.consumers import consumers
-from services.search.engines import engine_factory, prepare_engine
+from services.search.engines import OPENSEARCH, engine_factory, engine_name, opensearch_engine
+from services.search.engines import prepare_engine as prepare_search_engine
 from services.search.models import SearchGroup, SearchMembership, SearchUser
 from services.search.routes import router
 from shared.auth import TokenVerifier
@@ -17,7 +19,15 @@ async def start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     # Fails the start (not the first request) when the configured engine cannot run.
     app.state.engine_factory = engine_factory(settings)
-    prepare_engine(settings, app.state.engine)
+    await asyncio.to_thread(prepare_search_engine, settings, app.state.engine)
+
+
+async def check_search_engine(app: FastAPI) -> None:
+    """OpenSearch answers and the content alias exists (the embedded index is the DB)."""
+    settings: Settings = app.state.settings
+    if engine_name(settings) == OPENSEARCH:
+        engine = opensearch_engine(settings.search_url, settings.search_index_prefix)
+        await asyncio.to_thread(engine.ping)
 
 
 SPEC = ServiceSpec(
@@ -29,6 +39,7 @@ SPEC = ServiceSpec(
     tables=[SearchUser, SearchGroup, SearchMembership],
     consumers=consumers,
     on_startup=start,
+    readiness_checks=[check_search_engine],
     migrations=Path(__file__).parent / "migrations",
 )
 

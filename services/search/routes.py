@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.search import service
+from services.search import reindex, service
 from services.search.engines.base import (
     MAX_QUERY_CHARS,
     SearchEngine,
@@ -18,12 +18,13 @@ from services.search.schemas import (
     EvidenceItem,
     ExpertItem,
     ExpertResults,
+    ReindexResult,
     SearchItem,
     SearchResults,
 )
-from shared.auth import CurrentUser
+from shared.auth import CurrentUser, bearer_token
 from shared.db import SessionDep
-from shared.errors import BadRequest
+from shared.errors import BadRequest, Forbidden
 from shared.events.contracts import ContentKind
 from shared.pagination import CursorParam, PageSize
 
@@ -132,4 +133,31 @@ def experts(
             )
             for expert, user in ranked
         ],
+    )
+
+
+@router.post(
+    "/admin/reindex",
+    tags=["admin"],
+    responses={
+        403: {"description": "Not an administrator"},
+        409: {"description": "A rebuild is already running"},
+        501: {"description": "The embedded engine has no rebuild"},
+        502: {"description": "Posts could not be read"},
+    },
+)
+def rebuild_index(principal: CurrentUser, request: Request) -> ReindexResult:
+    """Rebuild the content index from posts into a fresh index and swap it in (OpenSearch)."""
+    if not principal.is_admin:
+        raise Forbidden("only administrators may rebuild the index")
+    report = reindex.reindex_from_posts(
+        request.app.state.settings,
+        bearer_token=bearer_token(request.headers.get("authorization")),
+    )
+    return ReindexResult(
+        index=report.index,
+        replaced=report.replaced,
+        copied=report.copied,
+        tombstones=report.tombstones,
+        seconds=report.seconds,
     )

@@ -46,3 +46,11 @@ class ExpertItem(BaseModel):
 class ExpertResults(BaseModel):
     topic: str
     experts: list[ExpertItem]
+
+
+class ReindexResult(BaseModel):
+    index: str = Field(description="The index the search alias now names.")
+    replaced: list[str] = Field(description="Indices it replaced (deleted).")
+    copied: int = Field(description="Items read from posts.")
+    tombstones: int = Field(description="Deletions carried over from the old index.")
+    seconds: float

@@ -43,7 +43,15 @@ def doc_from_snapshot(data: ContentSnapshot) -> IndexDoc:
         thread_id=data.thread_id or (data.parent_id if data.kind == "reply" else None),
         created_at=data.created_at,
         updated_at=data.updated_at,
+        mentions=tuple(dict.fromkeys(data.mentions)),
     )
+
+
+def operation_for(data: ContentEvent) -> IndexDoc | Deletion:
+    """The index operation a content event asks for."""
+    if isinstance(data, ContentSnapshot):
+        return doc_from_snapshot(data)
+    return Deletion(id=data.content_id, version=data.version)
 
 
 def do_index_content(*, engine: SearchEngine, data: ContentSnapshot) -> None:

@@ -232,7 +232,12 @@ class ConsumerRunner:
             pending = await asyncio.to_thread(
                 unprocessed, self.engine, self.consumer, [str(e.id) for _, (e, _) in batched]
             )
-            todo = [(message, item) for message, item in batched if str(item[0].id) in pending]
+            todo: list[tuple[Msg, BatchItem]] = []
+            for message, item in batched:
+                # A redelivered copy in the same fetch is applied once, with the first.
+                if str(item[0].id) in pending:
+                    pending.discard(str(item[0].id))
+                    todo.append((message, item))
             results = (
                 list(await asyncio.to_thread(batch.handle, [item for _, item in todo]))
                 if todo

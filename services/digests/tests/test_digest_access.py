@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.digests.tests.factories import content, shown_ids
-from shared.events.contracts import FollowCreated
+from shared.events.contracts import FollowCreated, UserRegistered
 from shared.ids import new_id, utcnow
 
 AuthHeader = Callable[..., dict[str, str]]
@@ -89,7 +89,11 @@ def test_admin_reads_someones_digest_as_they_would_see_it(
 ) -> None:
     alice, bob = new_id(), new_id()
     item = content(author=bob)
-    publish(FollowCreated(follower_id=alice, target_type="user", target=str(bob)), item)
+    publish(
+        UserRegistered(user_id=alice, handle="alice", display_name="Alice"),
+        FollowCreated(follower_id=alice, target_type="user", target=str(bob)),
+        item,
+    )
 
     response = client.get(
         f"/digests/users/{alice}", params={"period": "weekly"}, headers=admin_header
@@ -99,3 +103,5 @@ def test_admin_reads_someones_digest_as_they_would_see_it(
     assert response.json()["period"] == "weekly"
     assert shown_ids(response.json()) == [str(item.content_id)]
     assert client.get("/digests/users/not-a-uuid", headers=admin_header).status_code == 422
+    unknown = client.get(f"/digests/users/{new_id()}", headers=admin_header)
+    assert unknown.status_code == 404

@@ -1,7 +1,7 @@
 """What every search engine takes and returns, and the interface it implements.
 
 The service talks to an engine only through `SearchEngine` and these engine-neutral
-types, so the embedded SQLite FTS5 engine and a future OpenSearch engine are
+types, so the embedded SQLite FTS5 engine and the OpenSearch engine are
 interchangeable and held to the same behavioural tests. Every engine must:
 
 - apply versions: an upsert or deletion older than what it holds is ignored, and a
@@ -65,6 +65,7 @@ class IndexDoc:
     thread_id: UUID | None
     created_at: datetime
     updated_at: datetime
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

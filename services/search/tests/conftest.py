@@ -21,24 +21,42 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
+from shared.testing.backends import postgres_url
 from shared.testing.fixtures import ServiceClientFactory, wait_for
+from shared.testing.opensearch import opensearch_prefix
 
-# Each engine and the `search_url` that selects it; OpenSearch joins here.
-ENGINES = {"embedded": ""}
+ENGINES = ("embedded", "opensearch")
 
 Headers = dict[str, str]
 
 
-@pytest.fixture(params=sorted(ENGINES))
+@pytest.fixture(params=ENGINES)
 def engine_name(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
 
 
 @pytest.fixture
-def search_client(service_client: ServiceClientFactory, engine_name: str) -> Iterator[TestClient]:
+def engine_settings(engine_name: str) -> Iterator[dict[str, str]]:
+    """The settings selecting the engine under test; OpenSearch gets its own index prefix."""
+    if engine_name == "embedded":
+        if postgres_url():
+            pytest.skip(
+                "the embedded engine (FTS5) needs SQLite, and KNOWFLOW_TEST_POSTGRES_URL puts "
+                "the service's database on PostgreSQL: run without it to test the embedded engine"
+            )
+        yield {"search_url": ""}
+        return
+    with opensearch_prefix() as (url, prefix):
+        yield {"search_url": url, "search_index_prefix": prefix}
+
+
+@pytest.fixture
+def search_client(
+    service_client: ServiceClientFactory, engine_settings: dict[str, str]
+) -> Iterator[TestClient]:
     """The search service on a real NATS server, with the engine under test."""
-    with service_client(create_app, name="search", search_url=ENGINES[engine_name]) as client:
+    with service_client(create_app, name="search", **engine_settings) as client:
         yield client
 
 

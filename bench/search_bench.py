@@ -1,0 +1,451 @@
+"""Search through the real event path: index throughput, write-to-searchable, query latency.
+
+    .venv/bin/python -m bench.search_bench                              # both engines, 100k
+    .venv/bin/python -m bench.search_bench --engines opensearch --docs 20000
+
+For each engine: starts nats-server and the search service (uvicorn, 1 worker, uvloop)
+as real processes on 127.0.0.1, makes the caller a member of 3 of 20 groups, then
+publishes `--docs` PostCreated CloudEvents (20-60 words, 20% private to a group) to
+JetStream exactly as the posts outbox relay would (publish_async, Nats-Msg-Id), and
+measures:
+
+- indexing throughput: docs / (first publish → the consumer has acked every event
+  and the last one answers in search);
+- write-to-searchable: on the idle service, `--samples` single events, each from
+  publish until a search for its unique word returns it (polled every 2 ms);
+- query latency: `--queries` sequential GET /search of 1-3 vocabulary words, as the
+  caller (so with the permission filter over their groups), p50/p99.
+
+OpenSearch needs a node (`bash deploy/opensearch/run.sh start`); the bench uses its
+own index prefix and deletes it afterwards. Every phase is bounded by `--timeout`.
+Writes bench/results/search.md and search.json.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import secrets
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.gateway_bench import uvicorn_process
+from shared.auth import TokenIssuer
+from shared.events.bus import Bus
+from shared.events.contracts import GroupMemberAdded, PostCreated
+from shared.events.envelope import EventData, subject_for, wrap
+from shared.ids import new_id, utcnow
+from shared.natsserver import free_port, nats_server_binary, start_nats_server
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+# A Zipf-like vocabulary: a few very common words, a long tail of rare ones.
+COMMON = [
+    "team",
+    "service",
+    "deploy",
+    "release",
+    "data",
+    "user",
+    "request",
+    "error",
+    "design",
+    "review",
+]
+MEDIUM = [
+    "kubernetes",
+    "postgres",
+    "kafka",
+    "terraform",
+    "grafana",
+    "tracing",
+    "latency",
+    "cache",
+    "index",
+    "schema",
+    "migration",
+    "rollout",
+    "incident",
+    "budget",
+    "roadmap",
+    "onboarding",
+    "security",
+    "audit",
+    "backup",
+    "queue",
+]
+RARE = [f"topic{n}" for n in range(2000)]
+GROUPS = 20
+MEMBER_OF = 3
+PRIVATE_SHARE = 0.2
+
+
+@dataclass
+class EngineFigures:
+    engine: str
+    docs_published: int
+    docs_indexed: int
+    index_seconds: float
+    docs_per_second: float
+    publish_seconds: float
+    write_to_searchable_ms: dict[str, float] = field(default_factory=dict)
+    query_ms: dict[str, float] = field(default_factory=dict)
+    query_count: int = 0
+    errors: int = 0
+    note: str = ""
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return {}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 2), "n": len(ordered)}
+
+
+def words(rng: random.Random, count: int) -> list[str]:
+    out = []
+    for _ in range(count):
+        roll = rng.random()
+        pool = COMMON if roll < 0.3 else MEDIUM if roll < 0.7 else RARE
+        out.append(rng.choice(pool))
+    return out
+
+
+def synthetic_post(rng: random.Random, groups: list[UUID], authors: list[UUID]) -> PostCreated:
+    created = utcnow() - timedelta(days=rng.uniform(0, 365))
+    group = rng.choice(groups) if rng.random() < PRIVATE_SHARE else None
+    return PostCreated(
+        content_id=new_id(),
+        kind="post",
+        author_id=rng.choice(authors),
+        group_id=group,
+        visibility="private" if group else "public",
+        version=1,
+        title=" ".join(words(rng, 4)).capitalize() if rng.random() < 0.5 else None,
+        body=" ".join(words(rng, rng.randint(20, 60))),
+        tags=[rng.choice(MEDIUM)] if rng.random() < 0.5 else [],
+        mentions=[],
+        parent_id=None,
+        thread_id=None,
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def encode(data: EventData) -> tuple[str, bytes, dict[str, str]]:
+    envelope = wrap(data, source="/knowflow/bench")
+    subject = subject_for(envelope.type, envelope.audience)
+    return subject, envelope.model_dump_json().encode(), {"Nats-Msg-Id": str(envelope.id)}
+
+
+async def publish_all(nats_url: str, messages: list[tuple[str, bytes, dict[str, str]]]) -> None:
+    """As the outbox relay does: publish_async, gathered per batch."""
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="bench-publisher")
+    try:
+        for start in range(0, len(messages), 1000):
+            futures = [
+                await bus.js.publish_async(subject, payload, headers=headers)
+                for subject, payload, headers in messages[start : start + 1000]
+            ]
+            await asyncio.gather(*futures)
+    finally:
+        await bus.close()
+
+
+async def consumer_settled(nats_url: str) -> bool:
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="bench-probe")
+    try:
+        info = await bus.js.consumer_info("KNOWFLOW", "search-content")
+        return not info.num_pending and not info.num_ack_pending
+    finally:
+        await bus.close()
+
+
+@contextmanager
+def jwks_server(issuer: TokenIssuer) -> Iterator[str]:
+    """Identity's JWKS endpoint, served for the search service to verify bench tokens."""
+    body = json.dumps(issuer.jwks()).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_ready(base: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base} not ready within {timeout}s")
+
+
+def run_engine(
+    engine: str, *, args: argparse.Namespace, issuer: TokenIssuer, jwks_url: str, tmp: Path
+) -> EngineFigures:
+    rng = random.Random(42)
+    workdir = tmp / engine
+    workdir.mkdir()
+    nats_port, http_port = free_port(), free_port()
+    nats = start_nats_server(workdir / "nats", port=nats_port)
+    nats_url = f"nats://127.0.0.1:{nats_port}"
+    prefix = f"bench-{secrets.token_hex(4)}"
+    env = {
+        "KNOWFLOW_DATABASE_URL": f"sqlite:///{workdir / 'search.db'}",
+        "KNOWFLOW_NATS_URL": nats_url,
+        "KNOWFLOW_SEARCH_URL": args.opensearch_url if engine == "opensearch" else "",
+        "KNOWFLOW_SEARCH_INDEX_PREFIX": prefix,
+        "KNOWFLOW_JWKS_URL": jwks_url,
+        "KNOWFLOW_LOG_LEVEL": "WARNING",
+    }
+    base = f"http://127.0.0.1:{http_port}"
+    me = new_id()
+    token = issuer.issue(user_id=me, handle="bench")
+    headers = {"Authorization": f"Bearer {token}"}
+    groups = [new_id() for _ in range(GROUPS)]
+    authors = [new_id() for _ in range(500)]
+    try:
+        with uvicorn_process(
+            "services.search.main:app",
+            port=http_port,
+            env=env,
+            workers=1,
+            log=workdir / "search.log",
+        ):
+            wait_ready(base, 60)
+            client = httpx.Client(base_url=base, headers=headers, timeout=30)
+            memberships = [
+                encode(
+                    GroupMemberAdded(
+                        group_id=group, visibility="private", user_id=me, role="member"
+                    )
+                )
+                for group in groups[:MEMBER_OF]
+            ]
+            asyncio.run(publish_all(nats_url, memberships))
+
+            print(f"[{engine}] generating {args.docs} events", flush=True)
+            posts = [synthetic_post(rng, groups, authors) for _ in range(args.docs)]
+            last_word = f"lastdoc{secrets.token_hex(6)}"
+            posts[-1] = posts[-1].model_copy(update={"body": f"{posts[-1].body} {last_word}"})
+            messages = [encode(post) for post in posts]
+
+            print(f"[{engine}] publishing and indexing", flush=True)
+            started = time.monotonic()
+            asyncio.run(publish_all(nats_url, messages))
+            published = time.monotonic() - started
+            deadline = started + args.timeout
+            note = ""
+            while True:
+                found = client.get("/search", params={"q": last_word}).json().get("items")
+                if found and asyncio.run(consumer_settled(nats_url)):
+                    break
+                if time.monotonic() > deadline:
+                    note = f"stopped after {args.timeout}s"
+                    break
+                time.sleep(0.05)
+            elapsed = time.monotonic() - started
+            indexed = args.docs if not note else count_indexed(engine, workdir, args, prefix)
+            figures = EngineFigures(
+                engine=engine,
+                docs_published=args.docs,
+                docs_indexed=indexed,
+                index_seconds=round(elapsed, 2),
+                docs_per_second=round(indexed / elapsed, 1),
+                publish_seconds=round(published, 2),
+                note=note,
+            )
+            print(f"[{engine}] {figures.docs_per_second} docs/s", flush=True)
+            if note:
+                wait_until_settled(nats_url, 600)
+
+            latencies = []
+            for sample in range(args.samples):
+                word = f"sample{secrets.token_hex(6)}"
+                item = synthetic_post(rng, groups, authors)
+                item = item.model_copy(update={"body": f"{item.body} {word}", "group_id": None})
+                item = item.model_copy(update={"visibility": "public"})
+                message = encode(item)
+                sent = time.monotonic()
+                asyncio.run(publish_all(nats_url, [message]))
+                while not client.get("/search", params={"q": word}).json().get("items"):
+                    if time.monotonic() - sent > 30:
+                        figures.errors += 1
+                        break
+                    time.sleep(0.002)
+                latencies.append((time.monotonic() - sent) * 1000)
+                if sample % 10 == 0:
+                    print(f"[{engine}] sample {sample}: {latencies[-1]:.0f} ms", flush=True)
+            figures.write_to_searchable_ms = percentiles(latencies)
+
+            query_rng = random.Random(7)
+            pools = [COMMON, MEDIUM, RARE[:200]]
+            for _ in range(20):  # warm-up
+                client.get("/search", params={"q": query_rng.choice(COMMON)})
+            timings = []
+            for _ in range(args.queries):
+                terms = [
+                    query_rng.choice(query_rng.choice(pools))
+                    for _ in range(query_rng.randint(1, 3))
+                ]
+                began = time.perf_counter()
+                response = client.get("/search", params={"q": " ".join(terms), "limit": 20})
+                timings.append((time.perf_counter() - began) * 1000)
+                if response.status_code != 200:
+                    figures.errors += 1
+            figures.query_ms = percentiles(timings)
+            figures.query_count = len(timings)
+            client.close()
+            return figures
+    finally:
+        nats.terminate()
+        nats.wait(timeout=10)
+        if engine == "opensearch":
+            drop_prefix(args.opensearch_url, prefix)
+
+
+def wait_until_settled(nats_url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not asyncio.run(consumer_settled(nats_url)) and time.monotonic() < deadline:
+        time.sleep(1)
+
+
+def count_indexed(engine: str, workdir: Path, args: argparse.Namespace, prefix: str) -> int:
+    """How many documents the engine holds (for a run stopped by the time bound)."""
+    if engine == "opensearch":
+        response = httpx.get(f"{args.opensearch_url}/{prefix}-content/_count", timeout=30)
+        return int(response.json()["count"])
+    with sqlite3.connect(workdir / "search.db") as connection:
+        return int(connection.execute("SELECT count(*) FROM search_document").fetchone()[0])
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    names = httpx.get(f"{url}/{prefix}-*", timeout=30).json()
+    for name in names:
+        httpx.delete(f"{url}/{name}", timeout=60)
+
+
+def versions(args: argparse.Namespace, engines: list[str]) -> dict[str, str]:
+    found = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for package in ("fastapi", "uvicorn", "nats-py", "opensearch-py", "sqlmodel"):
+        found[package] = version(package)
+    nats = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True)
+    found["nats-server"] = nats.stdout.strip()
+    if "opensearch" in engines:
+        info = httpx.get(args.opensearch_url, timeout=10).json()
+        found["opensearch"] = info["version"]["number"]
+    return found
+
+
+def write_results(
+    figures: list[EngineFigures], args: argparse.Namespace, meta: dict[str, Any]
+) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {**meta, "results": [asdict(figure) for figure in figures]}
+    (RESULTS / "search.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [
+        "# Search benchmark: the real event path",
+        "",
+        f"Date: {meta['date']}. Machine: {meta['machine']}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
+        f"Config: {args.docs} PostCreated events (20-60 words, {int(PRIVATE_SHARE * 100)}% "
+        f"private to one of {GROUPS} groups), published to JetStream with publish_async; "
+        "search service = uvicorn 1 worker (uvloop), SQLite for its own tables; caller in "
+        f"{MEMBER_OF} groups. Write-to-searchable: {args.samples} single events on the idle "
+        f"service, polled every 2 ms. Queries: {args.queries} sequential GET /search of 1-3 "
+        "words over HTTP (limit 20), permission filter included.",
+        "",
+        "| engine | indexed | docs/s | write→searchable p50 / p99 ms | query p50 / p99 ms | errors | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        w, q = f.write_to_searchable_ms, f.query_ms
+        lines.append(
+            f"| {f.engine} | {f.docs_indexed}/{f.docs_published} in {f.index_seconds}s "
+            f"| {f.docs_per_second} | {w.get('p50')} / {w.get('p99')} "
+            f"| {q.get('p50')} / {q.get('p99')} | {f.errors} | {f.note} |"
+        )
+    (RESULTS / "search.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engines", default="embedded,opensearch")
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--timeout", type=float, default=900.0, help="bound per indexing phase")
+    parser.add_argument(
+        "--opensearch-url",
+        default=os.environ.get("KNOWFLOW_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200"),
+    )
+    args = parser.parse_args()
+    engines = [name.strip() for name in args.engines.split(",") if name.strip()]
+    issuer = TokenIssuer(
+        Ed25519PrivateKey.generate(),
+        issuer="knowflow-identity",
+        audience="knowflow",
+        ttl_seconds=7200,
+    )
+    figures = []
+    with (
+        tempfile.TemporaryDirectory(prefix="knowflow-search-bench-") as tmp,
+        jwks_server(issuer) as jwks_url,
+    ):
+        for engine in engines:
+            figures.append(
+                run_engine(engine, args=args, issuer=issuer, jwks_url=jwks_url, tmp=Path(tmp))
+            )
+            print(json.dumps(asdict(figures[-1])), flush=True)
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "versions": versions(args, engines),
+        "config": vars(args),
+    }
+    write_results(figures, args, meta)
+    print((RESULTS / "search.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

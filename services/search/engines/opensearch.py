@@ -1,0 +1,568 @@
+"""The OpenSearch engine: the production index, same behaviour as the embedded one.
+
+Index: the alias `<prefix>-content` names one concrete index `<prefix>-content-<utc
+timestamp>`, created at start-up when missing, with explicit mappings (`dynamic:
+strict`, so a field we did not plan is an error, never a silent new mapping). Text
+(title, body, tags.text) goes through one analyzer (standard tokenizer, possessive,
+lower case, ASCII folding, Porter stemming, like the embedded engine's
+`porter unicode61 remove_diacritics`; no stop words, so "and or not" is searchable);
+identifiers, kind, visibility, tags and mentions are keywords; dates are dates.
+
+Versions: every write is an index operation with external versioning on the event's
+content `version`. An upsert uses `external` (must be newer), a deletion `external_gte`
+(at equal versions deletion wins, as in the embedded engine). A version conflict means
+the index already holds something as new: the event is done, not failed.
+
+Tombstones: a deletion replaces the document by a tombstone, `{id, version,
+deleted: true}` without any content, instead of an OpenSearch delete. A real delete
+keeps its version only for `index.gc_deletes` (60 s), after which a late, older create
+would bring the item back; a tombstone keeps its version for ever (they are small;
+`purge_tombstones` is left for when that matters). Every query filters
+`deleted: false`.
+
+Writes go through the aliases with `require_alias`, so a write can never auto-create
+an index. During a rebuild (`begin_rebuild` … `finish_rebuild`) a second alias,
+`<prefix>-content-rebuild`, names the new index, and every bulk request writes each
+operation through both aliases; external versions make the order in which the copy
+and live events reach the new index irrelevant.
+"""
+
+import logging
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import NotFoundError, RequestError
+
+from services.search.engines.base import (
+    Deletion,
+    Evidence,
+    Expert,
+    IndexDoc,
+    SearchFilters,
+    SearchHit,
+    SearchPage,
+    TextQuery,
+)
+from services.search.engines.expertise import Candidate, Match, rank_experts, stronger
+from services.search.engines.highlight import CLOSE, OPEN, clean, plain_snippet, render
+from shared.errors import BadRequest
+from shared.ids import utcnow
+from shared.pagination import decode_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
+
+ANALYSIS = {
+    "filter": {
+        "knowflow_possessive": {"type": "stemmer", "language": "possessive_english"},
+        "knowflow_porter": {"type": "stemmer", "language": "english"},
+    },
+    "analyzer": {
+        "knowflow_text": {
+            "type": "custom",
+            "tokenizer": "standard",
+            "filter": ["knowflow_possessive", "lowercase", "asciifolding", "knowflow_porter"],
+        }
+    },
+}
+_KEYWORD = {"type": "keyword"}
+_TEXT = {"type": "text", "analyzer": "knowflow_text"}
+MAPPINGS = {
+    "dynamic": "strict",
+    "properties": {
+        "id": _KEYWORD,
+        "version": {"type": "long"},
+        "deleted": {"type": "boolean"},
+        "kind": _KEYWORD,
+        # The keyword subfield serves exact matches and sorting by title; bodies get none
+        # (an exact match on a whole body is never asked for, and it would double the size).
+        "title": {**_TEXT, "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
+        "body": _TEXT,
+        # No ignore_above on tags: a tag the index cannot hold fails loudly (dead letter).
+        "tags": {**_KEYWORD, "fields": {"text": _TEXT}},
+        "mentions": _KEYWORD,
+        "author_id": _KEYWORD,
+        "group_id": _KEYWORD,
+        "visibility": _KEYWORD,
+        "parent_id": _KEYWORD,
+        "thread_id": _KEYWORD,
+        "created_at": {"type": "date"},
+        "updated_at": {"type": "date"},
+    },
+}
+INDEX_SETTINGS = {
+    "number_of_shards": 1,
+    # No replica on a single node (green), one as soon as a second node joins.
+    "auto_expand_replicas": "0-1",
+    "analysis": ANALYSIS,
+}
+
+# Weights as the embedded engine's bm25: title 10, body 1, tags 4.
+TEXT_FIELDS = ["title^10", "body", "tags.text^4"]
+SNIPPET_CHARS = 150
+# Experts consider at most this many on-topic items, newest first.
+CANDIDATE_CAP = 5000
+CANDIDATE_SOURCE = ["id", "author_id", "kind", "title", "created_at", "tags"]
+HIT_SOURCE = ["id", "kind", "title", "author_id", "group_id", "visibility", "tags", "created_at"]
+
+
+class BulkItemError(Exception):
+    """OpenSearch refused one operation of a bulk request."""
+
+
+def connect(url: str, *, timeout: float = 30.0) -> OpenSearch:
+    """A client for the cluster at `url` (http(s)://host:port)."""
+    return OpenSearch(hosts=[url], timeout=timeout, max_retries=2, retry_on_timeout=True)
+
+
+def _stamp(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+def _unstamp(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def text_query(query: TextQuery) -> dict[str, Any]:
+    """Every word required, each in any of the text fields (term-centric, like FTS5)."""
+    return {
+        "multi_match": {
+            "query": " ".join(query.terms),
+            "type": "cross_fields",
+            "operator": "and",
+            "fields": TEXT_FIELDS,
+        }
+    }
+
+
+def visible_to(principal_groups: Collection[UUID]) -> list[dict[str, Any]]:
+    """The permission filter, applied inside every query: live, and public or in a group."""
+    return [
+        {"term": {"deleted": False}},
+        {
+            "bool": {
+                "should": [
+                    {"term": {"visibility": "public"}},
+                    {"terms": {"group_id": sorted(str(group) for group in principal_groups)}},
+                ],
+                "minimum_should_match": 1,
+            }
+        },
+    ]
+
+
+def source_of(doc: IndexDoc) -> dict[str, Any]:
+    return {
+        "id": str(doc.id),
+        "version": doc.version,
+        "deleted": False,
+        "kind": doc.kind,
+        "title": clean(doc.title) if doc.title is not None else None,
+        "body": clean(doc.body),
+        "tags": sorted(set(doc.tags)),
+        "mentions": list(doc.mentions),
+        "author_id": str(doc.author_id),
+        "group_id": str(doc.group_id) if doc.group_id else None,
+        "visibility": doc.visibility,
+        "parent_id": str(doc.parent_id) if doc.parent_id else None,
+        "thread_id": str(doc.thread_id) if doc.thread_id else None,
+        "created_at": _stamp(doc.created_at),
+        "updated_at": _stamp(doc.updated_at),
+    }
+
+
+def tombstone_of(deletion: Deletion) -> dict[str, Any]:
+    return {"id": str(deletion.id), "version": deletion.version, "deleted": True}
+
+
+Operation = IndexDoc | Deletion
+
+
+def _action(target: str, op: Operation) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(op, Deletion):
+        version_type, source = "external_gte", tombstone_of(op)
+    else:
+        version_type, source = "external", source_of(op)
+    header = {
+        "index": {
+            "_index": target,
+            "_id": str(op.id),
+            "version": op.version,
+            "version_type": version_type,
+        }
+    }
+    return header, source
+
+
+class OpenSearchEngine:
+    """The content index behind `<prefix>-content`; thread-safe (one client per process)."""
+
+    def __init__(self, client: OpenSearch, prefix: str, *, now: Any = utcnow) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.alias = f"{prefix}-content"
+        self.rebuild_alias = f"{prefix}-content-rebuild"
+        self.now = now
+
+    # --- index lifecycle ---------------------------------------------------------------
+
+    def new_index_name(self) -> str:
+        return f"{self.alias}-{utcnow().strftime('%Y%m%d%H%M%S%f')}"
+
+    def create_index(self, name: str, aliases: Iterable[str] = ()) -> None:
+        body = {
+            "settings": INDEX_SETTINGS,
+            "mappings": MAPPINGS,
+            "aliases": {alias: {} for alias in aliases},
+        }
+        self.client.indices.create(index=name, body=body)
+
+    def indices_of(self, alias: str) -> list[str]:
+        """The concrete indices an alias names (none if it does not exist)."""
+        try:
+            return sorted(self.client.indices.get_alias(name=alias))
+        except NotFoundError:
+            return []
+
+    def ensure_index(self) -> str:
+        """Create the concrete index and its alias if missing; the index the alias names."""
+        existing = self.indices_of(self.alias)
+        if existing:
+            return existing[0]
+        name = self.new_index_name()
+        self.create_index(name, aliases=[self.alias])
+        # Two replicas starting together may both have created one: the oldest stays.
+        winners = self.indices_of(self.alias)
+        if len(winners) > 1 and name != winners[0]:
+            self.client.indices.delete(index=name)
+        return winners[0]
+
+    def ping(self) -> None:
+        """Raise unless the cluster answers and the alias exists."""
+        self.client.indices.get_alias(name=self.alias)
+
+    def drop_everything(self) -> None:
+        """Delete every index behind this engine's aliases (tests and tear-down)."""
+        names = set(self.indices_of(self.alias)) | set(self.indices_of(self.rebuild_alias))
+        for name in sorted(names):
+            self.client.indices.delete(index=name, params={"ignore_unavailable": "true"})
+
+    # --- writes --------------------------------------------------------------------------
+
+    def apply(self, ops: Sequence[Operation]) -> list[BaseException | None]:
+        """One bulk request for `ops`, through the live alias and a rebuild's alias if any.
+
+        Returns one result per operation: None when the index holds this version or a
+        newer one, the error otherwise. Raises when the request as a whole fails.
+        """
+        if not ops:
+            return []
+        targets = [self.alias]
+        rebuilding = bool(self.indices_of(self.rebuild_alias))
+        if rebuilding:
+            targets.append(self.rebuild_alias)
+        return self._bulk(ops, targets, lenient_target=self.rebuild_alias if rebuilding else None)
+
+    def _bulk(
+        self, ops: Sequence[Operation], targets: Sequence[str], lenient_target: str | None = None
+    ) -> list[BaseException | None]:
+        body: list[dict[str, Any]] = []
+        for op in ops:
+            for target in targets:
+                body.extend(_action(target, op))
+        response = self.client.bulk(body=body, params={"require_alias": "true"})
+        results: list[BaseException | None] = [None] * len(ops)
+        items = response["items"]
+        for position, item in enumerate(items):
+            outcome = item["index"]
+            error = outcome.get("error")
+            if error is None or outcome.get("status") == 409:
+                continue  # applied, or the index already holds this version or a newer one
+            target = targets[position % len(targets)]
+            if target == lenient_target and error.get("type") == "index_not_found_exception":
+                continue  # the rebuild finished meanwhile: the live alias names the new index
+            op_index = position // len(targets)
+            if results[op_index] is None:
+                results[op_index] = BulkItemError(
+                    f"{target}: {error.get('type')}: {error.get('reason')}"
+                )
+        return results
+
+    def index(self, docs: Sequence[IndexDoc]) -> None:
+        self._raise_first(self.apply(docs))
+
+    def delete(self, deletions: Sequence[Deletion]) -> None:
+        self._raise_first(self.apply(deletions))
+
+    @staticmethod
+    def _raise_first(results: Sequence[BaseException | None]) -> None:
+        for result in results:
+            if result is not None:
+                raise result
+
+    # --- queries -------------------------------------------------------------------------
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = self.client.search(index=self.alias, body=body)
+        except RequestError as exc:
+            raise BadRequest("the query cannot be searched") from exc
+        return response
+
+    def search(
+        self,
+        query: TextQuery,
+        filters: SearchFilters,
+        principal_groups: Collection[UUID],
+        cursor: str | None,
+        limit: int,
+    ) -> SearchPage:
+        conditions = visible_to(principal_groups)
+        if filters.kind:
+            conditions.append({"term": {"kind": filters.kind}})
+        if filters.tag:
+            conditions.append({"term": {"tags": filters.tag}})
+        if filters.author_id:
+            conditions.append({"term": {"author_id": str(filters.author_id)}})
+        if filters.group_id:
+            conditions.append({"term": {"group_id": str(filters.group_id)}})
+        if filters.since or filters.until:
+            bounds = {}
+            if filters.since:
+                bounds["gte"] = _stamp(filters.since)
+            if filters.until:
+                bounds["lt"] = _stamp(filters.until)
+            conditions.append({"range": {"created_at": bounds}})
+        body: dict[str, Any] = {
+            "size": limit + 1,
+            "query": {"bool": {"must": [text_query(query)], "filter": conditions}},
+            # The id breaks score ties, so the order is total and search_after is exact.
+            "sort": [{"_score": "desc"}, {"id": "asc"}],
+            "_source": HIT_SOURCE,
+            "track_total_hits": False,
+            "highlight": {
+                "pre_tags": [OPEN],
+                "post_tags": [CLOSE],
+                "fields": {
+                    "body": {
+                        "number_of_fragments": 1,
+                        "fragment_size": SNIPPET_CHARS,
+                        "no_match_size": SNIPPET_CHARS,
+                    }
+                },
+            },
+        }
+        if cursor is not None:
+            score, last_id = decode_cursor(cursor, 2)  # type: ignore[misc]
+            if not isinstance(score, int | float) or not isinstance(last_id, str):
+                raise BadRequest("malformed cursor")
+            body["search_after"] = [float(score), last_id]
+        hits = self._search(body)["hits"]["hits"]
+        next_cursor = None
+        if len(hits) > limit:
+            hits = hits[:limit]
+            next_cursor = encode_cursor(hits[-1]["sort"])
+        return SearchPage(hits=[_hit(hit) for hit in hits], next_cursor=next_cursor)
+
+    def experts(
+        self, topic: TextQuery, principal_groups: Collection[UUID], limit: int
+    ) -> list[Expert]:
+        visible = visible_to(principal_groups)
+        newest_first = [{"created_at": "desc"}, {"id": "desc"}]
+        on_topic = self._search(
+            {
+                "size": CANDIDATE_CAP,
+                "query": {
+                    "bool": {
+                        "filter": [
+                            *visible,
+                            {
+                                "bool": {
+                                    "should": [text_query(topic), {"term": {"tags": topic.tag}}],
+                                    "minimum_should_match": 1,
+                                }
+                            },
+                        ]
+                    }
+                },
+                "sort": newest_first,
+                "_source": CANDIDATE_SOURCE,
+                "track_total_hits": False,
+            }
+        )["hits"]["hits"]
+        # Strength as in the embedded engine: tagged with the topic beats a text match.
+        matches: dict[str, Match] = {
+            hit["_source"]["id"]: "tag" if topic.tag in hit["_source"]["tags"] else "text"
+            for hit in on_topic
+        }
+        sources = {hit["_source"]["id"]: hit["_source"] for hit in on_topic}
+        if matches:
+            # Replies in a thread whose root is on the topic inherit the root's match.
+            in_threads = self._search(
+                {
+                    "size": CANDIDATE_CAP,
+                    "query": {
+                        "bool": {
+                            "filter": [
+                                *visible,
+                                {"term": {"kind": "reply"}},
+                                {"terms": {"thread_id": sorted(matches)}},
+                            ]
+                        }
+                    },
+                    "sort": newest_first,
+                    "_source": [*CANDIDATE_SOURCE, "thread_id"],
+                    "track_total_hits": False,
+                }
+            )["hits"]["hits"]
+            for hit in in_threads:
+                source = hit["_source"]
+                inherited = matches[source["thread_id"]]
+                own = matches.get(source["id"])
+                matches[source["id"]] = stronger(own, inherited) if own else inherited
+                sources[source["id"]] = source
+        candidates = sorted(
+            (
+                Candidate(
+                    content_id=UUID(content_id),
+                    author_id=UUID(source["author_id"]),
+                    kind=source["kind"],
+                    title=source.get("title"),
+                    created_at=_unstamp(source["created_at"]),
+                    match=matches[content_id],
+                )
+                for content_id, source in sources.items()
+            ),
+            key=lambda candidate: (candidate.created_at, str(candidate.content_id)),
+            reverse=True,
+        )[:CANDIDATE_CAP]
+        ranked = rank_experts(candidates, now=self.now(), limit=limit)
+        wanted = [item.content_id for person in ranked for item, _ in person.evidence]
+        snippets = self._snippets(topic, wanted)
+        return [
+            Expert(
+                user_id=person.user_id,
+                score=person.score,
+                evidence=[
+                    Evidence(
+                        content_id=item.content_id,
+                        kind=item.kind,
+                        title=item.title,
+                        snippet=snippets.get(item.content_id, ""),
+                        created_at=item.created_at,
+                        weight=round(weight, 4),
+                    )
+                    for item, weight in person.evidence
+                ],
+            )
+            for person in ranked
+        ]
+
+    def _snippets(self, topic: TextQuery, ids: list[UUID]) -> dict[UUID, str]:
+        """Highlighted snippets where the body matches, the body's opening otherwise."""
+        if not ids:
+            return {}
+        hits = self._search(
+            {
+                "size": len(ids),
+                "query": {
+                    "bool": {
+                        "filter": [{"terms": {"id": [str(i) for i in ids]}}],
+                        "should": [text_query(topic)],
+                    }
+                },
+                "_source": ["id", "body"],
+                "highlight": {
+                    "pre_tags": [OPEN],
+                    "post_tags": [CLOSE],
+                    "fields": {"body": {"number_of_fragments": 1, "fragment_size": SNIPPET_CHARS}},
+                },
+            }
+        )["hits"]["hits"]
+        snippets = {}
+        for hit in hits:
+            marked = hit.get("highlight", {}).get("body")
+            body = hit["_source"].get("body") or ""
+            snippets[UUID(hit["_source"]["id"])] = (
+                render(marked[0]) if marked else plain_snippet(body)
+            )
+        return snippets
+
+    # --- rebuilds ------------------------------------------------------------------------
+
+    def begin_rebuild(self) -> str:
+        """Create a fresh index behind the rebuild alias; live writes now go to both."""
+        name = self.new_index_name()
+        self.create_index(name, aliases=[self.rebuild_alias])
+        building = self.indices_of(self.rebuild_alias)
+        if building != [name]:
+            self.client.indices.delete(index=name)
+            raise RebuildInProgress(f"a rebuild into {building} is already running")
+        return name
+
+    def write_rebuild(self, docs: Sequence[IndexDoc | Deletion]) -> list[BaseException | None]:
+        """Copy items into the index being built (external versions: newer live writes win)."""
+        if not docs:
+            return []
+        return self._bulk(docs, [self.rebuild_alias])
+
+    def live_tombstones(self, index: str, page: int = 1000) -> Iterator[Deletion]:
+        """Every tombstone in `index`, so a rebuild keeps deletions posts no longer lists."""
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "size": page,
+                "query": {"term": {"deleted": True}},
+                "sort": [{"id": "asc"}],
+                "_source": ["id", "version"],
+            }
+            if after is not None:
+                body["search_after"] = after
+            hits = self.client.search(index=index, body=body)["hits"]["hits"]
+            for hit in hits:
+                yield Deletion(id=UUID(hit["_source"]["id"]), version=hit["_source"]["version"])
+            if len(hits) < page:
+                return
+            after = hits[-1]["sort"]
+
+    def finish_rebuild(self, new_index: str) -> list[str]:
+        """Point the live alias at `new_index` in one atomic step; returns the old indices."""
+        old = self.indices_of(self.alias)
+        self.client.indices.refresh(index=new_index)
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": name, "alias": self.alias}} for name in old
+        ]
+        actions += [
+            {"add": {"index": new_index, "alias": self.alias}},
+            {"remove": {"index": new_index, "alias": self.rebuild_alias}},
+        ]
+        self.client.indices.update_aliases(body={"actions": actions})
+        return old
+
+    def abandon_rebuild(self, new_index: str) -> None:
+        """Drop a rebuild that failed; the live index was never touched."""
+        self.client.indices.delete(index=new_index, params={"ignore_unavailable": "true"})
+
+
+class RebuildInProgress(Exception):
+    """Another rebuild holds the rebuild alias."""
+
+
+def _hit(hit: dict[str, Any]) -> SearchHit:
+    source = hit["_source"]
+    marked = hit.get("highlight", {}).get("body")
+    return SearchHit(
+        id=UUID(source["id"]),
+        kind=source["kind"],
+        title=source.get("title"),
+        snippet=render(marked[0]) if marked else "",
+        author_id=UUID(source["author_id"]),
+        group_id=UUID(source["group_id"]) if source.get("group_id") else None,
+        visibility=source["visibility"],
+        tags=tuple(source.get("tags") or ()),
+        created_at=_unstamp(source["created_at"]),
+        score=float(hit["_score"]),
+    )

@@ -1,0 +1,110 @@
+"""The OpenSearch engine on a real node, without the bus: versions, tombstones, bulk results."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from services.search.engines.base import Deletion, IndexDoc, SearchFilters, TextQuery
+from services.search.engines.opensearch import BulkItemError, OpenSearchEngine, connect
+from services.search.service import doc_from_snapshot
+from services.search.tests.conftest import post
+from shared.testing.opensearch import opensearch_prefix
+
+
+@pytest.fixture
+def engine() -> Iterator[OpenSearchEngine]:
+    with opensearch_prefix() as (url, prefix):
+        engine = OpenSearchEngine(connect(url), prefix)
+        engine.ensure_index()
+        yield engine
+
+
+def doc(text: str, **fields: Any) -> IndexDoc:
+    return doc_from_snapshot(post(body=text, **fields))
+
+
+def found(engine: OpenSearchEngine, text: str) -> list[str]:
+    engine.client.indices.refresh(index=engine.alias)
+    page = engine.search(TextQuery.parse(text), SearchFilters(), [], None, 100)
+    return [str(hit.id) for hit in page.hits]
+
+
+def test_the_index_is_created_behind_the_alias_with_strict_mappings(
+    engine: OpenSearchEngine,
+) -> None:
+    (name,) = engine.indices_of(engine.alias)
+    assert name.startswith(f"{engine.alias}-")
+    mapping = engine.client.indices.get_mapping(index=name)[name]["mappings"]
+    assert mapping["dynamic"] == "strict"
+    assert mapping["properties"]["tags"]["type"] == "keyword"
+    assert mapping["properties"]["title"]["fields"]["raw"]["type"] == "keyword"
+    assert engine.ensure_index() == name  # a second start reuses it
+
+
+def test_a_version_conflict_is_reported_as_applied_and_keeps_the_newer_text(
+    engine: OpenSearchEngine,
+) -> None:
+    newer = doc("conflict newer text", version=2)
+    older = doc("conflict older text", version=1, content_id=newer.id)
+    assert engine.apply([newer]) == [None]
+    assert engine.apply([older]) == [None]  # 409 from OpenSearch: already have newer
+    assert engine.apply([newer]) == [None]  # a replay at the same version too
+    assert found(engine, "newer") == [str(newer.id)]
+    assert found(engine, "older") == []
+
+
+def test_tombstones_outlive_gc_deletes_so_a_late_create_stays_deleted(
+    engine: OpenSearchEngine,
+) -> None:
+    (name,) = engine.indices_of(engine.alias)
+    # A real delete's version is forgotten after gc_deletes; a tombstone document is not.
+    engine.client.indices.put_settings(index=name, body={"index": {"gc_deletes": "0s"}})
+    item = doc("ghostly item", version=1)
+    engine.apply([item])
+    engine.apply([Deletion(id=item.id, version=2)])
+    engine.client.indices.refresh(index=name)
+    engine.client.indices.flush(index=name)
+
+    assert engine.apply([item]) == [None]
+    assert engine.apply([doc("ghostly item", version=2, content_id=item.id)]) == [None]
+
+    assert found(engine, "ghostly") == []
+    stored = engine.client.get(index=engine.alias, id=str(item.id))
+    assert stored["_source"] == {"id": str(item.id), "version": 2, "deleted": True}
+    assert stored["_version"] == 2
+    engine.apply([doc("ghostly item back", version=3, content_id=item.id)])
+    assert found(engine, "ghostly") == [str(item.id)]
+
+
+def test_a_document_the_mapping_refuses_fails_alone_in_its_bulk_request(
+    engine: OpenSearchEngine,
+) -> None:
+    good, other = doc("bulk good one"), doc("bulk good two")
+    # A keyword longer than Lucene's 32766-byte term limit cannot be indexed.
+    bad = doc("bulk bad one", tags=["x" * 40_000])
+
+    results = engine.apply([good, bad, other])
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], BulkItemError)
+    assert set(found(engine, "bulk")) == {str(good.id), str(other.id)}
+    with pytest.raises(BulkItemError):
+        engine.index([bad])
+
+
+def test_user_text_is_escaped_and_markers_cannot_forge_highlights(
+    engine: OpenSearchEngine,
+) -> None:
+    engine.apply([doc("forged \x02bold\x03 <mark>x</mark> marker")])
+    engine.client.indices.refresh(index=engine.alias)
+    (hit,) = engine.search(TextQuery.parse("marker"), SearchFilters(), [], None, 10).hits
+    assert hit.snippet.count("<mark>") == 1
+    assert "&lt;mark&gt;x&lt;/mark&gt;" in hit.snippet
+
+
+def test_a_stale_delete_does_not_remove_a_newer_version(engine: OpenSearchEngine) -> None:
+    item = doc("sturdy item", version=3)
+    engine.apply([item])
+    assert engine.apply([Deletion(id=item.id, version=2)]) == [None]
+    assert found(engine, "sturdy") == [str(item.id)]
