@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, Request
 from jwt.algorithms import OKPAlgorithm
 
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, Unavailable
 from shared.ids import new_id
 
 ALGORITHM = "EdDSA"
@@ -76,9 +76,10 @@ class TokenIssuer:
         self.audience = audience
         self.ttl_seconds = ttl_seconds
         self.kid = key_id(private_key.public_key())
+        self.public_keys = {"keys": [public_jwk(private_key.public_key())]}
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [public_jwk(self.private_key.public_key())]}
+        return self.public_keys
 
     def issue(self, *, user_id: UUID, handle: str, is_admin: bool = False) -> str:
         now = int(time.time())
@@ -134,17 +135,19 @@ class TokenVerifier:
         with self._lock:
             if not force and time.monotonic() - self._last_fetch < 10:
                 return
-            self._last_fetch = time.monotonic()
             response = httpx.get(self.jwks_url, timeout=5.0)
             response.raise_for_status()
             self._install(response.json())
+            # Throttle only after a success, so a failed fetch is retried at once.
+            self._last_fetch = time.monotonic()
 
     def _key_for(self, kid: str) -> Any:
         if kid not in self._keys:
             try:
                 self.refresh()
             except httpx.HTTPError as exc:
-                raise Unauthorized("signing keys are unavailable") from exc
+                # Not the token's fault: a 401 would make clients drop good tokens.
+                raise Unavailable("signing keys are unavailable; try again shortly") from exc
         try:
             return self._keys[kid]
         except KeyError:

@@ -55,4 +55,11 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# Requests holding a session at once. Below the pool size (15 on SQLite, 20 on
+# PostgreSQL): a request waiting for a slot holds no thread, so requests that already
+# hold a connection always find a thread to finish on (no pool/threadpool deadlock).
+MAX_CONCURRENT_SESSIONS = 12
+
+SessionDep = Annotated[
+    Session, Depends(get_session, scope="function", max_concurrency=MAX_CONCURRENT_SESSIONS)
+]

@@ -5,7 +5,8 @@ KnowflowError
  ├── Unauthorized    401  no token, or a token that does not verify
  ├── Forbidden       403  authenticated, but not allowed
  ├── NotFound        404  unknown id, or an item the caller may not see
- └── Conflict        409  the change clashes with existing state
+ ├── Conflict        409  the change clashes with existing state
+ └── Unavailable     503  a dependency (e.g. identity's signing keys) cannot be reached
 """
 
 
@@ -42,3 +43,8 @@ class NotFound(KnowflowError):
 class Conflict(KnowflowError):
     status = 409
     title = "Conflict"
+
+
+class Unavailable(KnowflowError):
+    status = 503
+    title = "Service Unavailable"

@@ -44,9 +44,9 @@ def group_public(group: Group, is_member: bool) -> GroupPublic:
 
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that verify tokens")
-def jwks(request: Request) -> dict[str, Any]:
+async def jwks(request: Request) -> dict[str, Any]:
     issuer: TokenIssuer = request.app.state.issuer
-    return issuer.jwks()
+    return issuer.public_keys
 
 
 @router.post(

@@ -1,0 +1,1 @@
+"""The gateway: the single public origin in front of the Knowflow services."""

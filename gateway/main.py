@@ -1,0 +1,174 @@
+"""The gateway process: `uvicorn gateway.main:app` (uvicorn[standard]: uvloop + httptools).
+
+A plain ASGI app rather than FastAPI: the gateway's own endpoints are a dict lookup and
+everything else goes straight to `gateway.proxy.Proxy`, so no router, dependency
+resolution or middleware stack runs per forwarded request (see bench/README.md).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.openapi.docs import get_swagger_ui_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.openapi import OpenAPICache
+from gateway.proxy import Proxy, TokenCheck, Upstreams, send_problem
+from gateway.routing import RouteTable, upstream_urls
+from gateway.upstream import UpstreamUnavailable
+from shared.auth import TokenVerifier
+from shared.observability import configure_logging, new_request_id, request_id_var
+from shared.settings import Settings, get_settings
+from shared.web import problem_response
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[], Awaitable[Response]]
+
+
+class Gateway:
+    """The ASGI app: own endpoints by exact path, every other request to the proxy."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        verifier: TokenVerifier | None = None,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 30.0,
+        readiness_timeout: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self.table = RouteTable()
+        self.urls = upstream_urls(settings)
+        self.upstreams = Upstreams(
+            self.urls, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+        self.tokens = TokenCheck(
+            verifier
+            or TokenVerifier(
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                jwks_url=settings.resolved_jwks_url,
+            )
+        )
+        self.proxy = Proxy(
+            table=self.table,
+            upstreams=self.upstreams,
+            tokens=self.tokens,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        self.openapi = OpenAPICache(self.urls, self.table)
+        self.readiness_timeout = readiness_timeout
+        self.own: dict[str, Handler] = {
+            "/healthz": self.healthz,
+            "/readyz": self.readyz,
+            "/metrics": self.metrics,
+            "/openapi.json": self.openapi_json,
+            "/docs": self.docs,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.own.get(scope["path"])
+            if handler is None:
+                await self.proxy(scope, receive, send)
+            else:
+                await self.serve_own(handler, scope, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def serve_own(self, handler: Handler, scope: Scope, send: Send) -> None:
+        started = time.perf_counter()
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:128]
+        request_id = incoming or new_request_id()
+        if scope["method"] not in ("GET", "HEAD"):
+            await send_problem(scope, send, 405, "only GET is allowed", request_id=request_id)
+            self.proxy.observe(scope["path"], 405, started)
+            return
+        token = request_id_var.set(request_id)
+        try:
+            response = await handler()
+        finally:
+            request_id_var.reset(token)
+        response.headers["x-request-id"] = request_id
+        await response(scope, _no_receive, send)
+        self.proxy.observe(scope["path"], response.status_code, started)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.tokens.prefetch()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.upstreams.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def healthz(self) -> Response:
+        """Liveness: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self) -> Response:
+        """Readiness: every upstream answers its own /readyz with 200."""
+        names = list(self.urls)
+        results = await asyncio.gather(*(self._check_ready(name) for name in names))
+        checks = dict(zip(names, results, strict=True))
+        if all(result == "ok" for result in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        unready = [name for name, result in checks.items() if result != "ok"]
+        return problem_response(503, f"not ready: {', '.join(unready)}", checks=checks)
+
+    async def _check_ready(self, service: str) -> str:
+        pool = self.upstreams.pools[service]
+        try:
+            async with asyncio.timeout(self.readiness_timeout):
+                connection = await pool.request(b"GET", b"/readyz", [])
+                try:
+                    await connection.read_all(self.readiness_timeout)
+                finally:
+                    pool.release(connection)
+        except (TimeoutError, UpstreamUnavailable) as exc:
+            return f"unavailable: {type(exc).__name__}"
+        return "ok" if connection.status == 200 else f"status {connection.status}"
+
+    async def metrics(self) -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi_json(self) -> Response:
+        """The merged OpenAPI document of all services."""
+        document, missing = await self.openapi.document()
+        headers = {"x-openapi-missing": ",".join(missing)} if missing else None
+        return JSONResponse(document, headers=headers)
+
+    async def docs(self) -> Response:
+        """Swagger UI over the merged document."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Knowflow API")
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    connect_timeout: float = 2.0,
+    read_timeout: float = 30.0,
+) -> Gateway:
+    """The gateway ASGI app for these settings (environment `KNOWFLOW_*` by default)."""
+    settings = settings or get_settings()
+    configure_logging("gateway", settings.log_level, settings.log_json)
+    return Gateway(
+        settings, verifier=verifier, connect_timeout=connect_timeout, read_timeout=read_timeout
+    )
+
+
+app = create_app()

@@ -1,0 +1,338 @@
+"""The hot path: check the token, forward the request, stream the answer back.
+
+Why naive gateways are slow (measured, see bench/README.md): a FastAPI route that calls
+a shared `httpx.AsyncClient` spends most of its time in httpx/httpcore's connection pool
+(its per-request bookkeeping grows with the number of pooled connections, httpx#3215) and
+in anyio; on top come FastAPI's routing, dependency resolution and middleware stack, JSON
+parsing and re-serialising bodies, and copying every header through several dict types.
+At 64 connections that ran at a fraction of the upstream's throughput.
+
+So this module is plain ASGI: one dict lookup or a short prefix scan picks the route, one
+pass over the raw header list builds the forwarded headers (bytes stay bytes), a verified
+token is a dict hit, and `gateway.upstream` (keep-alive pools, httptools) carries the
+bytes. Bodies are never parsed; responses of unknown or large size are streamed.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+from prometheus_client import Counter, Histogram
+from starlette.types import Receive, Scope, Send
+
+from gateway.routing import FORWARDED_METHODS, RouteTable, is_public
+from gateway.upstream import UpstreamPool, UpstreamUnavailable
+from shared.auth import TokenVerifier, bearer_token
+from shared.errors import Unauthorized
+from shared.observability import child_traceparent, new_request_id, request_id_var
+from shared.web import problem_response
+
+log = logging.getLogger(__name__)
+
+GATEWAY_REQUESTS = Counter(
+    "knowflow_gateway_requests_total", "Requests answered by the gateway", ["route", "status"]
+)
+GATEWAY_LATENCY = Histogram(
+    "knowflow_gateway_request_duration_seconds",
+    "Gateway latency, upstream included",
+    ["route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Recomputed or replaced by the gateway rather than copied.
+REQUEST_SKIP = HOP_BY_HOP | {b"host", b"content-length", b"x-request-id", b"traceparent", b"expect"}
+RESPONSE_SKIP = HOP_BY_HOP | {b"x-request-id", b"traceparent", b"server", b"date"}
+
+# Responses up to this size (with a Content-Length) are sent in one message; others stream.
+BUFFER_LIMIT = 256 * 1024
+STREAM_CHUNK = 64 * 1024
+
+
+class TokenCheck:
+    """Verifies bearer tokens once per token; JWKS fetches (sync httpx) run in a thread."""
+
+    def __init__(self, verifier: TokenVerifier, *, cache_size: int = 10_000) -> None:
+        self.verifier = verifier
+        self._expiry: dict[str, float] = {}
+        self._cache_size = cache_size
+
+    async def check(self, authorization: bytes | None) -> None:
+        """Raise Unauthorized unless the header carries a valid bearer token."""
+        token = bearer_token(authorization.decode("latin-1") if authorization else None)
+        expiry = self._expiry.get(token)
+        if expiry is not None and expiry > time.time():
+            return
+        # A first-seen token may need the JWKS, fetched with blocking httpx: off the loop.
+        await asyncio.to_thread(self.verifier.verify, token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        if len(self._expiry) >= self._cache_size:
+            self._expiry.clear()
+        self._expiry[token] = float(claims["exp"])
+
+    async def prefetch(self) -> None:
+        """Load the JWKS early so the first request does not wait; identity may be down."""
+        try:
+            await asyncio.to_thread(self.verifier.refresh, force=True)
+        except Exception as exc:
+            log.warning("JWKS not loaded at start-up (%s); will retry on demand", exc)
+
+
+class Upstreams:
+    """One keep-alive pool per service, so a slow service cannot starve the others."""
+
+    def __init__(
+        self, urls: dict[str, str], *, connect_timeout: float, read_timeout: float
+    ) -> None:
+        self.urls = urls
+        self.pools = {
+            service: UpstreamPool(url, connect_timeout=connect_timeout, read_timeout=read_timeout)
+            for service, url in urls.items()
+        }
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+
+
+async def send_problem(
+    scope: Scope,
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    request_id: str,
+    traceparent: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> None:
+    """Answer with RFC 9457 problem+json carrying the request id."""
+    token = request_id_var.set(request_id)
+    try:
+        response = problem_response(status, detail, instance=scope.get("path"), **extensions)
+    finally:
+        request_id_var.reset(token)
+    response.headers["x-request-id"] = request_id
+    if traceparent:
+        response.headers["traceparent"] = traceparent
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than `limit` bytes."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Proxy:
+    """Forwards /api/v1 requests to the service the routing table names."""
+
+    def __init__(
+        self,
+        *,
+        table: RouteTable,
+        upstreams: Upstreams,
+        tokens: TokenCheck,
+        max_body_bytes: int,
+    ) -> None:
+        self.table = table
+        self.upstreams = upstreams
+        self.tokens = tokens
+        self.max_body_bytes = max_body_bytes
+        self._metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, status: int, started: float) -> None:
+        """Count and time a request; label children are cached (their lookup takes a lock)."""
+        children = self._metrics.get((route, status))
+        if children is None:
+            status_label = str(status)
+            children = (
+                GATEWAY_REQUESTS.labels(route, status_label),
+                GATEWAY_LATENCY.labels(route, status_label),
+            )
+            self._metrics[(route, status)] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status, route_label = await self.forward(scope, receive, send)
+        self.observe(route_label, status, started)
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+        """Forward one request; returns (status, route label) for metrics."""
+        forwarded: list[tuple[bytes, bytes]] = []
+        authorization: bytes | None = None
+        incoming_id = incoming_trace = b""
+        declared = 0
+        for name, value in scope["headers"]:
+            if name in REQUEST_SKIP:
+                if name == b"x-request-id":
+                    incoming_id = value
+                elif name == b"traceparent":
+                    incoming_trace = value
+                elif name == b"content-length":
+                    declared = int(value) if value.isdigit() else 0
+                continue
+            if name == b"authorization":
+                authorization = value
+            forwarded.append((name, value))
+        request_id = incoming_id.decode("latin-1")[:128] or new_request_id()
+        traceparent = child_traceparent(incoming_trace.decode("latin-1"))
+
+        async def refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+            await send_problem(
+                scope,
+                send,
+                status,
+                detail,
+                request_id=request_id,
+                traceparent=traceparent,
+                headers=headers,
+            )
+
+        path: str = scope["path"]
+        method: str = scope["method"]
+        matched = self.table.match(path)
+        if matched is None:
+            await refuse(404, f"no route for {path}")
+            return 404, "unmatched"
+        route, upstream_path = matched
+        if method not in FORWARDED_METHODS:
+            allow = ", ".join(sorted(FORWARDED_METHODS))
+            await refuse(405, f"{method} is not allowed", {"allow": allow})
+            return 405, route.public
+
+        if not is_public(method, path):
+            try:
+                await self.tokens.check(authorization)
+            except Unauthorized as exc:
+                await refuse(401, exc.detail, {"www-authenticate": "Bearer"})
+                return 401, route.public
+
+        try:
+            if declared > self.max_body_bytes:
+                raise BodyTooLarge
+            body = await read_body(receive, self.max_body_bytes)
+        except BodyTooLarge:
+            detail = f"request body exceeds {self.max_body_bytes} bytes"
+            await refuse(413, detail)
+            return 413, route.public
+
+        forwarded.append((b"x-request-id", request_id.encode("latin-1")))
+        forwarded.append((b"traceparent", traceparent.encode("latin-1")))
+        client = scope.get("client")
+        if client:
+            forwarded.append((b"x-forwarded-for", client[0].encode("latin-1")))
+        pool = self.upstreams.pools[route.service]
+        target = self._target(route.public, route.upstream_prefix, upstream_path, scope)
+        try:
+            connection = await pool.request(method.encode("ascii"), target, forwarded, body)
+        except (TimeoutError, UpstreamUnavailable) as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            return await self._failed(scope, refuse, status, route.service, route.public, exc)
+
+        response_started = False
+        try:
+            headers = []
+            length = -1
+            for name, value in connection.headers:
+                lowered = name.lower()
+                if lowered in RESPONSE_SKIP:
+                    continue
+                if lowered == b"content-length":
+                    length = int(value)
+                headers.append((name, value))
+            headers.append((b"x-request-id", request_id.encode("latin-1")))
+            headers.append((b"traceparent", traceparent.encode("latin-1")))
+            status = connection.status
+            if connection.complete or 0 <= length <= BUFFER_LIMIT:
+                # Read before starting the response, so a failure can still become a 502.
+                content = await connection.read_all(pool.read_timeout)
+                response_started = True
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": content})
+                return status, route.public
+            response_started = True
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            while (chunk := await connection.read_chunk(pool.read_timeout)) is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return status, route.public
+        except (TimeoutError, UpstreamUnavailable) as exc:
+            if response_started:
+                # Too late for a problem response: drop the connection so the client sees it.
+                log.warning("upstream %s broke off %s %s: %s", route.service, method, path, exc)
+                raise
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            return await self._failed(scope, refuse, status, route.service, route.public, exc)
+        finally:
+            pool.release(connection)
+
+    async def _failed(
+        self,
+        scope: Scope,
+        refuse: Callable[[int, str], Awaitable[None]],
+        status: int,
+        service: str,
+        route: str,
+        exc: Exception,
+    ) -> tuple[int, str]:
+        if status == 504:
+            detail = f"the {service} service did not answer in time"
+        else:
+            detail = f"the {service} service is unavailable"
+        log.warning("%s %s: %s (%s)", scope["method"], scope["path"], detail, exc)
+        await refuse(status, detail)
+        return status, route
+
+    def _target(self, public: str, upstream_prefix: str, upstream_path: str, scope: Scope) -> bytes:
+        """The upstream request target, keeping the client's percent-encoding and query."""
+        raw_path: bytes | None = scope.get("raw_path")
+        prefix = public.encode()
+        if raw_path is not None and raw_path.startswith(prefix):
+            path = upstream_prefix.encode() + raw_path[len(prefix) :]
+        else:
+            path = quote(upstream_path).encode("ascii")
+        query: bytes = scope.get("query_string", b"")
+        return path + b"?" + query if query else path

@@ -1,0 +1,107 @@
+"""The routing table: which public path goes to which service, and which need no token.
+
+The table is data: adding a service or a path family is a new `Route` line, nothing else.
+Prefixes match whole path segments (`/api/v1/users` matches `/api/v1/users` and
+`/api/v1/users/me`, never `/api/v1/usersx`).
+"""
+
+from dataclasses import dataclass
+
+from shared.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One public path family served by one upstream service."""
+
+    public: str
+    service: str
+    upstream: str = ""  # defaults to `public` without API_PREFIX
+    exact: bool = False
+
+    @property
+    def upstream_prefix(self) -> str:
+        return self.upstream or self.public.removeprefix(API_PREFIX)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/api/v1/auth/jwks", "identity", "/.well-known/jwks.json", exact=True),
+    Route("/api/v1/auth", "identity"),
+    Route("/api/v1/users", "identity"),
+    Route("/api/v1/groups", "identity"),
+    Route("/api/v1/follows", "identity"),
+    Route("/api/v1/posts", "posts"),
+    Route("/api/v1/articles", "posts"),
+    Route("/api/v1/search", "search"),
+    Route("/api/v1/experts", "search"),
+    Route("/api/v1/digests", "digests"),
+)
+
+# (method, public path) pairs that are forwarded without a token.
+PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/v1/auth/register"),
+        ("POST", "/api/v1/auth/login"),
+        ("GET", "/api/v1/auth/jwks"),
+    }
+)
+
+FORWARDED_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
+
+
+def upstream_urls(settings: Settings) -> dict[str, str]:
+    """Base URL of each service, from settings."""
+    return {
+        "identity": settings.identity_url.rstrip("/"),
+        "posts": settings.posts_url.rstrip("/"),
+        "search": settings.search_service_url.rstrip("/"),
+        "digests": settings.digests_url.rstrip("/"),
+    }
+
+
+class RouteTable:
+    """Resolves public paths to (route, upstream path) and upstream paths back to public ones."""
+
+    def __init__(self, routes: tuple[Route, ...] = ROUTES) -> None:
+        self.exact = {route.public: route for route in routes if route.exact}
+        # Longest prefix first, so a specific family wins over a general one.
+        self.prefixes = sorted(
+            (route for route in routes if not route.exact),
+            key=lambda route: len(route.public),
+            reverse=True,
+        )
+        self.routes = routes
+
+    def match(self, path: str) -> tuple[Route, str] | None:
+        """The route for a public path and the path to request upstream, or None."""
+        route = self.exact.get(path)
+        if route is not None:
+            return route, route.upstream_prefix
+        for route in self.prefixes:
+            prefix = route.public
+            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                return route, route.upstream_prefix + path[len(prefix) :]
+        return None
+
+    def public_path(self, service: str, upstream_path: str) -> str | None:
+        """Where a service's own path is exposed publicly, or None if it is not routed."""
+        for route in self.routes:
+            if route.service != service:
+                continue
+            prefix = route.upstream_prefix
+            if route.exact:
+                if upstream_path == prefix:
+                    return route.public
+            elif upstream_path == prefix or upstream_path.startswith(prefix + "/"):
+                candidate = route.public + upstream_path[len(prefix) :]
+                # Only if the public path routes back here (a more specific route may shadow it).
+                matched = self.match(candidate)
+                if matched is not None and matched[0] == route:
+                    return candidate
+        return None
+
+
+def is_public(method: str, path: str) -> bool:
+    return (method, path) in PUBLIC_OPERATIONS
