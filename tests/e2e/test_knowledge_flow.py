@@ -126,7 +126,7 @@ def test_member_finds_public_and_private_items_with_highlights(
     eventually(lambda: everything <= search_ids(gateway, b, "pkm") | search_ids(gateway, b, "wiki"))
     response = gateway.get("/search", params={"q": "zettelkasten"}, headers=b["headers"]).json()
     assert response["items"], response
-    assert any("<mark>" in item["snippet"].lower() for item in response["items"])
+    assert any("<mark>" in item["snippet"].lower() for item in response["items"]), response
     secret = search_ids(gateway, b, "secret roadmap")
     assert world["private_post"]["id"] in secret
 
