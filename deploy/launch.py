@@ -94,8 +94,13 @@ class Platform:
             "--timeout-graceful-shutdown",
             "5",
         ]
+        # Own session: Ctrl-C goes to the launcher alone, which stops services in order.
         self.processes[name] = subprocess.Popen(
-            command, env=self.environment(name, extra), stdout=log, stderr=subprocess.STDOUT
+            command,
+            env=self.environment(name, extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, name: str, url: str, timeout: float = 60.0) -> None:
@@ -174,6 +179,10 @@ def running_platform(
         platform.stop()
 
 
+def interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--var-dir", default=os.environ.get("KNOWFLOW_VAR_DIR", "var"))
@@ -194,13 +203,9 @@ def main() -> int:
         digests=base + 4,
         nats=args.nats_port,
     )
-    stopping = False
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
+    # Installed explicitly: a shell that starts us in the background ignores SIGINT.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         with running_platform(Path(args.var_dir), ports, gateway_host=args.host) as platform:
             print(f"Knowflow is running at {platform.gateway_url}", flush=True)
@@ -208,7 +213,7 @@ def main() -> int:
                 f"  API docs: {platform.gateway_url}/docs   (Ctrl-C stops everything)", flush=True
             )
             print(f"  logs: {platform.var_dir}/logs/", flush=True)
-            while not stopping:
+            while True:
                 if crashed := platform.failed():
                     print(
                         f"{crashed} stopped unexpectedly; see {platform.var_dir}/logs/{crashed}.log",

@@ -62,8 +62,12 @@ def start_nats_server(
     store_dir.mkdir(parents=True, exist_ok=True)
     config = write_config(workdir / "nats.conf", port=port, store_dir=store_dir)
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    # Its own session: a terminal's Ctrl-C reaches the launcher, which stops NATS last.
     process = subprocess.Popen(
-        [nats_server_binary(), "-c", str(config)], stdout=output, stderr=subprocess.STDOUT
+        [nats_server_binary(), "-c", str(config)],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_for_port(port)
