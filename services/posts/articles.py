@@ -13,7 +13,6 @@ from services.posts.access import (
     can_read,
     check_group_for_posting,
     item_visibility,
-    readable_filter,
 )
 from services.posts.models import Article, ArticleRevision, Post
 from services.posts.parsing import parse_mentions, parse_tags, unique
@@ -25,8 +24,6 @@ from services.posts.service import (
     do_set_tags,
     flush_or_conflict,
     list_thread,
-    page_by_id,
-    tagged,
 )
 from shared.auth import Principal
 from shared.errors import BadRequest, Forbidden, NotFound
@@ -226,42 +223,6 @@ def do_delete_article(*, session: Session, article: Article) -> None:
             deleted_at=now,
         ),
         source=SOURCE,
-    )
-
-
-def list_articles(
-    *,
-    session: Session,
-    principal: Principal,
-    author_id: UUID | None,
-    tag: str | None,
-    group_id: UUID | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[Article], str | None]:
-    """Live articles the caller may read, newest first."""
-    query = select(Article).where(
-        col(Article.deleted_at).is_(None),
-        readable_filter(
-            session=session,
-            principal=principal,
-            visibility=Article.visibility,
-            group_id=Article.group_id,
-        ),
-    )
-    if author_id is not None:
-        query = query.where(Article.author_id == author_id)
-    if group_id is not None:
-        query = query.where(Article.group_id == group_id)
-    if tag:
-        query = query.where(col(Article.id).in_(tagged(tag)))
-    return page_by_id(
-        session=session,
-        query=query,
-        id_column=col(Article.id),
-        cursor=cursor,
-        limit=limit,
-        newest_first=True,
     )
 
 

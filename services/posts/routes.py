@@ -103,9 +103,10 @@ def list_posts(
     limit: PageSize = 20,
 ) -> Page[PostPublic]:
     """Posts and replies the caller may read, newest first."""
-    posts, next_cursor = service.list_posts(
+    posts, next_cursor = service.list_readable(
         session=session,
         principal=principal,
+        model=Post,
         author_id=author_id,
         tag=tag,
         group_id=group_id,
@@ -268,9 +269,10 @@ def list_articles(
     limit: PageSize = 20,
 ) -> Page[ArticlePublic]:
     """Articles the caller may read, newest first."""
-    items, next_cursor = articles.list_articles(
+    items, next_cursor = service.list_readable(
         session=session,
         principal=principal,
+        model=Article,
         author_id=author_id,
         tag=tag,
         group_id=group_id,

@@ -236,39 +236,43 @@ def do_delete_post(*, session: Session, post: Post) -> None:
     )
 
 
-def list_posts(
+Listable = TypeVar("Listable", Post, Article)
+
+
+def list_readable(
     *,
     session: Session,
     principal: Principal,
+    model: type[Listable],
     author_id: UUID | None,
     tag: str | None,
     group_id: UUID | None,
-    kind: PostKind | None,
     cursor: str | None,
     limit: int,
-) -> tuple[list[Post], str | None]:
-    """Live posts the caller may read, newest first."""
-    query = select(Post).where(
-        col(Post.deleted_at).is_(None),
+    kind: PostKind | None = None,
+) -> tuple[list[Listable], str | None]:
+    """Live posts or articles the caller may read, newest first."""
+    query = select(model).where(
+        col(model.deleted_at).is_(None),
         readable_filter(
             session=session,
             principal=principal,
-            visibility=Post.visibility,
-            group_id=Post.group_id,
+            visibility=model.visibility,
+            group_id=model.group_id,
         ),
     )
     if author_id is not None:
-        query = query.where(Post.author_id == author_id)
+        query = query.where(model.author_id == author_id)
     if group_id is not None:
-        query = query.where(Post.group_id == group_id)
+        query = query.where(model.group_id == group_id)
     if kind is not None:
         query = query.where(Post.kind == kind)
     if tag:
-        query = query.where(col(Post.id).in_(tagged(tag)))
+        query = query.where(col(model.id).in_(tagged(tag)))
     return page_by_id(
         session=session,
         query=query,
-        id_column=col(Post.id),
+        id_column=col(model.id),
         cursor=cursor,
         limit=limit,
         newest_first=True,
