@@ -207,3 +207,60 @@ GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
     GroupMemberAdded,
     GroupMemberRemoved,
 )
+
+
+# --- digests --------------------------------------------------------------------------
+
+# Imported here so this section was added without touching the lines above.
+from pydantic import BaseModel, ConfigDict  # noqa: E402
+
+
+class DigestReadyItem(BaseModel):
+    """One item of a delivered digest, with why it was chosen for the recipient."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content_id: UUID
+    kind: ContentKind
+    title: str | None
+    excerpt: str
+    why: str
+
+
+class DigestReadySection(BaseModel):
+    """A group of items brought in by one follow (a person, a group or a tag)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: Literal["person", "tag", "group"]
+    label: str
+    items: list[DigestReadyItem]
+
+
+class DigestReady(EventData):
+    """A person's periodic digest is ready to deliver; a notifier (email, chat) consumes it.
+
+    The digest is built for its recipient at send time, so it may list items of private
+    groups they belong to: the event is `restricted`, and a notifier must be granted
+    `events.restricted.digest.ready.v1` and deliver each event only to `user_id`. There is
+    at most one per person, period and window (`until`); redeliveries share the event id.
+    """
+
+    event_type = "knowflow.digest.ready.v1"
+    user_id: UUID
+    period: Literal["daily", "weekly"]
+    since: datetime
+    until: datetime
+    total_items: int = Field(ge=1)
+    sections: list[DigestReadySection]
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+# Appended rather than edited into the tuples above, so this section stays self-contained.
+ALL_EVENTS = (*ALL_EVENTS, DigestReady)
+EVENT_TYPES[DigestReady.event_type] = DigestReady

@@ -121,6 +121,7 @@ async def test_failing_handler_parks_message_on_dead_letter_after_bounded_retrie
         poison = by_subject["events.public.follow.created.v1"]
         assert "Invalid JSON" in poison.headers["Knowflow-Error"]  # type: ignore[index]
         assert poison.data == b"not json at all"
+
         # Parking publishes first and acks second: nothing stays pending afterwards.
         async def settled() -> bool:
             info = await bus.js.consumer_info("KNOWFLOW", "test-failing")
