@@ -131,6 +131,28 @@ def reindex(search_service_url: str | None = typer.Option(None)) -> None:
         raise typer.Exit(1)
 
 
+@cli.command("build-digests")
+def build_digests(
+    period: str = typer.Option("daily", help="daily or weekly."),
+    force: bool = typer.Option(
+        False, help="Send for the window ending now, not the last boundary."
+    ),
+    digests_url: str | None = typer.Option(None),
+) -> None:
+    """Send a period's digests now (each window is sent once, however often this runs)."""
+    settings = Settings()
+    url = (digests_url or settings.digests_url).rstrip("/")
+    response = httpx.post(
+        f"{url}/admin/digests/send",
+        params={"period": period, "force": str(force).lower()},
+        headers={"Authorization": f"Bearer {admin_token(settings)}"},
+        timeout=600,
+    )
+    typer.echo(response.text)
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
 @cli.command("replay-dead-letters")
 def replay_dead_letters(
     consumer: str | None = typer.Option(None, help="Only this consumer's parked messages."),

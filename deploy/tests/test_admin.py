@@ -1,16 +1,26 @@
 """The admin CLI against real databases and a real NATS server."""
 
 import asyncio
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import uvicorn
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from deploy.admin import cli, replay_parked
+from services.digests.main import create_app as create_digests_app
 from services.identity.models import User
+from shared.auth import TokenIssuer, TokenVerifier, load_or_create_private_key
 from shared.db import make_engine
 from shared.events.bus import Bus
 from shared.events.envelope import dead_letter_subject
+from shared.natsserver import free_port
+from shared.settings import Settings
+from shared.testing.fixtures import wait_for
 
 runner = CliRunner()
 
@@ -96,5 +106,52 @@ def test_replay_puts_parked_messages_back_on_their_subject_and_empties_the_park(
 
 def test_cli_lists_its_commands() -> None:
     result = runner.invoke(cli, ["--help"])
-    for command in ("migrate", "create-admin", "reindex", "replay-dead-letters"):
+    for command in ("migrate", "create-admin", "reindex", "replay-dead-letters", "build-digests"):
         assert command in result.output
+
+
+@pytest.fixture
+def digests_url(tmp_path: Path, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real digests service over HTTP, trusting tokens signed with the ops key file."""
+    key_file = tmp_path / "jwt.pem"
+    jwks = TokenIssuer(
+        load_or_create_private_key(key_file),
+        issuer="knowflow-identity",
+        audience="knowflow",
+        ttl_seconds=300,
+    ).jwks()
+    monkeypatch.setenv("KNOWFLOW_JWT_PRIVATE_KEY_FILE", str(key_file))
+    monkeypatch.setenv("KNOWFLOW_DIGEST_SCHEDULE_ENABLED", "false")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/digests.db", nats_url=nats_url, log_json=False
+    )
+    app = create_digests_app(
+        settings,
+        TokenVerifier(issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=jwks),
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started)
+        url = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("KNOWFLOW_DIGESTS_URL", url)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_build_digests_sends_a_window_once_through_the_digests_service(digests_url: str) -> None:
+    first = runner.invoke(cli, ["build-digests", "--period", "weekly"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["already_sent"] is False
+    again = runner.invoke(cli, ["build-digests", "--period", "weekly"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["already_sent"] is True
+
+
+def test_build_digests_fails_on_a_bad_period(digests_url: str) -> None:
+    result = runner.invoke(cli, ["build-digests", "--period", "hourly"])
+    assert result.exit_code == 1

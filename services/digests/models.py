@@ -1,4 +1,5 @@
-"""Digests' projections, built only from events: content, tags, follows, groups, members, users."""
+"""Digests' projections, built only from events (content, tags, follows, groups, members,
+users), and the record of digests sent."""
 
 from datetime import datetime
 from uuid import UUID
@@ -79,6 +80,17 @@ class DigestUser(SQLModel, table=True):
     changed_at: datetime
 
 
+class DigestRun(SQLModel, table=True):
+    """One sending of a period's digests; the key makes a window's digests go out once."""
+
+    __tablename__ = "digests_run"
+
+    period: str = Field(primary_key=True)  # DigestPeriod
+    window_end: datetime = Field(primary_key=True)  # the scheduled boundary (or a forced now)
+    sent_at: datetime
+    recipients: int
+
+
 TABLES: list[type[SQLModel]] = [
     DigestContent,
     DigestContentTag,
@@ -86,4 +98,5 @@ TABLES: list[type[SQLModel]] = [
     DigestGroup,
     DigestMembership,
     DigestUser,
+    DigestRun,
 ]

@@ -43,3 +43,10 @@ class DigestPublic(BaseModel):
     sections: list[DigestSection]
     total_items: int = Field(description="Items shown across all sections.")
     omitted_items: int = Field(description="Items left out by the per-section cap.")
+
+
+class DigestRunPublic(BaseModel):
+    period: DigestPeriod
+    window_end: datetime = Field(description="End of the window the digests cover.")
+    sent: int = Field(description="Digests recorded for delivery now (0 if sent before).")
+    already_sent: bool = Field(description="This window's digests had been sent already.")

@@ -1,8 +1,8 @@
-"""Search's event handlers: content into the index, identity into the projections.
+"""Search's event handlers: content into the index, identity and thanks into projections.
 
 Each handler runs in the runner's transaction with the processed-event record, so an
-event is applied once; versions (content) and event times (people, membership) make
-late or reordered events harmless. With OpenSearch, content events are applied in
+event is applied once; versions (content) and event times (people, membership,
+thanks) make late or reordered events harmless. With OpenSearch, content events are applied in
 batches (one bulk request per fetch) and external versions make them idempotent.
 """
 
@@ -28,6 +28,8 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
+    ReactionAdded,
+    ReactionRemoved,
     UserProfileUpdated,
     UserRegistered,
 )
@@ -111,8 +113,24 @@ def on_user(
     )
 
 
+def on_reaction(
+    session: Session, envelope: CloudEvent, data: ReactionAdded | ReactionRemoved
+) -> None:
+    """A "thanks" given or taken back; likes say nothing about expertise and are ignored."""
+    if data.kind != "thanks":
+        return
+    service.do_set_thanks(
+        session=session,
+        content_id=data.content_id,
+        author_id=data.author_id,
+        user_id=data.user_id,
+        is_thanked=isinstance(data, ReactionAdded),
+        at=as_utc(envelope.time),
+    )
+
+
 def consumers(settings: Settings) -> Sequence[Consumer]:
-    """The durable consumers search runs: content, groups, users."""
+    """The durable consumers search runs: content, groups, users, thanks."""
     if engine_name(settings) == OPENSEARCH:
         engine = opensearch_engine(settings.search_url, settings.search_index_prefix)
         content = Consumer(
@@ -131,4 +149,5 @@ def consumers(settings: Settings) -> Sequence[Consumer]:
             },
         ),
         Consumer("search-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
+        Consumer("search-thanks", {ReactionAdded: on_reaction, ReactionRemoved: on_reaction}),
     )

@@ -1,8 +1,8 @@
-"""Search's projections of identity: people (for expert results) and group membership.
+"""Search's projections: people (for expert results), group membership and thanks.
 
-The content index itself belongs to the engine (see `engines/`). Membership rows are
-kept after removal (`is_member=False`) with the time of the event that set them, so
-an older event arriving late cannot undo a newer one.
+The content index itself belongs to the engine (see `engines/`). Membership and thanks
+rows are kept after removal (`is_member=False`, `is_thanked=False`) with the time of
+the event that set them, so an older event arriving late cannot undo a newer one.
 """
 
 from datetime import datetime
@@ -36,4 +36,21 @@ class SearchMembership(SQLModel, table=True):
     group_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     is_member: bool
+    changed_at: datetime
+
+
+class SearchThanks(SQLModel, table=True):
+    """One person's "thanks" on one item: evidence for the item's author, kept per thanker.
+
+    Engine-neutral on purpose: the index holds content, and thanks are looked up here
+    for the candidates an engine returns, so both engines score them the same way.
+    """
+
+    __tablename__ = "search_thanks"
+
+    # The primary key leads with content_id: counting thanks for candidate items is a
+    # range scan of it.
+    content_id: UUID = Field(primary_key=True)
+    user_id: UUID = Field(primary_key=True)
+    is_thanked: bool
     changed_at: datetime

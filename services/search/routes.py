@@ -119,6 +119,7 @@ def experts(
                 handle=user.handle if user else None,
                 display_name=user.display_name if user else None,
                 score=expert.score,
+                thanks=expert.thanks,
                 evidence=[
                     EvidenceItem(
                         content_id=item.content_id,
@@ -127,6 +128,7 @@ def experts(
                         snippet=item.snippet,
                         created_at=item.created_at,
                         weight=item.weight,
+                        thanks=item.thanks,
                     )
                     for item in expert.evidence
                 ],

@@ -32,7 +32,8 @@ class EvidenceItem(BaseModel):
     title: str | None
     snippet: str
     created_at: datetime
-    weight: float
+    weight: float = Field(description="What the item adds to its author's score.")
+    thanks: int = Field(description="How many people thanked the author for this item.")
 
 
 class ExpertItem(BaseModel):
@@ -40,6 +41,9 @@ class ExpertItem(BaseModel):
     handle: str | None = Field(description="Null until the person's profile has reached search.")
     display_name: str | None
     score: float
+    thanks: int = Field(
+        description="Thanks on all of this person's items on the topic that the caller may see."
+    )
     evidence: list[EvidenceItem]
 
 

@@ -4,9 +4,11 @@ Functions here write through the caller's session (or an engine bound to it) and
 commit: the request, or the consumer runner, owns the transaction.
 """
 
+from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.search.engines.base import (
@@ -19,7 +21,7 @@ from services.search.engines.base import (
     TextQuery,
     normalise_tag,
 )
-from services.search.models import SearchGroup, SearchMembership, SearchUser
+from services.search.models import SearchGroup, SearchMembership, SearchThanks, SearchUser
 from shared.auth import Principal
 from shared.events.contracts import ContentEvent, ContentSnapshot
 from shared.ids import as_utc
@@ -109,6 +111,62 @@ def do_set_membership(
         session.add(membership)
 
 
+def do_set_thanks(
+    *,
+    session: Session,
+    content_id: UUID,
+    author_id: UUID,
+    user_id: UUID,
+    is_thanked: bool,
+    at: datetime,
+) -> None:
+    """Record a thanks given or taken back; an older event than the one applied is ignored.
+
+    At equal times taking back wins, as leaving a group does. Thanking oneself is no
+    evidence (posts refuses it too), so it is never recorded.
+    """
+    if user_id == author_id:
+        return
+    thanks = session.get(SearchThanks, (content_id, user_id))
+    if thanks is None:
+        session.add(
+            SearchThanks(
+                content_id=content_id, user_id=user_id, is_thanked=is_thanked, changed_at=at
+            )
+        )
+        return
+    stored_at = as_utc(thanks.changed_at)
+    if at > stored_at or (at == stored_at and not is_thanked):
+        thanks.is_thanked, thanks.changed_at = is_thanked, at
+        session.add(thanks)
+
+
+# Ids per query when counting thanks: well under every database's bound-parameter limit.
+_THANKS_CHUNK = 500
+
+
+def count_thanks(*, session: Session, content_ids: Collection[UUID]) -> dict[UUID, int]:
+    """How many people currently thank each of these items (items without thanks are absent).
+
+    Callers pass only items the reader may see (an engine's expert candidates), so a
+    thanks on anything else cannot reach them.
+    """
+    ids = list(content_ids)
+    counts: dict[UUID, int] = {}
+    for start in range(0, len(ids), _THANKS_CHUNK):
+        chunk = ids[start : start + _THANKS_CHUNK]
+        query = (
+            select(SearchThanks.content_id, func.count())
+            .where(
+                col(SearchThanks.content_id).in_(chunk),
+                col(SearchThanks.is_thanked).is_(True),
+            )
+            .group_by(col(SearchThanks.content_id))
+        )
+        counts.update({content_id: count for content_id, count in session.exec(query).all()})
+    return counts
+
+
 def list_member_groups(*, session: Session, user_id: UUID) -> list[UUID]:
     """The groups whose non-public content this person may see."""
     query = select(SearchMembership.group_id).where(
@@ -137,7 +195,13 @@ def find_experts(
 ) -> list[tuple[Expert, SearchUser | None]]:
     """People ranked by the evidence the caller may see, with their profiles."""
     groups = list_member_groups(session=session, user_id=principal.user_id)
-    experts = engine.experts(topic, groups, limit)
+    experts = engine.experts(
+        topic,
+        groups,
+        limit,
+        # Only the candidates (already filtered to what the caller may see) are looked up.
+        thanks=lambda content_ids: count_thanks(session=session, content_ids=content_ids),
+    )
     ids = [expert.user_id for expert in experts]
     users = {
         user.user_id: user

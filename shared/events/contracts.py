@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.envelope import Audience, EventData
 
@@ -175,44 +175,7 @@ class ReactionRemoved(ReactionEvent):
     event_type = "knowflow.reaction.removed.v1"
 
 
-ALL_EVENTS: tuple[type[EventData], ...] = (
-    UserRegistered,
-    UserProfileUpdated,
-    GroupCreated,
-    GroupMemberAdded,
-    GroupMemberRemoved,
-    FollowCreated,
-    FollowDeleted,
-    PostCreated,
-    PostUpdated,
-    PostDeleted,
-    ArticleCreated,
-    ArticleUpdated,
-    ArticleDeleted,
-    ReactionAdded,
-    ReactionRemoved,
-)
-
-EVENT_TYPES: dict[str, type[EventData]] = {model.event_type: model for model in ALL_EVENTS}
-
-CONTENT_UPSERTS: tuple[type[ContentSnapshot], ...] = (
-    PostCreated,
-    PostUpdated,
-    ArticleCreated,
-    ArticleUpdated,
-)
-CONTENT_DELETES: tuple[type[ContentEvent], ...] = (PostDeleted, ArticleDeleted)
-GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
-    GroupCreated,
-    GroupMemberAdded,
-    GroupMemberRemoved,
-)
-
-
 # --- digests --------------------------------------------------------------------------
-
-# Imported here so this section was added without touching the lines above.
-from pydantic import BaseModel, ConfigDict  # noqa: E402
 
 
 class DigestReadyItem(BaseModel):
@@ -261,6 +224,36 @@ class DigestReady(EventData):
         return str(self.user_id)
 
 
-# Appended rather than edited into the tuples above, so this section stays self-contained.
-ALL_EVENTS = (*ALL_EVENTS, DigestReady)
-EVENT_TYPES[DigestReady.event_type] = DigestReady
+ALL_EVENTS: tuple[type[EventData], ...] = (
+    UserRegistered,
+    UserProfileUpdated,
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    FollowCreated,
+    FollowDeleted,
+    PostCreated,
+    PostUpdated,
+    PostDeleted,
+    ArticleCreated,
+    ArticleUpdated,
+    ArticleDeleted,
+    ReactionAdded,
+    ReactionRemoved,
+    DigestReady,
+)
+
+EVENT_TYPES: dict[str, type[EventData]] = {model.event_type: model for model in ALL_EVENTS}
+
+CONTENT_UPSERTS: tuple[type[ContentSnapshot], ...] = (
+    PostCreated,
+    PostUpdated,
+    ArticleCreated,
+    ArticleUpdated,
+)
+CONTENT_DELETES: tuple[type[ContentEvent], ...] = (PostDeleted, ArticleDeleted)
+GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
+    GroupCreated,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+)

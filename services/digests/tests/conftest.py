@@ -18,7 +18,11 @@ from shared.testing.fixtures import ServiceClientFactory, wait_for
 
 
 @pytest.fixture
-def client(service_client: ServiceClientFactory) -> Iterator[TestClient]:
+def client(
+    service_client: ServiceClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    # Tests send digests themselves; a schedule would send the latest window on its own.
+    monkeypatch.setenv("KNOWFLOW_DIGEST_SCHEDULE_ENABLED", "false")
     with service_client(create_app, name="digests") as running:
         yield running
 

@@ -8,11 +8,13 @@ interchangeable and held to the same behavioural tests. Every engine must:
   deletion leaves a tombstone (with its version) so a late upsert cannot resurrect it;
 - filter by permission inside the query: a caller sees `public` items plus items of
   the groups in `principal_groups`, never a post-filtered page;
-- compute experts only over what the caller may see, with `expertise.rank_experts`.
+- compute experts only over what the caller may see, with `expertise.rank_experts`,
+  asking `thanks` for the counts of exactly those candidates (thanks live in the
+  service's SQL projection, not in the index, so both engines score them alike).
 """
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -114,6 +116,7 @@ class Evidence:
     snippet: str
     created_at: datetime
     weight: float
+    thanks: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ class Expert:
     user_id: UUID
     score: float
     evidence: list[Evidence] = field(default_factory=list)
+    thanks: int = 0  # on all their visible items on the topic
+
+
+# Thanks per item, for the given (visible, candidate) item ids; ids without thanks may be absent.
+ThanksLookup = Callable[[Collection[UUID]], Mapping[UUID, int]]
 
 
 class SearchEngine(Protocol):
@@ -146,7 +154,12 @@ class SearchEngine(Protocol):
         ...
 
     def experts(
-        self, topic: TextQuery, principal_groups: Collection[UUID], limit: int
+        self,
+        topic: TextQuery,
+        principal_groups: Collection[UUID],
+        limit: int,
+        *,
+        thanks: ThanksLookup,
     ) -> list[Expert]:
         """People ranked by visible evidence on the topic (see `expertise`)."""
         ...

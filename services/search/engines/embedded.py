@@ -28,15 +28,15 @@ from sqlalchemy.exc import OperationalError
 
 from services.search.engines.base import (
     Deletion,
-    Evidence,
     Expert,
     IndexDoc,
     SearchFilters,
     SearchHit,
     SearchPage,
     TextQuery,
+    ThanksLookup,
 )
-from services.search.engines.expertise import Candidate, rank_experts
+from services.search.engines.expertise import Candidate, as_experts, rank_experts
 from services.search.engines.highlight import CLOSE, OPEN, clean, plain_snippet, render
 from shared.errors import BadRequest
 from shared.ids import utcnow
@@ -259,7 +259,12 @@ class EmbeddedEngine:
         return SearchPage(hits=[_hit(row) for row in rows], next_cursor=next_cursor)
 
     def experts(
-        self, topic: TextQuery, principal_groups: Collection[UUID], limit: int
+        self,
+        topic: TextQuery,
+        principal_groups: Collection[UUID],
+        limit: int,
+        *,
+        thanks: ThanksLookup,
     ) -> list[Expert]:
         params = {
             "match": _match_expression(topic),
@@ -308,27 +313,20 @@ class EmbeddedEngine:
                     match="tag" if row.strength >= 2 else "text",
                 )
             )
-        ranked = rank_experts(candidates, now=self.now(), limit=limit)
-        wanted = [seqs[item.content_id] for person in ranked for item, _ in person.evidence]
-        snippets = self._snippets(topic, wanted)
-        return [
-            Expert(
-                user_id=person.user_id,
-                score=person.score,
-                evidence=[
-                    Evidence(
-                        content_id=item.content_id,
-                        kind=item.kind,
-                        title=item.title,
-                        snippet=snippets.get(seqs[item.content_id], ""),
-                        created_at=item.created_at,
-                        weight=round(weight, 4),
-                    )
-                    for item, weight in person.evidence
-                ],
-            )
-            for person in ranked
-        ]
+        ranked = rank_experts(
+            candidates,
+            thanks=thanks([candidate.content_id for candidate in candidates]),
+            now=self.now(),
+            limit=limit,
+        )
+        wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
+        by_seq = self._snippets(topic, [seqs[content_id] for content_id in wanted])
+        snippets = {
+            content_id: by_seq[seqs[content_id]]
+            for content_id in wanted
+            if seqs[content_id] in by_seq
+        }
+        return as_experts(ranked, snippets)
 
     def _snippets(self, topic: TextQuery, seqs: list[int]) -> dict[int, str]:
         """Highlighted snippets where the text matches, the body's opening otherwise."""

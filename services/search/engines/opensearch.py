@@ -38,15 +38,21 @@ from opensearchpy.exceptions import NotFoundError, RequestError
 
 from services.search.engines.base import (
     Deletion,
-    Evidence,
     Expert,
     IndexDoc,
     SearchFilters,
     SearchHit,
     SearchPage,
     TextQuery,
+    ThanksLookup,
 )
-from services.search.engines.expertise import Candidate, Match, rank_experts, stronger
+from services.search.engines.expertise import (
+    Candidate,
+    Match,
+    as_experts,
+    rank_experts,
+    stronger,
+)
 from services.search.engines.highlight import CLOSE, OPEN, clean, plain_snippet, render
 from shared.errors import BadRequest
 from shared.ids import utcnow
@@ -368,7 +374,12 @@ class OpenSearchEngine:
         return SearchPage(hits=[_hit(hit) for hit in hits], next_cursor=next_cursor)
 
     def experts(
-        self, topic: TextQuery, principal_groups: Collection[UUID], limit: int
+        self,
+        topic: TextQuery,
+        principal_groups: Collection[UUID],
+        limit: int,
+        *,
+        thanks: ThanksLookup,
     ) -> list[Expert]:
         visible = visible_to(principal_groups)
         newest_first = [{"created_at": "desc"}, {"id": "desc"}]
@@ -439,27 +450,14 @@ class OpenSearchEngine:
             key=lambda candidate: (candidate.created_at, str(candidate.content_id)),
             reverse=True,
         )[:CANDIDATE_CAP]
-        ranked = rank_experts(candidates, now=self.now(), limit=limit)
-        wanted = [item.content_id for person in ranked for item, _ in person.evidence]
-        snippets = self._snippets(topic, wanted)
-        return [
-            Expert(
-                user_id=person.user_id,
-                score=person.score,
-                evidence=[
-                    Evidence(
-                        content_id=item.content_id,
-                        kind=item.kind,
-                        title=item.title,
-                        snippet=snippets.get(item.content_id, ""),
-                        created_at=item.created_at,
-                        weight=round(weight, 4),
-                    )
-                    for item, weight in person.evidence
-                ],
-            )
-            for person in ranked
-        ]
+        ranked = rank_experts(
+            candidates,
+            thanks=thanks([candidate.content_id for candidate in candidates]),
+            now=self.now(),
+            limit=limit,
+        )
+        wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
+        return as_experts(ranked, self._snippets(topic, wanted))
 
     def _snippets(self, topic: TextQuery, ids: list[UUID]) -> dict[UUID, str]:
         """Highlighted snippets where the body matches, the body's opening otherwise."""

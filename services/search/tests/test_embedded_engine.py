@@ -1,6 +1,6 @@
 """The FTS5 engine on a real SQLite database, without the bus: edge cases of its contract."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,21 @@ def found(engine: EmbeddedEngine, text: str, groups: Sequence[UUID] = ()) -> lis
 
 def doc(text: str, **fields: Any) -> IndexDoc:
     return doc_from_snapshot(post(body=text, **fields))
+
+
+def no_thanks(_content_ids: Collection[UUID]) -> Mapping[UUID, int]:
+    return {}
+
+
+class RecordingThanks:
+    """A thanks lookup that gives every item it is asked about 10 thanks, and remembers."""
+
+    def __init__(self) -> None:
+        self.asked: set[UUID] = set()
+
+    def __call__(self, content_ids: Collection[UUID]) -> Mapping[UUID, int]:
+        self.asked.update(content_ids)
+        return dict.fromkeys(content_ids, 10)
 
 
 def test_a_delete_of_an_unseen_item_stops_its_late_create(connection: Connection) -> None:
@@ -74,8 +89,8 @@ def test_a_visible_reply_in_a_thread_the_caller_cannot_see_is_no_evidence(
     answer = reply(thread=root, body="with a cron job")
     answer = answer.model_copy(update={"group_id": None, "visibility": "public"})
     engine.index([doc_from_snapshot(root), doc_from_snapshot(answer)])
-    assert engine.experts(TextQuery.parse("vault"), [], 10) == []
-    members_view = engine.experts(TextQuery.parse("vault"), [group], 10)
+    assert engine.experts(TextQuery.parse("vault"), [], 10, thanks=no_thanks) == []
+    members_view = engine.experts(TextQuery.parse("vault"), [group], 10, thanks=no_thanks)
     assert {expert.user_id for expert in members_view} == {root.author_id, answer.author_id}
 
 
@@ -94,3 +109,18 @@ def test_naive_date_filters_are_read_as_utc(connection: Connection) -> None:
     since = (utcnow() - timedelta(days=3)).replace(tzinfo=None)
     page = engine.search(TextQuery.parse("dated"), SearchFilters(since=since), [], None, 10)
     assert [hit.id for hit in page.hits] == [item.id]
+
+
+def test_thanks_are_asked_for_visible_candidates_only(connection: Connection) -> None:
+    engine = EmbeddedEngine(connection)
+    group = new_id()
+    public = doc("consul public notes")
+    private = doc("consul private notes", group_id=group)
+    engine.index([public, private])
+    thanks = RecordingThanks()
+
+    (expert,) = engine.experts(TextQuery.parse("consul"), [], 10, thanks=thanks)
+
+    assert thanks.asked == {public.id}
+    assert expert.user_id == public.author_id and expert.thanks == 10
+    assert [item.thanks for item in expert.evidence] == [10]

@@ -1,7 +1,8 @@
 """The OpenSearch engine on a real node, without the bus: versions, tombstones, bulk results."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -9,6 +10,7 @@ from services.search.engines.base import Deletion, IndexDoc, SearchFilters, Text
 from services.search.engines.opensearch import BulkItemError, OpenSearchEngine, connect
 from services.search.service import doc_from_snapshot
 from services.search.tests.conftest import post
+from shared.ids import new_id
 from shared.testing.opensearch import opensearch_prefix
 
 
@@ -28,6 +30,17 @@ def found(engine: OpenSearchEngine, text: str) -> list[str]:
     engine.client.indices.refresh(index=engine.alias)
     page = engine.search(TextQuery.parse(text), SearchFilters(), [], None, 100)
     return [str(hit.id) for hit in page.hits]
+
+
+class RecordingThanks:
+    """A thanks lookup that gives every item it is asked about 10 thanks, and remembers."""
+
+    def __init__(self) -> None:
+        self.asked: set[UUID] = set()
+
+    def __call__(self, content_ids: Collection[UUID]) -> Mapping[UUID, int]:
+        self.asked.update(content_ids)
+        return dict.fromkeys(content_ids, 10)
 
 
 def test_the_index_is_created_behind_the_alias_with_strict_mappings(
@@ -108,3 +121,18 @@ def test_a_stale_delete_does_not_remove_a_newer_version(engine: OpenSearchEngine
     engine.apply([item])
     assert engine.apply([Deletion(id=item.id, version=2)]) == [None]
     assert found(engine, "sturdy") == [str(item.id)]
+
+
+def test_thanks_are_asked_for_visible_candidates_only(engine: OpenSearchEngine) -> None:
+    group = new_id()
+    public = doc("consul public notes")
+    private = doc("consul private notes", group_id=group)
+    engine.index([public, private])
+    engine.client.indices.refresh(index=engine.alias)
+    thanks = RecordingThanks()
+
+    (expert,) = engine.experts(TextQuery.parse("consul"), [], 10, thanks=thanks)
+
+    assert thanks.asked == {public.id}
+    assert expert.user_id == public.author_id and expert.thanks == 10
+    assert [item.thanks for item in expert.evidence] == [10]

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 339a6ecc0278
+Revision ID: b0b4091feb8b
 Revises:
-Create Date: 2026-11-25 18:30:19.309528
+Create Date: 2026-11-25 18:41:21.484491
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "339a6ecc0278"
+revision: str = "b0b4091feb8b"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -91,6 +91,14 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "digests_run",
+        sa.Column("period", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("window_end", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("recipients", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("period", "window_end"),
+    )
+    op.create_table(
         "digests_user",
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("handle", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -137,6 +145,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_digests_user_handle"))
 
     op.drop_table("digests_user")
+    op.drop_table("digests_run")
     with op.batch_alter_table("digests_membership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_digests_membership_user_id"))
 
