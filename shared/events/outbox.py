@@ -83,12 +83,14 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_poll_seconds: float = 1.0,
+        ack_timeout_seconds: float = 10.0,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
+        self.ack_timeout_seconds = ack_timeout_seconds
         self.on_published = on_published
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,14 +134,18 @@ class OutboxRelay:
             futures.append(
                 await self.bus.js.publish_async(row.subject, row.payload.encode(), headers=headers)
             )
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        # An ack that never comes (connection lost mid-batch) must not stall the relay:
+        # unacknowledged rows stay unsent and go again; the stream drops duplicates.
+        await asyncio.wait(futures, timeout=self.ack_timeout_seconds)
         # Mark only the unbroken prefix as sent, so order is kept across a retry.
         sent: list[UUID] = []
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("publish of %s failed: %s", row.id, result)
+        for row, future in zip(rows, futures, strict=True):
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                log.warning("publish of %s not acknowledged; will retry", row.id)
                 break
             sent.append(row.id)
+        for future in futures:
+            future.cancel()
         if sent:
             await asyncio.to_thread(self._mark_sent, sent)
             if self.on_published:

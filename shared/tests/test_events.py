@@ -1,11 +1,12 @@
 """The outbox, relay and consumer runner against a real NATS server."""
 
 import asyncio
+import json
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import create_tables, make_engine
 from shared.events.bus import Bus
@@ -135,4 +136,37 @@ async def test_failing_handler_parks_message_on_dead_letter_after_bounded_retrie
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_relay_keeps_unacknowledged_rows_and_everything_after_them(
+    tmp_path: Path, nats_url: str
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
+    create_tables(engine, [OutboxMessage, ProcessedEvent])
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+    try:
+        with Session(engine) as session:
+            record_event(session, registered("first"), source="/test")
+            session.commit()
+        with Session(engine) as session:
+            # No stream captures this subject, so JetStream never acknowledges it.
+            stray = record_event(session, registered("stray"), source="/test")
+            stray.subject = "nowhere.at.all"
+            session.commit()
+        with Session(engine) as session:
+            record_event(session, registered("after"), source="/test")
+            session.commit()
+        relay = OutboxRelay(engine, bus, ack_timeout_seconds=2.0)
+        assert await relay.publish_pending() == 1
+        with Session(engine) as session:
+            unsent = session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None))
+            ).all()
+        assert sorted(json.loads(row.payload)["data"]["handle"] for row in unsent) == [
+            "after",
+            "stray",
+        ]
+    finally:
         await bus.close()
