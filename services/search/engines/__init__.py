@@ -15,7 +15,8 @@ from sqlmodel import Session
 
 from services.search.engines.base import SearchEngine
 from services.search.engines.embedded import EmbeddedEngine, create_schema
-from services.search.engines.opensearch import OpenSearchEngine, connect
+from services.search.engines.opensearch import OpenSearchEngine
+from services.search.engines.opensearch_schema import connect
 from shared.settings import Settings
 
 EngineFactory = Callable[[Session], SearchEngine]

@@ -29,7 +29,6 @@ and live events reach the new index irrelevant.
 
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -53,60 +52,23 @@ from services.search.engines.expertise import (
     rank_experts,
     stronger,
 )
-from services.search.engines.highlight import CLOSE, OPEN, clean, plain_snippet, render
+from services.search.engines.highlight import CLOSE, OPEN, plain_snippet, render
+from services.search.engines.opensearch_schema import (
+    INDEX_SETTINGS,
+    MAPPINGS,
+    source_of,
+    stamp,
+    text_query,
+    tombstone_of,
+    unstamp,
+    visible_to,
+)
 from shared.errors import BadRequest
 from shared.ids import utcnow
 from shared.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
-ANALYSIS = {
-    "filter": {
-        "knowflow_possessive": {"type": "stemmer", "language": "possessive_english"},
-        "knowflow_porter": {"type": "stemmer", "language": "english"},
-    },
-    "analyzer": {
-        "knowflow_text": {
-            "type": "custom",
-            "tokenizer": "standard",
-            "filter": ["knowflow_possessive", "lowercase", "asciifolding", "knowflow_porter"],
-        }
-    },
-}
-_KEYWORD = {"type": "keyword"}
-_TEXT = {"type": "text", "analyzer": "knowflow_text"}
-MAPPINGS = {
-    "dynamic": "strict",
-    "properties": {
-        "id": _KEYWORD,
-        "version": {"type": "long"},
-        "deleted": {"type": "boolean"},
-        "kind": _KEYWORD,
-        # The keyword subfield serves exact matches and sorting by title; bodies get none
-        # (an exact match on a whole body is never asked for, and it would double the size).
-        "title": {**_TEXT, "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
-        "body": _TEXT,
-        # No ignore_above on tags: a tag the index cannot hold fails loudly (dead letter).
-        "tags": {**_KEYWORD, "fields": {"text": _TEXT}},
-        "mentions": _KEYWORD,
-        "author_id": _KEYWORD,
-        "group_id": _KEYWORD,
-        "visibility": _KEYWORD,
-        "parent_id": _KEYWORD,
-        "thread_id": _KEYWORD,
-        "created_at": {"type": "date"},
-        "updated_at": {"type": "date"},
-    },
-}
-INDEX_SETTINGS = {
-    "number_of_shards": 1,
-    # No replica on a single node (green), one as soon as a second node joins.
-    "auto_expand_replicas": "0-1",
-    "analysis": ANALYSIS,
-}
-
-# Weights as the embedded engine's bm25: title 10, body 1, tags 4.
-TEXT_FIELDS = ["title^10", "body", "tags.text^4"]
 SNIPPET_CHARS = 150
 # Experts consider at most this many on-topic items, newest first.
 CANDIDATE_CAP = 5000
@@ -116,72 +78,6 @@ HIT_SOURCE = ["id", "kind", "title", "author_id", "group_id", "visibility", "tag
 
 class BulkItemError(Exception):
     """OpenSearch refused one operation of a bulk request."""
-
-
-def connect(url: str, *, timeout: float = 30.0) -> OpenSearch:
-    """A client for the cluster at `url` (http(s)://host:port)."""
-    return OpenSearch(hosts=[url], timeout=timeout, max_retries=2, retry_on_timeout=True)
-
-
-def _stamp(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat()
-
-
-def _unstamp(value: str) -> datetime:
-    return datetime.fromisoformat(value).astimezone(UTC)
-
-
-def text_query(query: TextQuery) -> dict[str, Any]:
-    """Every word required, each in any of the text fields (term-centric, like FTS5)."""
-    return {
-        "multi_match": {
-            "query": " ".join(query.terms),
-            "type": "cross_fields",
-            "operator": "and",
-            "fields": TEXT_FIELDS,
-        }
-    }
-
-
-def visible_to(principal_groups: Collection[UUID]) -> list[dict[str, Any]]:
-    """The permission filter, applied inside every query: live, and public or in a group."""
-    return [
-        {"term": {"deleted": False}},
-        {
-            "bool": {
-                "should": [
-                    {"term": {"visibility": "public"}},
-                    {"terms": {"group_id": sorted(str(group) for group in principal_groups)}},
-                ],
-                "minimum_should_match": 1,
-            }
-        },
-    ]
-
-
-def source_of(doc: IndexDoc) -> dict[str, Any]:
-    return {
-        "id": str(doc.id),
-        "version": doc.version,
-        "deleted": False,
-        "kind": doc.kind,
-        "title": clean(doc.title) if doc.title is not None else None,
-        "body": clean(doc.body),
-        "tags": sorted(set(doc.tags)),
-        "mentions": list(doc.mentions),
-        "author_id": str(doc.author_id),
-        "group_id": str(doc.group_id) if doc.group_id else None,
-        "visibility": doc.visibility,
-        "parent_id": str(doc.parent_id) if doc.parent_id else None,
-        "thread_id": str(doc.thread_id) if doc.thread_id else None,
-        "created_at": _stamp(doc.created_at),
-        "updated_at": _stamp(doc.updated_at),
-    }
-
-
-def tombstone_of(deletion: Deletion) -> dict[str, Any]:
-    return {"id": str(deletion.id), "version": deletion.version, "deleted": True}
 
 
 Operation = IndexDoc | Deletion
@@ -338,9 +234,9 @@ class OpenSearchEngine:
         if filters.since or filters.until:
             bounds = {}
             if filters.since:
-                bounds["gte"] = _stamp(filters.since)
+                bounds["gte"] = stamp(filters.since)
             if filters.until:
-                bounds["lt"] = _stamp(filters.until)
+                bounds["lt"] = stamp(filters.until)
             conditions.append({"range": {"created_at": bounds}})
         body: dict[str, Any] = {
             "size": limit + 1,
@@ -442,7 +338,7 @@ class OpenSearchEngine:
                     author_id=UUID(source["author_id"]),
                     kind=source["kind"],
                     title=source.get("title"),
-                    created_at=_unstamp(source["created_at"]),
+                    created_at=unstamp(source["created_at"]),
                     match=matches[content_id],
                 )
                 for content_id, source in sources.items()
@@ -561,6 +457,6 @@ def _hit(hit: dict[str, Any]) -> SearchHit:
         group_id=UUID(source["group_id"]) if source.get("group_id") else None,
         visibility=source["visibility"],
         tags=tuple(source.get("tags") or ()),
-        created_at=_unstamp(source["created_at"]),
+        created_at=unstamp(source["created_at"]),
         score=float(hit["_score"]),
     )

@@ -7,7 +7,8 @@ from uuid import UUID
 import pytest
 
 from services.search.engines.base import Deletion, IndexDoc, SearchFilters, TextQuery
-from services.search.engines.opensearch import BulkItemError, OpenSearchEngine, connect
+from services.search.engines.opensearch import BulkItemError, OpenSearchEngine
+from services.search.engines.opensearch_schema import connect
 from services.search.service import doc_from_snapshot
 from services.search.tests.conftest import post
 from shared.ids import new_id
