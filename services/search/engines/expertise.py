@@ -17,7 +17,11 @@ this module scores them.
     thanks people who thanked the item's author for it; each adds half the item's
            weight, up to 10 (at most 6x), so a few grateful readers cannot buy a ranking
 
-    score(person) = Σ weight over the person's candidates, rounded to 4 places
+    score(person) = Σ weight over the person's candidates
+
+Scores are compared at 9 significant digits (so summation order cannot break ties)
+and shown at 4 significant digits — never rounded to decimal places, which would
+flatten a topic whose evidence is all years old to zeros and rank it by user id.
     thanks(person) = Σ thanks over the person's candidates (shown, not capped)
 
 People are ordered by score, then user id (so ties are stable); each shows their
@@ -110,7 +114,7 @@ def rank_experts(
     people = [
         RankedPerson(
             user_id=user_id,
-            score=round(sum(item.weight for item in items), 4),
+            score=significant(sum(item.weight for item in items), 9),
             thanks=sum(item.thanks for item in items),
             evidence=sorted(
                 items,
@@ -127,12 +131,16 @@ def rank_experts(
     return people[:limit]
 
 
+def significant(value: float, digits: int) -> float:
+    return float(f"{value:.{digits}g}")
+
+
 def as_experts(ranked: Iterable[RankedPerson], snippets: Mapping[UUID, str]) -> list[Expert]:
     """The engine-neutral result, with each evidence item's snippet by content id."""
     return [
         Expert(
             user_id=person.user_id,
-            score=person.score,
+            score=significant(person.score, 4),
             thanks=person.thanks,
             evidence=[
                 Evidence(
@@ -141,7 +149,7 @@ def as_experts(ranked: Iterable[RankedPerson], snippets: Mapping[UUID, str]) -> 
                     title=item.candidate.title,
                     snippet=snippets.get(item.candidate.content_id, ""),
                     created_at=item.candidate.created_at,
-                    weight=round(item.weight, 4),
+                    weight=significant(item.weight, 4),
                     thanks=item.thanks,
                 )
                 for item in person.evidence

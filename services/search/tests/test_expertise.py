@@ -8,6 +8,7 @@ from services.search.engines.expertise import (
     THANKS_CAP,
     Candidate,
     Match,
+    as_experts,
     evidence_weight,
     rank_experts,
 )
@@ -70,7 +71,22 @@ def test_evidence_is_the_heaviest_items_first_and_capped() -> None:
     weights = [item.weight for item in person.evidence]
     assert weights == sorted(weights, reverse=True)
     assert person.evidence[0].candidate.created_at == NOW
-    assert round(person.score, 4) == person.score
+
+
+def test_years_old_evidence_still_ranks_people_instead_of_flattening_to_zero() -> None:
+    """Regression: scores rounded to 4 places made every topic older than ~3.5 years
+    score 0.0 and ranked people by user id (found on the Stack Exchange evaluation)."""
+    veteran, newcomer = new_id(), new_id()
+    items = [
+        candidate(veteran, "article", age_days=8 * 365),
+        candidate(veteran, "reply", age_days=8 * 365),
+        candidate(newcomer, "post", age_days=8 * 365 + 30),
+    ]
+    ranked = rank_experts(items, thanks={}, now=NOW, limit=5)
+    assert [person.user_id for person in ranked] == [veteran, newcomer]
+    assert ranked[1].score > 0
+    shown = as_experts(ranked, snippets={})
+    assert shown[0].score > shown[1].score > 0
 
 
 def test_the_limit_keeps_the_top_people() -> None:
