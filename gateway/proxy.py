@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.routing import FORWARDED_METHODS, RouteTable, is_public
 from gateway.upstream import UpstreamPool, UpstreamUnavailable
 from shared.auth import TokenVerifier, bearer_token
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, Unavailable
 from shared.observability import child_traceparent, new_request_id, request_id_var
 from shared.web import problem_response
 
@@ -249,6 +249,10 @@ class Proxy:
             except Unauthorized as exc:
                 await refuse(401, exc.detail, {"www-authenticate": "Bearer"})
                 return 401, route.public
+            except Unavailable as exc:
+                # Identity's keys are out of reach: the token may be fine, so not a 401.
+                await refuse(503, exc.detail, {"retry-after": "5"})
+                return 503, route.public
 
         try:
             if declared > self.max_body_bytes:

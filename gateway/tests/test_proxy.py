@@ -5,9 +5,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.main import create_app
 from gateway.tests.conftest import EchoUpstream, gateway_settings, serve
@@ -244,3 +246,20 @@ def test_upstream_closing_idle_keep_alive_connections_is_harmless(
                     response = httpx.request(method, url + "/api/v1/users", headers=auth_header())
                     assert response.status_code in (200, 201)
                 time.sleep(1.5)  # the upstream closes the idle connection meanwhile
+
+
+def test_unreachable_signing_keys_are_503_not_401(tmp_path: Path) -> None:
+    """Identity down: a new token cannot be checked, which is not the client's fault."""
+    token = TokenIssuer(
+        Ed25519PrivateKey.generate(),
+        issuer="knowflow-identity",
+        audience="knowflow",
+        ttl_seconds=60,
+    ).issue(user_id=uuid4(), handle="ada")
+    with serve(create_app(gateway_settings(tmp_path, {}))) as url:
+        response = httpx.get(
+            url + "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+    problem = assert_problem(response, 503)
+    assert "signing keys" in problem["detail"]
+    assert response.headers["retry-after"] == "5"
