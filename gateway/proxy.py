@@ -57,7 +57,14 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Recomputed or replaced by the gateway rather than copied.
-REQUEST_SKIP = HOP_BY_HOP | {b"host", b"content-length", b"x-request-id", b"traceparent", b"expect"}
+REQUEST_SKIP = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"x-request-id",
+    b"traceparent",
+    b"expect",
+    b"x-forwarded-prefix",  # only the gateway says what it stripped
+}
 RESPONSE_SKIP = HOP_BY_HOP | {b"x-request-id", b"traceparent", b"server", b"date"}
 
 # Responses up to this size (with a Content-Length) are sent in one message; others stream.
@@ -265,6 +272,8 @@ class Proxy:
 
         forwarded.append((b"x-request-id", request_id.encode("latin-1")))
         forwarded.append((b"traceparent", traceparent.encode("latin-1")))
+        if route.forwarded_prefix:
+            forwarded.append((b"x-forwarded-prefix", route.forwarded_prefix))
         client = scope.get("client")
         if client:
             forwarded.append((b"x-forwarded-for", client[0].encode("latin-1")))

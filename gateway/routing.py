@@ -25,6 +25,13 @@ class Route:
     def upstream_prefix(self) -> str:
         return self.upstream or self.public.removeprefix(API_PREFIX)
 
+    @property
+    def forwarded_prefix(self) -> bytes:
+        """What the gateway strips, so a service can name the public URL (problem `instance`)."""
+        if self.public.endswith(self.upstream_prefix):
+            return self.public[: len(self.public) - len(self.upstream_prefix)].encode("latin-1")
+        return b""
+
 
 ROUTES: tuple[Route, ...] = (
     Route("/api/v1/auth/jwks", "identity", "/.well-known/jwks.json", exact=True),

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 traceparent_var: ContextVar[str | None] = ContextVar("traceparent", default=None)
+# The path prefix a proxy stripped (X-Forwarded-Prefix), so errors name the public URL.
+forwarded_prefix_var: ContextVar[str] = ContextVar("forwarded_prefix", default="")
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 

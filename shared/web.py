@@ -38,6 +38,7 @@ from shared.migrations import upgrade
 from shared.observability import (
     child_traceparent,
     configure_logging,
+    forwarded_prefix_var,
     new_request_id,
     request_id_var,
     traceparent_var,
@@ -69,7 +70,7 @@ def problem_response(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": instance,
+        "instance": forwarded_prefix_var.get() + instance if instance else instance,
         "request_id": request_id_var.get(),
     }
     body.update({key: value for key, value in extensions.items() if value is not None})
@@ -125,6 +126,8 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or new_request_id()
         traceparent = child_traceparent(headers.get(b"traceparent", b"").decode("latin-1"))
+        prefix = headers.get(b"x-forwarded-prefix", b"").decode("latin-1")
+        prefix_token = forwarded_prefix_var.set(prefix if prefix.startswith("/") else "")
         request_id_token = request_id_var.set(request_id)
         trace_token = traceparent_var.set(traceparent)
         started = time.perf_counter()
@@ -181,6 +184,7 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(request_id_token)
             traceparent_var.reset(trace_token)
+            forwarded_prefix_var.reset(prefix_token)
 
 
 @dataclass

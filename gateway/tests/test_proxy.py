@@ -55,6 +55,15 @@ def test_routes_each_family_to_its_service_without_prefix_and_keeps_query(
         call = echo(response)
         assert (call["service"], call["path"]) == (service, path)
         assert call["query"] == "q=a+b&tag=x&tag=y"
+        assert call["headers"]["x-forwarded-prefix"] == "/api/v1"
+
+
+def test_a_client_cannot_forge_the_forwarded_prefix(
+    gateway_url: str, auth_header: AuthHeader
+) -> None:
+    headers = {**auth_header(), "X-Forwarded-Prefix": "/evil"}
+    call = echo(httpx.get(gateway_url + "/api/v1/posts", headers=headers))
+    assert call["headers"]["x-forwarded-prefix"] == "/api/v1"
 
 
 def test_jwks_route_maps_to_identity_well_known_without_a_token(

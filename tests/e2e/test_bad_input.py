@@ -58,6 +58,8 @@ def assert_problem(response: httpx.Response, label: str) -> None:
     assert response.headers["content-type"].startswith("application/problem+json"), label
     body = response.json()
     assert body["status"] == response.status_code and body["title"], label
+    # Errors name the URL the client called, not the service's internal path.
+    assert body["instance"] is None or body["instance"].startswith("/api/v1/"), label
 
 
 BAD_BODIES: list[tuple[str, dict[str, Any]]] = [
