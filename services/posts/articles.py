@@ -10,7 +10,6 @@ from sqlmodel import Session, col, select
 
 from services.posts.access import (
     IdentityGroups,
-    can_read,
     check_group_for_posting,
     item_visibility,
 )
@@ -20,13 +19,15 @@ from services.posts.schemas import ARTICLE_BODY_MAX, ArticleCreate, ArticleUpdat
 from services.posts.service import (
     SOURCE,
     SnapshotT,
+    check_own,
     check_post,
+    check_readable,
     do_set_tags,
     flush_or_conflict,
     list_thread,
 )
 from shared.auth import Principal
-from shared.errors import BadRequest, Forbidden, NotFound
+from shared.errors import BadRequest, NotFound
 from shared.events.contracts import (
     ArticleCreated,
     ArticleDeleted,
@@ -62,33 +63,17 @@ def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
 def check_article(
     *, session: Session, principal: Principal, article_id: UUID, identity: IdentityGroups
 ) -> Article:
-    """A live article the caller may read, or 404."""
-    article = session.get(Article, article_id)
-    if (
-        article is None
-        or article.deleted_at is not None
-        or not can_read(
-            session=session,
-            principal=principal,
-            group_id=article.group_id,
-            visibility=article.visibility,
-            identity=identity,
-        )
-    ):
-        raise NotFound(f"no article {article_id}")
-    return article
+    return check_readable(
+        session=session, principal=principal, model=Article, item_id=article_id, identity=identity
+    )
 
 
 def check_own_article(
     *, session: Session, principal: Principal, article_id: UUID, identity: IdentityGroups
 ) -> Article:
-    """An article the caller wrote (404 if unreadable, 403 if someone else's)."""
-    article = check_article(
-        session=session, principal=principal, article_id=article_id, identity=identity
+    return check_own(
+        session=session, principal=principal, model=Article, item_id=article_id, identity=identity
     )
-    if article.author_id != principal.user_id:
-        raise Forbidden("only the author can change this article")
-    return article
 
 
 def check_thread_root(

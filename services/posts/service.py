@@ -128,34 +128,65 @@ def post_snapshot(post: Post, event: type[SnapshotT]) -> SnapshotT:
 # --- posts ----------------------------------------------------------------------------
 
 
-def check_post(
-    *, session: Session, principal: Principal, post_id: UUID, identity: IdentityGroups
-) -> Post:
-    """A live post the caller may read, or 404."""
-    post = session.get(Post, post_id)
+Content = TypeVar("Content", Post, Article)
+
+
+def check_readable(
+    *,
+    session: Session,
+    principal: Principal,
+    model: type[Content],
+    item_id: UUID,
+    identity: IdentityGroups,
+) -> Content:
+    """A live post or article the caller may read, or 404 (existence is not confirmed)."""
+    item = session.get(model, item_id)
     if (
-        post is None
-        or post.deleted_at is not None
+        item is None
+        or item.deleted_at is not None
         or not can_read(
             session=session,
             principal=principal,
-            group_id=post.group_id,
-            visibility=post.visibility,
+            group_id=item.group_id,
+            visibility=item.visibility,
             identity=identity,
         )
     ):
-        raise NotFound(f"no post {post_id}")
-    return post
+        raise NotFound(f"no {model.__name__.lower()} {item_id}")
+    return item
+
+
+def check_own(
+    *,
+    session: Session,
+    principal: Principal,
+    model: type[Content],
+    item_id: UUID,
+    identity: IdentityGroups,
+) -> Content:
+    """A post or article the caller wrote (404 if unreadable, 403 if someone else's)."""
+    item = check_readable(
+        session=session, principal=principal, model=model, item_id=item_id, identity=identity
+    )
+    if item.author_id != principal.user_id:
+        raise Forbidden(f"only the author can change this {model.__name__.lower()}")
+    return item
+
+
+def check_post(
+    *, session: Session, principal: Principal, post_id: UUID, identity: IdentityGroups
+) -> Post:
+    return check_readable(
+        session=session, principal=principal, model=Post, item_id=post_id, identity=identity
+    )
 
 
 def check_own_post(
     *, session: Session, principal: Principal, post_id: UUID, identity: IdentityGroups
 ) -> Post:
-    """A post the caller wrote (404 if unreadable, 403 if someone else's)."""
-    post = check_post(session=session, principal=principal, post_id=post_id, identity=identity)
-    if post.author_id != principal.user_id:
-        raise Forbidden("only the author can change this post")
-    return post
+    return check_own(
+        session=session, principal=principal, model=Post, item_id=post_id, identity=identity
+    )
 
 
 def do_create_post(
@@ -236,21 +267,18 @@ def do_delete_post(*, session: Session, post: Post) -> None:
     )
 
 
-Listable = TypeVar("Listable", Post, Article)
-
-
 def list_readable(
     *,
     session: Session,
     principal: Principal,
-    model: type[Listable],
+    model: type[Content],
     author_id: UUID | None,
     tag: str | None,
     group_id: UUID | None,
     cursor: str | None,
     limit: int,
     kind: PostKind | None = None,
-) -> tuple[list[Listable], str | None]:
+) -> tuple[list[Content], str | None]:
     """Live posts or articles the caller may read, newest first."""
     query = select(model).where(
         col(model.deleted_at).is_(None),
