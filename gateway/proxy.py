@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
-import jwt
 from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
@@ -73,25 +72,17 @@ STREAM_CHUNK = 64 * 1024
 
 
 class TokenCheck:
-    """Verifies bearer tokens once per token; JWKS fetches (sync httpx) run in a thread."""
+    """Verifies bearer tokens; a first-seen token may need the JWKS (sync httpx): off the loop."""
 
-    def __init__(self, verifier: TokenVerifier, *, cache_size: int = 10_000) -> None:
+    def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
-        self._expiry: dict[str, float] = {}
-        self._cache_size = cache_size
 
     async def check(self, authorization: bytes | None) -> None:
         """Raise Unauthorized unless the header carries a valid bearer token."""
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
-        expiry = self._expiry.get(token)
-        if expiry is not None and expiry > time.time():
-            return
-        # A first-seen token may need the JWKS, fetched with blocking httpx: off the loop.
-        await asyncio.to_thread(self.verifier.verify, token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-        if len(self._expiry) >= self._cache_size:
-            self._expiry.clear()
-        self._expiry[token] = float(claims["exp"])
+        # The verifier remembers verified tokens until they expire: the hot path is a dict hit.
+        if self.verifier.cached(token) is None:
+            await asyncio.to_thread(self.verifier.verify, token)
 
     async def prefetch(self) -> None:
         """Load the JWKS early so the first request does not wait; identity may be down."""

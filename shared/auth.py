@@ -153,11 +153,16 @@ class TokenVerifier:
         except KeyError:
             raise Unauthorized("token signed by an unknown key") from None
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token already verified and not yet expired (no I/O, no crypto)."""
+        entry = self._cache.get(token)
+        if entry is not None and entry[0] > time.time():
+            return entry[1]
+        return None
+
     def verify(self, token: str) -> Principal:
-        cached = self._cache.get(token)
-        now = time.time()
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if (principal := self.cached(token)) is not None:
+            return principal
         try:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(
