@@ -1,0 +1,223 @@
+"""BOLA/BFLA matrix: every id-taking operation, tried by the owner, a member, an outsider and
+an admin, through the gateway. Private group content answers 404 to non-members (its
+existence is not revealed), someone else's content answers 403 to readers who may see it,
+admin-only operations answer 403 to everyone else, and being an admin grants no access
+to a private group's content.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_knowledge_flow import register
+
+Json = dict[str, Any]
+ACTORS = ("owner", "member", "outsider", "admin")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation on someone's resource and the status each actor must get."""
+
+    method: str
+    path: str
+    expected: dict[str, int]
+    body: Json | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def world(gateway: httpx.Client) -> Json:
+    """An admin, an owner of a private and an open group, a member, an outsider, and content."""
+    people = {name: register(gateway, f"sec_{name}") for name in ("admin", *ACTORS[:3])}
+    assert people["admin"]["user"]["is_admin"], "the first account is the admin"
+    assert not people["owner"]["user"]["is_admin"]
+    owner, member = people["owner"]["headers"], people["member"]["headers"]
+
+    def created(response: httpx.Response) -> Json:
+        assert response.status_code == 201, response.text
+        body: Json = response.json()
+        return body
+
+    private = created(
+        gateway.post(
+            "/groups",
+            headers=owner,
+            json={"name": "Vault", "slug": "sec-vault", "visibility": "private"},
+        )
+    )
+    open_group = created(
+        gateway.post(
+            "/groups",
+            headers=owner,
+            json={"name": "Agora", "slug": "sec-agora", "visibility": "open"},
+        )
+    )
+    created(
+        gateway.post(
+            f"/groups/{private['id']}/members",
+            headers=owner,
+            json={"user_id": people["member"]["user"]["id"]},
+        )
+    )
+    private_post = created(
+        gateway.post(
+            "/posts", headers=owner, json={"body": "vault plans", "group_id": private["id"]}
+        )
+    )
+    public_post = created(gateway.post("/posts", headers=owner, json={"body": "open plans"}))
+    private_article = created(
+        gateway.post(
+            "/articles",
+            headers=owner,
+            json={"title": "Vault wiki", "body": "inside", "group_id": private["id"]},
+        )
+    )
+    public_article = created(
+        gateway.post("/articles", headers=owner, json={"title": "Open wiki", "body": "outside"})
+    )
+    follow = created(
+        gateway.post("/follows", headers=owner, json={"target_type": "tag", "target": "vault"})
+    )
+    created(
+        gateway.post(
+            f"/posts/{private_post['id']}/reactions", headers=member, json={"kind": "thanks"}
+        )
+    )
+    return {
+        "people": people,
+        "private_group": private["id"],
+        "open_group": open_group["id"],
+        "private_post": private_post["id"],
+        "public_post": public_post["id"],
+        "private_article": private_article["id"],
+        "public_article": public_article["id"],
+        "follow": follow["id"],
+    }
+
+
+def expect(owner: int, member: int, outsider: int, admin: int) -> dict[str, int]:
+    return {"owner": owner, "member": member, "outsider": outsider, "admin": admin}
+
+
+def cases(world: Json) -> list[Case]:
+    group, open_group = world["private_group"], world["open_group"]
+    pp, up = world["private_post"], world["public_post"]
+    pa, ua = world["private_article"], world["public_article"]
+    owner_id = world["people"]["owner"]["user"]["id"]
+    member_id = world["people"]["member"]["user"]["id"]
+    hidden = expect(200, 200, 404, 404)
+    return [
+        # Reads of a private group's content: members only; admins are not members.
+        Case("GET", f"/posts/{pp}", hidden),
+        Case("GET", f"/posts/{pp}/replies", hidden),
+        Case("GET", f"/articles/{pa}", hidden),
+        Case("GET", f"/articles/{pa}/revisions", hidden),
+        Case("GET", f"/articles/{pa}/revisions/1", hidden),
+        Case("GET", f"/groups/{group}", hidden),
+        Case("GET", f"/groups/{group}/members", hidden),
+        # Public content and people: everyone signed in.
+        Case("GET", f"/posts/{up}", expect(200, 200, 200, 200)),
+        Case("GET", f"/articles/{ua}", expect(200, 200, 200, 200)),
+        Case("GET", f"/groups/{open_group}", expect(200, 200, 200, 200)),
+        Case("GET", f"/users/{owner_id}", expect(200, 200, 200, 200)),
+        # Someone else's digest: admins only.
+        Case("GET", f"/digests/users/{owner_id}", expect(403, 403, 403, 200)),
+        # Changing someone else's content: 403 where it may be seen, 404 where it may not.
+        Case("PATCH", f"/posts/{pp}", expect(0, 403, 404, 404), body={"body": "defaced"}),
+        Case("DELETE", f"/posts/{pp}", expect(0, 403, 404, 404)),
+        Case("PATCH", f"/posts/{up}", expect(0, 403, 403, 403), body={"body": "defaced"}),
+        Case("DELETE", f"/posts/{up}", expect(0, 403, 403, 403)),
+        Case(
+            "PATCH",
+            f"/articles/{pa}",
+            expect(0, 403, 404, 404),
+            body={"title": "defaced"},
+        ),
+        Case("DELETE", f"/articles/{pa}", expect(0, 403, 404, 404)),
+        Case(
+            "PATCH",
+            f"/articles/{ua}",
+            expect(0, 403, 403, 403),
+            body={"title": "defaced"},
+        ),
+        Case("DELETE", f"/articles/{ua}", expect(0, 403, 403, 403)),
+        # Acting on a private group's content as an outsider reveals nothing.
+        Case("POST", "/posts", expect(0, 0, 404, 404), body={"body": "in", "group_id": group}),
+        Case("POST", "/posts", expect(0, 0, 404, 404), body={"body": "re", "parent_id": pp}),
+        Case(
+            "POST",
+            "/articles",
+            expect(0, 0, 404, 404),
+            body={"title": "t", "body": "b", "group_id": group},
+        ),
+        Case("POST", f"/posts/{pp}/reactions", expect(0, 0, 404, 404), body={"kind": "thanks"}),
+        Case("DELETE", f"/posts/{pp}/reactions/thanks", expect(0, 0, 404, 404)),
+        Case("POST", f"/posts/{pp}/formalize", expect(0, 0, 404, 404), body={"title": "mine"}),
+        # Membership is the owner's to manage; a private group stays hidden.
+        Case(
+            "POST",
+            f"/groups/{group}/members",
+            expect(0, 403, 404, 404),
+            body={"user_id": member_id},
+        ),
+        Case("DELETE", f"/groups/{group}/members/{owner_id}", expect(0, 403, 404, 404)),
+        Case("DELETE", f"/groups/{open_group}/members/{owner_id}", expect(0, 403, 403, 403)),
+        # Someone else's follow does not exist for anyone else.
+        Case("DELETE", f"/follows/{world['follow']}", expect(0, 404, 404, 404)),
+    ]
+
+
+def test_every_id_taking_operation_answers_each_actor_as_its_policy_says(
+    gateway: httpx.Client, world: Json
+) -> None:
+    wrong: list[str] = []
+    for case in cases(world):
+        # 0 = this actor is not tried (the owner's own writes would change the world).
+        for actor in (a for a in ACTORS if case.expected[a]):
+            response = gateway.request(
+                case.method,
+                case.path,
+                headers=world["people"][actor]["headers"],
+                json=case.body,
+                params=case.params,
+            )
+            if response.status_code != case.expected[actor]:
+                wrong.append(
+                    f"{case.method} {case.path} as {actor}: {response.status_code}, "
+                    f"expected {case.expected[actor]}: {response.text[:160]}"
+                )
+            elif response.status_code >= 400:
+                assert response.headers["content-type"].startswith("application/problem+json")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_refusals_change_nothing(gateway: httpx.Client, world: Json) -> None:
+    owner = world["people"]["owner"]["headers"]
+    post = gateway.get(f"/posts/{world['public_post']}", headers=owner).json()
+    article = gateway.get(f"/articles/{world['private_article']}", headers=owner).json()
+    members = gateway.get(f"/groups/{world['private_group']}/members", headers=owner).json()
+    follows = gateway.get("/follows", headers=owner).json()
+    assert post["body"] == "open plans", post
+    assert article["title"] == "Vault wiki", article
+    assert {m["user_id"] for m in members} == {
+        world["people"]["owner"]["user"]["id"],
+        world["people"]["member"]["user"]["id"],
+    }
+    assert [f["id"] for f in follows] == [world["follow"]]
+
+
+def test_listings_never_show_a_private_group_to_outsiders_or_admins(
+    gateway: httpx.Client, world: Json
+) -> None:
+    for actor in ("outsider", "admin"):
+        headers = world["people"][actor]["headers"]
+        for path in ("/posts", "/articles"):
+            listed = gateway.get(path, headers=headers, params={"group_id": world["private_group"]})
+            assert listed.status_code in (200, 404), listed.text
+            if listed.status_code == 200:
+                assert listed.json()["items"] == [], (actor, path, listed.text)
+        groups = gateway.get("/groups", headers=headers).json()
+        assert world["private_group"] not in {g["id"] for g in groups}, actor
