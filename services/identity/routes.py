@@ -45,8 +45,9 @@ def group_public(group: Group, is_member: bool) -> GroupPublic:
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that verify tokens")
 async def jwks(request: Request) -> dict[str, Any]:
+    """The current, the next and (after a rotation) the previous key."""
     issuer: TokenIssuer = request.app.state.issuer
-    return issuer.public_keys
+    return issuer.jwks()
 
 
 @router.post(
