@@ -14,7 +14,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from shared.auth import TokenIssuer, load_or_create_private_key
+from shared.auth import KeyFiles, TokenIssuer, load_or_create_private_key
 from shared.db import make_engine
 from shared.events.bus import Bus
 from shared.events.envelope import DEAD_LETTER_ROOT, dead_letter_subject
@@ -114,6 +114,26 @@ def admin_token(settings: Settings) -> str:
         ttl_seconds=300,
     )
     return issuer.issue(user_id=new_id(), handle="knowflow-admin", is_admin=True)
+
+
+@cli.command("rotate-signing-key")
+def rotate_signing_key(
+    force: bool = typer.Option(
+        False, help="Rotate even if the last rotation's tokens may live (logs them out)."
+    ),
+) -> None:
+    """Promote identity's next signing key to current and make a new next key."""
+    settings = Settings()
+    # Tokens signed by the outgoing previous key must all have expired before it goes.
+    wait = settings.access_token_max_lifetime_seconds + settings.jwt_leeway_seconds + 5
+    try:
+        keys = KeyFiles(settings.jwt_private_key_file).rotate(
+            min_interval_seconds=0 if force else wait
+        )
+    except ValueError as exc:
+        typer.echo(f"not rotated: {exc} (--force drops that key now)", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"signing with {keys.current_kid}; next {keys.next_kid}")
 
 
 @cli.command()

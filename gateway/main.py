@@ -48,14 +48,7 @@ class Gateway:
         self.upstreams = Upstreams(
             self.urls, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
-        self.tokens = TokenCheck(
-            verifier
-            or TokenVerifier(
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                jwks_url=settings.resolved_jwks_url,
-            )
-        )
+        self.tokens = TokenCheck(verifier or TokenVerifier.for_settings(settings))
         self.proxy = Proxy(
             table=self.table,
             upstreams=self.upstreams,

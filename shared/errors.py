@@ -6,6 +6,7 @@ KnowflowError
  ├── Forbidden       403  authenticated, but not allowed
  ├── NotFound        404  unknown id, or an item the caller may not see
  ├── Conflict        409  the change clashes with existing state
+ ├── PreconditionFailed 412  If-Match names a version that is no longer current
  └── Unavailable     503  a dependency (e.g. identity's signing keys) cannot be reached
 """
 
@@ -43,6 +44,11 @@ class NotFound(KnowflowError):
 class Conflict(KnowflowError):
     status = 409
     title = "Conflict"
+
+
+class PreconditionFailed(KnowflowError):
+    status = 412
+    title = "Precondition Failed"
 
 
 class Unavailable(KnowflowError):

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     jwt_audience: str = "knowflow"
     jwt_private_key_file: Path = Path("./var/identity/jwt-ed25519.pem")
     access_token_ttl_seconds: int = 900
+    # Verifiers refuse tokens meant to live longer (exp - iat), whoever signed them.
+    access_token_max_lifetime_seconds: int = 3600
+    jwt_leeway_seconds: int = 30  # clock skew allowed on exp, nbf and iat
+    jwks_refetch_seconds: float = 10.0  # an unknown kid refetches the JWKS at most this often
     identity_url: str = "http://127.0.0.1:8001"
     jwks_url: str = ""  # defaults to {identity_url}/.well-known/jwks.json
 

@@ -282,11 +282,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings.database_url)
         await asyncio.to_thread(spec.prepare_database, app.state.engine)
-        app.state.verifier = verifier or TokenVerifier(
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            jwks_url=settings.resolved_jwks_url,
-        )
+        app.state.verifier = verifier or TokenVerifier.for_settings(settings)
         app.state.bus = await Bus.connect(
             settings.nats_url, stream=settings.stream_name, name=spec.name
         )

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from deploy.admin import cli, replay_parked
 from services.digests.main import create_app as create_digests_app
 from services.identity.models import User
-from shared.auth import TokenIssuer, TokenVerifier, load_or_create_private_key
+from shared.auth import KeyFiles, TokenIssuer, TokenVerifier, load_or_create_private_key
 from shared.db import make_engine
 from shared.events.bus import Bus
 from shared.events.envelope import dead_letter_subject
@@ -155,3 +155,24 @@ def test_build_digests_sends_a_window_once_through_the_digests_service(digests_u
 def test_build_digests_fails_on_a_bad_period(digests_url: str) -> None:
     result = runner.invoke(cli, ["build-digests", "--period", "hourly"])
     assert result.exit_code == 1
+
+
+def test_rotate_signing_key_promotes_next_and_refuses_a_second_rotation_too_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "jwt.pem"
+    monkeypatch.setenv("KNOWFLOW_JWT_PRIVATE_KEY_FILE", str(key_file))
+    before = KeyFiles(key_file).load_or_create()
+    first = runner.invoke(cli, ["rotate-signing-key"])
+    assert first.exit_code == 0, first.output
+    after = KeyFiles(key_file).load()
+    assert after.current_kid == before.next_kid
+    assert before.current_kid in {jwk["kid"] for jwk in after.jwks()["keys"]}
+    again = runner.invoke(cli, ["rotate-signing-key"])
+    assert again.exit_code == 1
+    assert KeyFiles(key_file).load().current_kid == after.current_kid
+    forced = runner.invoke(cli, ["rotate-signing-key", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert before.current_kid not in {
+        jwk["kid"] for jwk in KeyFiles(key_file).load().jwks()["keys"]
+    }

@@ -6,24 +6,30 @@ from fastapi import FastAPI
 
 from services.identity.models import Follow, Group, Membership, User
 from services.identity.routes import router
-from shared.auth import TokenIssuer, TokenVerifier, load_or_create_private_key
+from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app
 
 
 async def start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    key = load_or_create_private_key(settings.jwt_private_key_file)
+    if settings.access_token_ttl_seconds > settings.access_token_max_lifetime_seconds:
+        raise ValueError("access_token_ttl_seconds exceeds access_token_max_lifetime_seconds")
     issuer = TokenIssuer(
-        key,
+        KeyFiles(settings.jwt_private_key_file),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     app.state.issuer = issuer
-    # Identity verifies its own tokens with its own keys, without a round trip.
+    # Identity verifies its own tokens with its own keys (rotations included), no round trip.
     app.state.verifier = TokenVerifier(
-        issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=issuer.jwks()
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        jwks_source=issuer.jwks,
+        max_lifetime_seconds=settings.access_token_max_lifetime_seconds,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        refetch_seconds=settings.jwks_refetch_seconds,
     )
 
 

@@ -1,12 +1,15 @@
 """Identity's tables: users, groups, memberships and follows."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import declared_attr
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from shared.ids import new_id, utcnow
+from shared.preconditions import versioned
 
 
 class User(SQLModel, table=True):
@@ -21,6 +24,12 @@ class User(SQLModel, table=True):
     skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     is_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # Goes up on every profile change; names the profile's ETag and guards its UPDATEs.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return versioned(cls)
 
 
 class Group(SQLModel, table=True):

@@ -3,7 +3,7 @@
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from services.identity import service
 from services.identity.models import Follow, Group, User
@@ -23,6 +23,7 @@ from services.identity.schemas import (
 )
 from shared.auth import CurrentUser, TokenIssuer
 from shared.db import SessionDep
+from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 
 router = APIRouter()
 
@@ -37,6 +38,15 @@ def token_response(request: Request, user: User) -> TokenResponse:
     )
 
 
+def profile_etag(user: User) -> str:
+    return etag(user.id, user.version)
+
+
+def group_etag(group: Group) -> str:
+    """Groups cannot be edited: their stored fields name their one state."""
+    return etag(group.id, group.slug, group.name, group.description, group.visibility)
+
+
 def group_public(group: Group, is_member: bool) -> GroupPublic:
     return GroupPublic.model_validate(
         {**group.model_dump(), "is_member": is_member}, from_attributes=True
@@ -45,8 +55,9 @@ def group_public(group: Group, is_member: bool) -> GroupPublic:
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that verify tokens")
 async def jwks(request: Request) -> dict[str, Any]:
+    """The current, the next and (after a rotation) the previous key."""
     issuer: TokenIssuer = request.app.state.issuer
-    return issuer.public_keys
+    return issuer.jwks()
 
 
 @router.post(
@@ -68,22 +79,39 @@ def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenRes
     return token_response(request, user)
 
 
-@router.get("/users/me", tags=["users"])
-def read_me(principal: CurrentUser, session: SessionDep) -> UserMe:
+@router.get("/users/me", tags=["users"], responses=WITH_ETAG)
+def read_me(principal: CurrentUser, session: SessionDep, response: Response) -> UserMe:
     user = service.check_user(session=session, user_id=principal.user_id)
+    response.headers["ETag"] = profile_etag(user)
     return UserMe.model_validate(user, from_attributes=True)
 
 
-@router.patch("/users/me", tags=["users"])
-def update_me(principal: CurrentUser, body: ProfileUpdate, session: SessionDep) -> UserMe:
+@router.patch("/users/me", tags=["users"], responses={**WITH_ETAG, **PRECONDITION_FAILED})
+def update_me(
+    principal: CurrentUser,
+    body: ProfileUpdate,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> UserMe:
+    """Change one's profile (If-Match: only if still at that ETag)."""
     user = service.check_user(session=session, user_id=principal.user_id)
+    check_if_match(if_match, profile_etag(user))
     user = service.do_update_profile(session=session, user=user, update=body)
+    response.headers["ETag"] = profile_etag(user)
     return UserMe.model_validate(user, from_attributes=True)
 
 
-@router.get("/users/{user_id}", tags=["users"], responses={404: {"description": "No such user"}})
-def read_user(user_id: UUID, _principal: CurrentUser, session: SessionDep) -> UserPublic:
+@router.get(
+    "/users/{user_id}",
+    tags=["users"],
+    responses={**WITH_ETAG, 404: {"description": "No such user"}},
+)
+def read_user(
+    user_id: UUID, _principal: CurrentUser, session: SessionDep, response: Response
+) -> UserPublic:
     user = service.check_user(session=session, user_id=user_id)
+    response.headers["ETag"] = profile_etag(user)
     return UserPublic.model_validate(user, from_attributes=True)
 
 
@@ -104,11 +132,16 @@ def list_groups(principal: CurrentUser, session: SessionDep) -> list[GroupPublic
 
 
 @router.get(
-    "/groups/{group_id}", tags=["groups"], responses={404: {"description": "No such group"}}
+    "/groups/{group_id}",
+    tags=["groups"],
+    responses={**WITH_ETAG, 404: {"description": "No such group"}},
 )
-def read_group(group_id: UUID, principal: CurrentUser, session: SessionDep) -> GroupPublic:
+def read_group(
+    group_id: UUID, principal: CurrentUser, session: SessionDep, response: Response
+) -> GroupPublic:
     group = service.check_visible_group(session=session, group_id=group_id, principal=principal)
     member = service.is_member(session=session, group_id=group_id, user_id=principal.user_id)
+    response.headers["ETag"] = group_etag(group)
     return group_public(group, member)
 
 

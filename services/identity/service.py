@@ -33,6 +33,7 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.events.outbox import record_event
+from shared.preconditions import flush_versioned
 
 SOURCE = "/knowflow/identity"
 # argon2id with the library's RFC 9106 low-memory profile.
@@ -93,9 +94,12 @@ def check_user(*, session: Session, user_id: UUID) -> User:
 
 def do_update_profile(*, session: Session, user: User, update: ProfileUpdate) -> User:
     changes = update.model_dump(exclude_unset=True, exclude_none=True)
+    if any(getattr(user, name) != value for name, value in changes.items()):
+        user.version += 1
     for name, value in changes.items():
         setattr(user, name, value)
     session.add(user)
+    flush_versioned(session)
     record_event(
         session,
         UserProfileUpdated(

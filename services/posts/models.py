@@ -1,11 +1,14 @@
 """Posts' tables: posts and replies, articles with their revisions, tags, and the group projection."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+from sqlalchemy.orm import declared_attr
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from shared.ids import new_id, utcnow
+from shared.preconditions import versioned
 
 
 class Post(SQLModel, table=True):
@@ -29,6 +32,11 @@ class Post(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # `version` guards every UPDATE: a write based on a stale read matches no row.
+        return versioned(cls)
+
 
 class Article(SQLModel, table=True):
     """A stock article; `version` is the number of its latest revision."""
@@ -50,6 +58,11 @@ class Article(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # `version` guards every UPDATE: a write based on a stale read matches no row.
+        return versioned(cls)
 
 
 class ArticleRevision(SQLModel, table=True):

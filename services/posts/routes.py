@@ -28,12 +28,16 @@ from shared.db import SessionDep
 from shared.events.contracts import ContentSnapshot
 from shared.ids import as_utc
 from shared.pagination import CursorParam, Page, PageSize
+from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 
 router = APIRouter()
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such item, or one the caller may not read"}}
 NOT_YOURS: Responses = {403: {"description": "Someone else's item"}, **NOT_FOUND}
+READ_ONE: Responses = {**WITH_ETAG, **NOT_FOUND}
+CHANGE: Responses = {**WITH_ETAG, **NOT_YOURS, **PRECONDITION_FAILED}
+REMOVE: Responses = {**NOT_YOURS, **PRECONDITION_FAILED}
 TagParam = Annotated[str | None, Query(max_length=51, description="A tag, with or without '#'.")]
 
 
@@ -64,6 +68,11 @@ def article_public(article: Article) -> ArticlePublic:
             "updated_at": as_utc(article.updated_at),
         }
     )
+
+
+def item_etag(item: Post | Article) -> str:
+    """Posts and articles: the version names the state (it goes up on every change)."""
+    return etag(item.id, item.version)
 
 
 def revision_summary(revision: ArticleRevision) -> RevisionSummary:
@@ -117,29 +126,38 @@ def list_posts(
     return Page(items=posts_public(session, principal, posts), next_cursor=next_cursor)
 
 
-@router.get("/posts/{post_id}", tags=["posts"], responses=NOT_FOUND)
+@router.get("/posts/{post_id}", tags=["posts"], responses=READ_ONE)
 def read_post(
-    post_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+    post_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    response: Response,
 ) -> PostPublic:
     post = service.check_post(
         session=session, principal=principal, post_id=post_id, identity=identity
     )
+    response.headers["ETag"] = item_etag(post)
     return posts_public(session, principal, [post])[0]
 
 
-@router.patch("/posts/{post_id}", tags=["posts"], responses=NOT_YOURS)
+@router.patch("/posts/{post_id}", tags=["posts"], responses=CHANGE)
 def update_post(
     post_id: UUID,
     body: PostUpdate,
     principal: CurrentUser,
     session: SessionDep,
     identity: IdentityDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> PostPublic:
-    """The author replaces the body; the version goes up."""
+    """The author replaces the body; the version goes up (If-Match: only from that ETag)."""
     post = service.check_own_post(
         session=session, principal=principal, post_id=post_id, identity=identity
     )
+    check_if_match(if_match, item_etag(post))
     post = service.do_update_post(session=session, post=post, body=body.body)
+    response.headers["ETag"] = item_etag(post)
     return posts_public(session, principal, [post])[0]
 
 
@@ -147,14 +165,19 @@ def update_post(
     "/posts/{post_id}",
     tags=["posts"],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=NOT_YOURS,
+    responses=REMOVE,
 )
 def delete_post(
-    post_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+    post_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    if_match: IfMatch = None,
 ) -> None:
     post = service.check_own_post(
         session=session, principal=principal, post_id=post_id, identity=identity
     )
+    check_if_match(if_match, item_etag(post))
     service.do_delete_post(session=session, post=post)
 
 
@@ -282,31 +305,40 @@ def list_articles(
     return Page(items=[article_public(item) for item in items], next_cursor=next_cursor)
 
 
-@router.get("/articles/{article_id}", tags=["articles"], responses=NOT_FOUND)
+@router.get("/articles/{article_id}", tags=["articles"], responses=READ_ONE)
 def read_article(
-    article_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+    article_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    response: Response,
 ) -> ArticlePublic:
     article = articles.check_article(
         session=session, principal=principal, article_id=article_id, identity=identity
     )
+    response.headers["ETag"] = item_etag(article)
     return article_public(article)
 
 
-@router.patch("/articles/{article_id}", tags=["articles"], responses=NOT_YOURS)
+@router.patch("/articles/{article_id}", tags=["articles"], responses=CHANGE)
 def update_article(
     article_id: UUID,
     body: ArticleUpdate,
     principal: CurrentUser,
     session: SessionDep,
     identity: IdentityDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ArticlePublic:
     """The author changes an article; each change is kept as a new revision."""
     article = articles.check_own_article(
         session=session, principal=principal, article_id=article_id, identity=identity
     )
+    check_if_match(if_match, item_etag(article))
     article = articles.do_update_article(
         session=session, principal=principal, article=article, request=body
     )
+    response.headers["ETag"] = item_etag(article)
     return article_public(article)
 
 
@@ -314,14 +346,19 @@ def update_article(
     "/articles/{article_id}",
     tags=["articles"],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=NOT_YOURS,
+    responses=REMOVE,
 )
 def delete_article(
-    article_id: UUID, principal: CurrentUser, session: SessionDep, identity: IdentityDep
+    article_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    identity: IdentityDep,
+    if_match: IfMatch = None,
 ) -> None:
     article = articles.check_own_article(
         session=session, principal=principal, article_id=article_id, identity=identity
     )
+    check_if_match(if_match, item_etag(article))
     articles.do_delete_article(session=session, article=article)
 
 

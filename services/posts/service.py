@@ -10,6 +10,7 @@ from uuid import UUID
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -97,7 +98,8 @@ def flush_or_conflict(session: Session) -> None:
     """Flush now, so a concurrent change to the same row is a 409 rather than a 500."""
     try:
         session.flush()
-    except (IntegrityError, OperationalError) as exc:
+    except (IntegrityError, OperationalError, StaleDataError) as exc:
+        # StaleDataError: the row's version moved since it was read (see models' version guard).
         raise Conflict("the item changed concurrently; retry") from exc
 
 
