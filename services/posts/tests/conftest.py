@@ -127,8 +127,15 @@ class IdentityStub:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen_authorization: list[str | None] = field(default_factory=list)
 
-    def answer(self, group_id: UUID, visibility: GroupVisibility, is_member: bool) -> None:
-        self.groups[str(group_id)] = {"visibility": visibility, "is_member": is_member}
+    def answer(
+        self, group_id: UUID, visibility: GroupVisibility, is_member: bool, version: int = 1
+    ) -> None:
+        """From now on, answer for this group; `version` is the caller's membership version."""
+        self.groups[str(group_id)] = {
+            "visibility": visibility,
+            "is_member": is_member,
+            "membership_version": version,
+        }
 
 
 @pytest.fixture
