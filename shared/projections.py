@@ -62,5 +62,6 @@ def do_apply_fact(
         set_={name: statement.excluded[name] for name in values if name not in keys},
         where=newer_fact(stored=table.c, incoming=statement.excluded, version=version, at=at),
     )
-    result = session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # A row comes back only if one was written (rowcount is not reliable here on psycopg).
+    written = session.execute(statement.returning(table.c[keys[0]])).first()
+    return written is not None
