@@ -68,6 +68,7 @@ class DigestMembership(SQLModel, table=True):
     group_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     active: bool = True
+    version: int = 0  # identity's version of the membership (0: from before versions)
     changed_at: datetime
 
 

@@ -28,10 +28,12 @@ from shared.events.contracts import (
     FollowEvent,
     GroupCreated,
     GroupEvent,
+    MembershipEvent,
     UserProfileUpdated,
     UserRegistered,
 )
 from shared.ids import as_utc
+from shared.projections import do_apply_fact
 
 EXCERPT_CHARS = 200
 _WHITESPACE = re.compile(r"\s+")
@@ -169,23 +171,22 @@ def do_project_group(*, session: Session, data: GroupCreated) -> None:
 
 
 def do_project_membership(
-    *, session: Session, data: GroupEvent, user_id: UUID, active: bool, at: datetime
+    *, session: Session, data: MembershipEvent, user_id: UUID, active: bool, at: datetime
 ) -> bool:
-    """Record that someone joined or left a group, unless a newer event was already applied."""
+    """Record that someone joined or left a group, unless a newer version was already applied."""
     _project_group(session, data)
-    at = to_utc(at)
-    row = session.get(DigestMembership, (data.group_id, user_id))
-    if row is None:
-        row = DigestMembership(
-            group_id=data.group_id, user_id=user_id, active=active, changed_at=at
-        )
-    elif to_utc(row.changed_at) > at:
-        return False
-    else:
-        row.active = active
-        row.changed_at = at
-    session.add(row)
-    return True
+    return do_apply_fact(
+        session=session,
+        model=DigestMembership,
+        keys=["group_id", "user_id"],
+        values={
+            "group_id": data.group_id,
+            "user_id": user_id,
+            "active": active,
+            "version": data.version,
+            "changed_at": to_utc(at),
+        },
+    )
 
 
 def do_project_user(

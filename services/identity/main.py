@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.identity.models import Follow, Group, Membership, User
+from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.routes import router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
@@ -38,7 +38,7 @@ SPEC = ServiceSpec(
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
     routers=[router],
-    tables=[User, Group, Membership, Follow],
+    tables=[User, Group, Membership, MembershipVersion, Follow],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
 )

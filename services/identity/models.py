@@ -53,6 +53,20 @@ class Membership(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class MembershipVersion(SQLModel, table=True):
+    """How many times a membership (group, user) changed; kept after removal, never reset.
+
+    Every add and removal bumps it and the membership events carry it, so the other
+    services order facts about a membership by identity's count, not by their clocks.
+    """
+
+    __tablename__ = "identity_membership_version"
+
+    group_id: UUID = Field(foreign_key="identity_group.id", primary_key=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", primary_key=True)
+    version: int
+
+
 class Follow(SQLModel, table=True):
     __tablename__ = "identity_follow"
     __table_args__ = (UniqueConstraint("follower_id", "target_type", "target"),)

@@ -11,6 +11,7 @@ from services.identity.schemas import (
     FollowCreate,
     FollowPublic,
     GroupCreate,
+    GroupDetail,
     GroupPublic,
     LoginRequest,
     MemberAdd,
@@ -138,11 +139,16 @@ def list_groups(principal: CurrentUser, session: SessionDep) -> list[GroupPublic
 )
 def read_group(
     group_id: UUID, principal: CurrentUser, session: SessionDep, response: Response
-) -> GroupPublic:
+) -> GroupDetail:
     group = service.check_visible_group(session=session, group_id=group_id, principal=principal)
-    member = service.is_member(session=session, group_id=group_id, user_id=principal.user_id)
+    member, version = service.membership_state(
+        session=session, group_id=group_id, user_id=principal.user_id
+    )
     response.headers["ETag"] = group_etag(group)
-    return group_public(group, member)
+    return GroupDetail.model_validate(
+        {**group.model_dump(), "is_member": member, "membership_version": version},
+        from_attributes=True,
+    )
 
 
 @router.get("/groups/{group_id}/members", tags=["groups"])

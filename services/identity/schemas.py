@@ -76,6 +76,16 @@ class GroupPublic(BaseModel):
     is_member: bool = False
 
 
+class GroupDetail(GroupPublic):
+    membership_version: int = Field(
+        default=0,
+        description=(
+            "How many times the caller's membership of this group changed (joins and "
+            "removals; 0 if never a member): services keeping a copy apply the highest."
+        ),
+    )
+
+
 class MemberAdd(Strict):
     user_id: UUID
 

@@ -8,10 +8,12 @@ from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_
+from sqlalchemy import Table, func, or_
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from services.identity.models import Follow, Group, Membership, User
+from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.schemas import (
     TAG_PATTERN,
     FollowCreate,
@@ -118,6 +120,38 @@ def is_member(*, session: Session, group_id: UUID, user_id: UUID) -> bool:
     return session.get(Membership, (group_id, user_id)) is not None
 
 
+def membership_state(*, session: Session, group_id: UUID, user_id: UUID) -> tuple[bool, int]:
+    """Whether the user belongs to the group, and that membership's version, read together.
+
+    One statement, so both come from the same snapshot even while a change commits.
+    """
+    members = select(func.count()).where(
+        Membership.group_id == group_id, Membership.user_id == user_id
+    )
+    version = select(MembershipVersion.version).where(
+        MembershipVersion.group_id == group_id, MembershipVersion.user_id == user_id
+    )
+    count, number = session.execute(
+        select(members.scalar_subquery(), version.scalar_subquery())
+    ).one()
+    return bool(count), int(cast(int | None, number) or 0)
+
+
+def _next_membership_version(*, session: Session, group_id: UUID, user_id: UUID) -> int:
+    """Number the next change of a membership; the row lock orders concurrent changes."""
+    table = cast(Table, MembershipVersion.__table__)  # type: ignore[attr-defined]
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    statement = (
+        insert(table)
+        .values(group_id=group_id, user_id=user_id, version=1)
+        .on_conflict_do_update(
+            index_elements=["group_id", "user_id"], set_={"version": table.c.version + 1}
+        )
+        .returning(table.c.version)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
 def check_visible_group(*, session: Session, group_id: UUID, principal: Principal) -> Group:
     """A group the caller may see: open groups, or private ones they belong to (else 404)."""
     group = session.get(Group, group_id)
@@ -171,6 +205,7 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
 
 
 def _add_member(*, session: Session, group: Group, user_id: UUID, role: str) -> Membership:
+    version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
     membership = Membership(group_id=group.id, user_id=user_id, role=role)
     session.add(membership)
     session.flush()
@@ -181,6 +216,7 @@ def _add_member(*, session: Session, group: Group, user_id: UUID, role: str) -> 
             visibility=cast(GroupVisibility, group.visibility),
             user_id=user_id,
             role="owner" if role == "owner" else "member",
+            version=version,
         ),
         source=SOURCE,
     )
@@ -213,6 +249,7 @@ def do_remove_member(
     membership = session.get(Membership, (group_id, user_id))
     if membership is None:
         raise NotFound("not a member")
+    version = _next_membership_version(session=session, group_id=group_id, user_id=user_id)
     session.delete(membership)
     record_event(
         session,
@@ -220,6 +257,7 @@ def do_remove_member(
             group_id=group.id,
             visibility=cast(GroupVisibility, group.visibility),
             user_id=user_id,
+            version=version,
         ),
         source=SOURCE,
     )

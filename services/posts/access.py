@@ -3,7 +3,9 @@
 The projection (fed by identity's events) lags behind identity. When it does not know a
 group, or says the caller is not a member, identity is asked over HTTP on the caller's
 behalf before refusing, so a user who has just created or joined a group can use it at
-once. If identity cannot be reached, the projection's answer stands.
+once. If identity cannot be reached, the projection's answer stands. Membership facts,
+from events or from identity's answers, carry identity's version of the membership and
+are ordered by it (shared/projections.py), never by posts' clock.
 """
 
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from shared.errors import Forbidden, NotFound
 from shared.events.contracts import GroupVisibility, Visibility
 from shared.ids import utcnow
 from shared.observability import outgoing_headers
+from shared.projections import UNVERSIONED, do_apply_fact
 
 IDENTITY_TIMEOUT_SECONDS = 5.0
 
@@ -43,6 +46,7 @@ class IdentityAnswer:
 
     status: Literal["found", "hidden", "unavailable"]
     view: GroupView | None = None
+    membership_version: int = 0  # identity's version of the caller's membership
 
 
 UNAVAILABLE = IdentityAnswer("unavailable")
@@ -52,6 +56,7 @@ HIDDEN = IdentityAnswer("hidden")
 class _GroupReply(BaseModel):
     visibility: GroupVisibility
     is_member: bool
+    membership_version: int = 0
 
 
 class IdentityGroups:
@@ -83,7 +88,9 @@ class IdentityGroups:
             reply = _GroupReply.model_validate_json(response.content)
         except ValidationError:
             return UNAVAILABLE
-        return IdentityAnswer("found", GroupView(reply.visibility, reply.is_member))
+        return IdentityAnswer(
+            "found", GroupView(reply.visibility, reply.is_member), reply.membership_version
+        )
 
 
 def get_identity_groups(request: Request) -> IdentityGroups:
@@ -171,10 +178,16 @@ def do_remember_group(
 
 
 def do_remember_membership(
-    *, session: Session, group_id: UUID, user_id: UUID, is_member: bool, as_of: datetime
+    *,
+    session: Session,
+    group_id: UUID,
+    user_id: UUID,
+    is_member: bool,
+    version: int,
+    as_of: datetime,
 ) -> None:
-    """Record whether a user belongs to a group (idempotent; an older fact never wins)."""
-    _upsert_unless_newer(
+    """Record whether a user belongs to a group (idempotent; an older version never wins)."""
+    do_apply_fact(
         session=session,
         model=KnownMembership,
         keys=["group_id", "user_id"],
@@ -182,8 +195,10 @@ def do_remember_membership(
             "group_id": group_id,
             "user_id": user_id,
             "is_member": is_member,
+            "version": version,
             "as_of": as_of.astimezone(UTC),
         },
+        at="as_of",
     )
 
 
@@ -207,13 +222,20 @@ def confirmed_group_view(
     local = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
     if not needs_confirmation(local):
         return local
-    view = resolve_group_view(local=local, answer=identity.ask(group_id))
-    if view is not None and view.is_member:
-        # Remember what identity confirmed, so reads right after agree with the write.
+    answer = identity.ask(group_id)
+    view = resolve_group_view(local=local, answer=answer)
+    if view is not None and answer.membership_version != UNVERSIONED:
+        # Remember what identity confirmed, so reads right after agree with the write; its
+        # version (not our clock) decides against the events still on their way.
         now = utcnow()
         do_remember_group(session=session, group_id=group_id, visibility=view.visibility, as_of=now)
         do_remember_membership(
-            session=session, group_id=group_id, user_id=principal.user_id, is_member=True, as_of=now
+            session=session,
+            group_id=group_id,
+            user_id=principal.user_id,
+            is_member=view.is_member,
+            version=answer.membership_version,
+            as_of=now,
         )
     return view
 

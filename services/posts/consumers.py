@@ -1,7 +1,7 @@
 """Posts' event handlers: identity's groups and memberships kept as a local projection.
 
-Handlers are idempotent, and each fact is stamped with its event time, so a replayed or
-late event never overrides a newer one.
+Handlers are idempotent, and each membership fact carries identity's version of it, so a
+replayed or late event never overrides a newer one (shared/projections.py).
 """
 
 from collections.abc import Sequence
@@ -33,7 +33,12 @@ def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdd
         session=session, group_id=data.group_id, visibility=data.visibility, as_of=as_of
     )
     do_remember_membership(
-        session=session, group_id=data.group_id, user_id=data.user_id, is_member=True, as_of=as_of
+        session=session,
+        group_id=data.group_id,
+        user_id=data.user_id,
+        is_member=True,
+        version=data.version,
+        as_of=as_of,
     )
 
 
@@ -47,6 +52,7 @@ def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberR
         group_id=data.group_id,
         user_id=data.user_id,
         is_member=False,
+        version=data.version,
         as_of=as_of,
     )
 

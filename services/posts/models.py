@@ -99,13 +99,14 @@ class KnownGroup(SQLModel, table=True):
 
 
 class KnownMembership(SQLModel, table=True):
-    """Whether a user belongs to a group, as of the latest fact heard (so late events lose)."""
+    """Whether a user belongs to a group, per the highest version of identity's heard so far."""
 
     __tablename__ = "posts_membership"
 
     group_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     is_member: bool = True
+    version: int = 0  # identity's version of the membership (0: from before versions)
     as_of: datetime
 
 

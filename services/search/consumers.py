@@ -1,8 +1,8 @@
 """Search's event handlers: content into the index, identity and thanks into projections.
 
 Each handler runs in the runner's transaction with the processed-event record, so an
-event is applied once; versions (content) and event times (people, membership,
-thanks) make late or reordered events harmless. With OpenSearch, content events are applied in
+event is applied once; versions (content, membership: shared/projections.py) and event
+times (people, thanks) make late or reordered events harmless. With OpenSearch, content events are applied in
 batches (one bulk request per fetch) and external versions make them idempotent.
 """
 
@@ -35,6 +35,7 @@ from shared.events.contracts import (
 )
 from shared.events.envelope import CloudEvent, EventData
 from shared.ids import as_utc
+from shared.projections import UNVERSIONED
 from shared.settings import Settings
 
 
@@ -77,6 +78,8 @@ def on_group_created(session: Session, envelope: CloudEvent, data: GroupCreated)
         group_id=data.group_id,
         user_id=data.owner_id,
         is_member=True,
+        # Unnumbered: the owner's own GroupMemberAdded, numbered, follows and outranks it.
+        version=UNVERSIONED,
         at=as_utc(envelope.time),
     )
 
@@ -87,6 +90,7 @@ def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdd
         group_id=data.group_id,
         user_id=data.user_id,
         is_member=True,
+        version=data.version,
         at=as_utc(envelope.time),
     )
 
@@ -97,6 +101,7 @@ def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberR
         group_id=data.group_id,
         user_id=data.user_id,
         is_member=False,
+        version=data.version,
         at=as_utc(envelope.time),
     )
 

@@ -36,6 +36,7 @@ class SearchMembership(SQLModel, table=True):
     group_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     is_member: bool
+    version: int = 0  # identity's version of the membership (0: from before versions)
     changed_at: datetime
 
 

@@ -25,6 +25,7 @@ from services.search.models import SearchGroup, SearchMembership, SearchThanks, 
 from shared.auth import Principal
 from shared.events.contracts import ContentEvent, ContentSnapshot
 from shared.ids import as_utc
+from shared.projections import do_apply_fact
 
 
 def doc_from_snapshot(data: ContentSnapshot) -> IndexDoc:
@@ -93,22 +94,27 @@ def do_record_group(
 
 
 def do_set_membership(
-    *, session: Session, group_id: UUID, user_id: UUID, is_member: bool, at: datetime
+    *,
+    session: Session,
+    group_id: UUID,
+    user_id: UUID,
+    is_member: bool,
+    version: int,
+    at: datetime,
 ) -> None:
-    """Record joining or leaving; an older event than the one applied is ignored.
-
-    At equal times leaving wins: when in doubt, show less.
-    """
-    membership = session.get(SearchMembership, (group_id, user_id))
-    if membership is None:
-        session.add(
-            SearchMembership(group_id=group_id, user_id=user_id, is_member=is_member, changed_at=at)
-        )
-        return
-    stored_at = as_utc(membership.changed_at)
-    if at > stored_at or (at == stored_at and not is_member):
-        membership.is_member, membership.changed_at = is_member, at
-        session.add(membership)
+    """Record joining or leaving; a fact no newer than the one applied is ignored."""
+    do_apply_fact(
+        session=session,
+        model=SearchMembership,
+        keys=["group_id", "user_id"],
+        values={
+            "group_id": group_id,
+            "user_id": user_id,
+            "is_member": is_member,
+            "version": version,
+            "changed_at": as_utc(at),
+        },
+    )
 
 
 def do_set_thanks(

@@ -62,15 +62,24 @@ class GroupCreated(GroupEvent):
     owner_id: UUID
 
 
-class GroupMemberAdded(GroupEvent):
-    event_type = "knowflow.group.member_added.v1"
+class MembershipEvent(GroupEvent):
+    """A change of one membership, numbered by identity: a projection keeps the highest.
+
+    `version` grows with every change of the membership (group, user), removals included;
+    0 means the event was recorded before memberships were numbered (see shared/projections.py).
+    """
+
     user_id: UUID
+    version: int = Field(default=0, ge=0)
+
+
+class GroupMemberAdded(MembershipEvent):
+    event_type = "knowflow.group.member_added.v1"
     role: Literal["owner", "member"]
 
 
-class GroupMemberRemoved(GroupEvent):
+class GroupMemberRemoved(MembershipEvent):
     event_type = "knowflow.group.member_removed.v1"
-    user_id: UUID
 
 
 class FollowEvent(EventData):

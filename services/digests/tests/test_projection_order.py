@@ -111,6 +111,29 @@ def test_a_late_member_added_event_does_not_undo_a_newer_removal(
     assert read_digest(client, auth_header(alice))["sections"] == []
 
 
+def test_a_late_member_added_loses_to_the_removal_by_version_whatever_its_time(
+    client: TestClient, publish_at: Callable[..., None], auth_header: AuthHeader
+) -> None:
+    alice, dave, secret = new_id(), new_id(), new_id()
+    now = utcnow()
+    added = GroupMemberAdded(
+        group_id=secret, visibility="private", user_id=alice, role="member", version=1
+    )
+    publish_at(
+        (
+            GroupCreated(group_id=secret, visibility="private", slug="s", name="S", owner_id=dave),
+            now,
+        ),
+        (FollowCreated(follower_id=alice, target_type="group", target=str(secret)), now),
+        (content(author=dave, group_id=secret, private=True), now),
+        (GroupMemberRemoved(group_id=secret, visibility="private", user_id=alice, version=2), now),
+        # Numbered before the removal by identity, though stamped later by another clock.
+        (added, now + timedelta(seconds=5)),
+    )
+
+    assert read_digest(client, auth_header(alice))["sections"] == []
+
+
 def test_a_late_registration_does_not_undo_a_newer_profile_update(
     client: TestClient, publish_at: Callable[..., None], auth_header: AuthHeader
 ) -> None:

@@ -74,6 +74,13 @@ class Groups:
 
     client: TestClient
     publish: Callable[..., None]
+    versions: dict[tuple[UUID, UUID], int] = field(default_factory=dict)
+
+    def next_version(self, group_id: UUID, user_id: UUID) -> int:
+        """Number membership changes as identity does: one more per change."""
+        version = self.versions.get((group_id, user_id), 0) + 1
+        self.versions[(group_id, user_id)] = version
+        return version
 
     def create(self, owner: User, visibility: GroupVisibility = "private") -> UUID:
         group_id = new_id()
@@ -86,7 +93,11 @@ class Groups:
                 owner_id=owner.id,
             ),
             GroupMemberAdded(
-                group_id=group_id, visibility=visibility, user_id=owner.id, role="owner"
+                group_id=group_id,
+                visibility=visibility,
+                user_id=owner.id,
+                role="owner",
+                version=self.next_version(group_id, owner.id),
             ),
         )
         wait_for(lambda: is_member(self.client, group_id, owner.id))
@@ -95,14 +106,23 @@ class Groups:
     def add(self, group_id: UUID, member: User, visibility: GroupVisibility = "private") -> None:
         self.publish(
             GroupMemberAdded(
-                group_id=group_id, visibility=visibility, user_id=member.id, role="member"
+                group_id=group_id,
+                visibility=visibility,
+                user_id=member.id,
+                role="member",
+                version=self.next_version(group_id, member.id),
             )
         )
         wait_for(lambda: is_member(self.client, group_id, member.id))
 
     def remove(self, group_id: UUID, member: User, visibility: GroupVisibility = "private") -> None:
         self.publish(
-            GroupMemberRemoved(group_id=group_id, visibility=visibility, user_id=member.id)
+            GroupMemberRemoved(
+                group_id=group_id,
+                visibility=visibility,
+                user_id=member.id,
+                version=self.next_version(group_id, member.id),
+            )
         )
         wait_for(lambda: is_member(self.client, group_id, member.id, member=False))
 
@@ -127,8 +147,15 @@ class IdentityStub:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen_authorization: list[str | None] = field(default_factory=list)
 
-    def answer(self, group_id: UUID, visibility: GroupVisibility, is_member: bool) -> None:
-        self.groups[str(group_id)] = {"visibility": visibility, "is_member": is_member}
+    def answer(
+        self, group_id: UUID, visibility: GroupVisibility, is_member: bool, version: int = 1
+    ) -> None:
+        """From now on, answer for this group; `version` is the caller's membership version."""
+        self.groups[str(group_id)] = {
+            "visibility": visibility,
+            "is_member": is_member,
+            "membership_version": version,
+        }
 
 
 @pytest.fixture

@@ -80,9 +80,9 @@ def test_identity_client_forwards_the_callers_token_and_reads_the_answer(
     identity_stub: IdentityStub, http: httpx.Client
 ) -> None:
     group_id = new_id()
-    identity_stub.answer(group_id, "private", is_member=True)
+    identity_stub.answer(group_id, "private", is_member=True, version=3)
     identity = IdentityGroups(client=http, base_url=identity_stub.url, authorization="Bearer t")
-    assert identity.ask(group_id) == IdentityAnswer("found", MEMBER_PRIVATE)
+    assert identity.ask(group_id) == IdentityAnswer("found", MEMBER_PRIVATE, membership_version=3)
     assert identity.ask(new_id()) == HIDDEN
     assert identity_stub.seen_authorization == ["Bearer t", "Bearer t"]
 

@@ -26,26 +26,36 @@ def session(tmp_path: Path) -> Iterator[Session]:
 def test_a_late_join_does_not_undo_a_newer_leave(session: Session) -> None:
     group, user, now = new_id(), new_id(), utcnow()
     service.do_set_membership(
-        session=session, group_id=group, user_id=user, is_member=False, at=now
+        session=session, group_id=group, user_id=user, is_member=False, version=2, at=now
     )
+    # Stamped later by a skewed clock, but identity numbered it before the removal.
     service.do_set_membership(
-        session=session, group_id=group, user_id=user, is_member=True, at=now - timedelta(seconds=1)
+        session=session,
+        group_id=group,
+        user_id=user,
+        is_member=True,
+        version=1,
+        at=now + timedelta(seconds=1),
     )
     session.flush()
     assert service.list_member_groups(session=session, user_id=user) == []
 
 
-def test_leaving_wins_a_tie_and_a_later_join_counts(session: Session) -> None:
+def test_a_replayed_leave_changes_nothing_and_a_newer_join_counts(session: Session) -> None:
     group, user, now = new_id(), new_id(), utcnow()
-    service.do_set_membership(session=session, group_id=group, user_id=user, is_member=True, at=now)
-    service.do_set_membership(
-        session=session, group_id=group, user_id=user, is_member=False, at=now
-    )
+    for version, is_member in ((1, True), (2, False), (2, False)):
+        service.do_set_membership(
+            session=session,
+            group_id=group,
+            user_id=user,
+            is_member=is_member,
+            version=version,
+            at=now,
+        )
     session.flush()
     assert service.list_member_groups(session=session, user_id=user) == []
-    later = now + timedelta(seconds=1)
     service.do_set_membership(
-        session=session, group_id=group, user_id=user, is_member=True, at=later
+        session=session, group_id=group, user_id=user, is_member=True, version=3, at=now
     )
     session.flush()
     assert service.list_member_groups(session=session, user_id=user) == [group]
