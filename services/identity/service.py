@@ -42,11 +42,14 @@ _DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
 
 
 def do_register(*, session: Session, request: RegisterRequest) -> User:
-    """Create an account; the first account becomes the admin."""
+    """Create an account; the first account becomes the admin.
+
+    The check gives the usual answer; two registrations racing are decided by the
+    unique constraints (409 from `shared.db.get_session`).
+    """
+    email = request.email.lower()
     taken = session.exec(
-        select(User).where(
-            or_(col(User.handle) == request.handle, col(User.email) == request.email)
-        )
+        select(User).where(or_(col(User.handle) == request.handle, col(User.email) == email))
     ).first()
     if taken is not None:
         field = "handle" if taken.handle == request.handle else "email"
@@ -54,7 +57,7 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
     is_first = session.exec(select(func.count()).select_from(User)).one() == 0
     user = User(
         handle=request.handle,
-        email=request.email.lower(),
+        email=email,
         password_hash=password_hasher.hash(request.password),
         display_name=request.display_name,
         is_admin=is_first,

@@ -48,6 +48,9 @@ def upgrade(engine: Engine, versions: Path, tables: Sequence[type[SQLModel]]) ->
     config = alembic_config(versions, tables)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            # Requests' statement timeout (shared.db) is not for migrations nor for
+            # waiting on another replica's migration.
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             # Replicas starting together: one migrates, the others wait and find it done.
             connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
         config.attributes["connection"] = connection
