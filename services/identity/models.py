@@ -3,7 +3,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from shared.ids import new_id, utcnow
@@ -23,11 +23,23 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# An open group's slug names it for everyone. A private group's slug is checked against
+# nothing a non-member cannot see: refusing it would reveal that a private group uses it.
+OPEN_SLUG_INDEX = Index(
+    "uq_identity_group_open_slug",
+    "slug",
+    unique=True,
+    sqlite_where=text("visibility = 'open'"),
+    postgresql_where=text("visibility = 'open'"),
+)
+
+
 class Group(SQLModel, table=True):
     __tablename__ = "identity_group"
+    __table_args__ = (OPEN_SLUG_INDEX,)
 
     id: UUID = Field(default_factory=new_id, primary_key=True)
-    slug: str = Field(unique=True, index=True)
+    slug: str = Field(index=True)
     name: str
     description: str = ""
     visibility: str  # GroupVisibility

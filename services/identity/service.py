@@ -143,8 +143,10 @@ def list_visible_groups(*, session: Session, principal: Principal) -> list[tuple
 
 
 def do_create_group(*, session: Session, principal: Principal, request: GroupCreate) -> Group:
-    if session.exec(select(Group).where(Group.slug == request.slug)).first() is not None:
-        raise Conflict(f"the slug {request.slug!r} is taken")
+    """Open groups' slugs are unique; only an open group can make a slug taken (no leak)."""
+    open_with_slug = select(Group).where(Group.slug == request.slug, Group.visibility == "open")
+    if session.exec(open_with_slug).first() is not None:
+        raise Conflict(f"the slug {request.slug!r} is taken by an open group")
     group = Group(
         slug=request.slug,
         name=request.name,

@@ -85,3 +85,37 @@ def test_identical_member_adds_sent_at_once_add_once_and_409(
     assert sorted(member["handle"] for member in members) == sorted(
         [f"ada{attempt}", f"bob{attempt}"]
     )
+
+
+def create_group(client: TestClient, owner: dict[str, Any], slug: str, visibility: str) -> Any:
+    return client.post(
+        "/groups",
+        headers=bearer(owner),
+        json={"name": slug.title(), "slug": slug, "visibility": visibility},
+    )
+
+
+def test_a_private_groups_slug_does_not_reveal_it_to_a_non_member(client: TestClient) -> None:
+    ada, mallory = register(client, "ada"), register(client, "mallory")
+    assert create_group(client, ada, "layoffs-2027", "private").status_code == 201
+    for visibility in ("private", "open"):
+        probe = create_group(client, mallory, "layoffs-2027", visibility)
+        assert probe.status_code == 201, probe.text  # the same answer as for a free slug
+        assert probe.json()["owner_id"] == mallory["user"]["id"]
+    mine = {g["slug"]: g["owner_id"] for g in client.get("/groups", headers=bearer(mallory)).json()}
+    assert mine == {"layoffs-2027": mallory["user"]["id"]}
+
+
+def test_an_open_groups_slug_is_taken_for_everyone(client: TestClient) -> None:
+    ada, bob = register(client, "ada"), register(client, "bob")
+    assert create_group(client, ada, "python", "open").status_code == 201
+    for visibility in ("open", "private"):
+        taken = create_group(client, bob, "python", visibility)
+        assert taken.status_code == 409, taken.text
+        assert "python" in taken.json()["detail"]
+
+
+def test_identical_open_groups_created_at_once_make_one_group(client: TestClient) -> None:
+    ada = register(client, "ada")
+    responses = all_at_once(RACERS, lambda: create_group(client, ada, "racing", "open"))
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: RACERS - 1}
