@@ -1,8 +1,9 @@
 """Database engine and the request-owned session: commit on success, roll back on error.
 
 Errors from the database mean one of three things to a client (see `shared.web`):
-a unique constraint decided a race (409, mapped once in `get_session`), the database
-cannot be reached or is stalled (503, `is_database_unavailable`), or a bug (500).
+a unique constraint or a concurrent write decided a race (409, mapped once in
+`get_session`), the database cannot be reached or is stalled (503,
+`is_database_unavailable`), or a bug (500).
 """
 
 from collections.abc import Iterator, Sequence
@@ -136,11 +137,23 @@ def is_unique_violation(exc: BaseException) -> bool:
     )
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """Another transaction changed what this one read: retrying the request may succeed."""
+    if not isinstance(exc, sa_exc.OperationalError):
+        return False
+    orig = exc.orig
+    # PostgreSQL class 40: serialization failure, deadlock. SQLite: a read snapshot
+    # that another writer made stale before this transaction could write.
+    return str(getattr(orig, "sqlstate", "") or "").startswith("40") or (
+        getattr(orig, "sqlite_errorname", None) == "SQLITE_BUSY_SNAPSHOT"
+    )
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached, is stalled or busy: a retry later may succeed."""
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
         return True
-    if not isinstance(exc, sa_exc.DBAPIError):
+    if not isinstance(exc, sa_exc.DBAPIError) or is_write_conflict(exc):
         return False
     if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
         return True
@@ -167,6 +180,8 @@ def get_session(request: Request) -> Iterator[Session]:
             # Check-then-insert races: the constraint decides, once, for every route.
             if is_unique_violation(exc):
                 raise Conflict("this conflicts with an item that already exists") from exc
+            if is_write_conflict(exc):
+                raise Conflict("the item changed concurrently; retry") from exc
             raise
 
 

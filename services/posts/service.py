@@ -24,6 +24,7 @@ from services.posts.models import Article, ContentTag, Post, Reaction
 from services.posts.parsing import parse_mentions, parse_tags
 from services.posts.schemas import PostCreate, PostKind, ReactionKind
 from shared.auth import Principal
+from shared.db import is_database_unavailable
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.events.contracts import (
     ContentKind,
@@ -98,6 +99,8 @@ def flush_or_conflict(session: Session) -> None:
     try:
         session.flush()
     except (IntegrityError, OperationalError) as exc:
+        if is_database_unavailable(exc):
+            raise  # an outage is a 503 (shared.web), not a conflict
         raise Conflict("the item changed concurrently; retry") from exc
 
 
