@@ -7,13 +7,14 @@ a unique constraint or a concurrent write decided a race (409, mapped once in
 """
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Request
 from psycopg.abc import PQGen
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import Table
@@ -50,13 +51,12 @@ _POSTGRES_UNIQUE_VIOLATION = "23505"
 class _DeadlineConnection(psycopg.Connection[Any]):
     """A psycopg connection that waits on the server for at most CLIENT_DEADLINE_SECONDS."""
 
+    deadline_seconds: float | None = CLIENT_DEADLINE_SECONDS
+
     def wait(self, gen: PQGen[Any], interval: float = 0.1, timeout: float | None = None) -> Any:
+        deadline = self.deadline_seconds if timeout is None else timeout
         try:
-            return super().wait(
-                gen,
-                interval=interval,
-                timeout=CLIENT_DEADLINE_SECONDS if timeout is None else timeout,
-            )
+            return super().wait(gen, interval=interval, timeout=deadline)
         except psycopg.errors._WaitTimeout:  # private, but psycopg's only deadline hook
             if timeout is not None:
                 raise
@@ -64,7 +64,7 @@ class _DeadlineConnection(psycopg.Connection[Any]):
             # and closing it makes SQLAlchemy drop it from the pool (a disconnect).
             self.pgconn.finish()
             raise psycopg.OperationalError(
-                f"the database did not answer within {CLIENT_DEADLINE_SECONDS:g} s"
+                f"the database did not answer within {deadline:g} s"
             ) from None
 
 
@@ -118,6 +118,25 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+@contextmanager
+def without_time_bounds(connection: Connection) -> Iterator[None]:
+    """Lift the statement bounds for this transaction: migrations, and waiting for
+    another replica's migration, may take longer than any request should."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.execute(text("SET LOCAL statement_timeout = 0"))
+    dbapi_connection = connection.connection.dbapi_connection
+    if not isinstance(dbapi_connection, _DeadlineConnection):
+        yield
+        return
+    dbapi_connection.deadline_seconds = None
+    try:
+        yield
+    finally:
+        dbapi_connection.deadline_seconds = CLIENT_DEADLINE_SECONDS
 
 
 def create_tables(engine: Engine, tables: Sequence[type[SQLModel]]) -> None:

@@ -16,6 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, text
 from sqlmodel import SQLModel
 
+from shared.db import without_time_bounds
+
 ENVIRONMENT = Path(__file__).parent
 
 
@@ -46,11 +48,8 @@ def alembic_config(versions: Path, tables: Sequence[type[SQLModel]]) -> Config:
 def upgrade(engine: Engine, versions: Path, tables: Sequence[type[SQLModel]]) -> None:
     """Bring the database to the newest revision of this service's history."""
     config = alembic_config(versions, tables)
-    with engine.begin() as connection:
+    with engine.begin() as connection, without_time_bounds(connection):
         if connection.dialect.name == "postgresql":
-            # Requests' statement timeout (shared.db) is not for migrations nor for
-            # waiting on another replica's migration.
-            connection.execute(text("SET LOCAL statement_timeout = 0"))
             # Replicas starting together: one migrates, the others wait and find it done.
             connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
         config.attributes["connection"] = connection

@@ -9,10 +9,19 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from services.identity.main import create_app
 from services.identity.tests.test_routes import bearer, register
+from shared.db import (
+    CLIENT_DEADLINE_SECONDS,
+    STATEMENT_TIMEOUT_MS,
+    is_database_unavailable,
+    make_engine,
+    without_time_bounds,
+)
 from shared.settings import Settings
 from shared.testing.backends import fresh_database, postgres_url, real_backends_required
 from shared.testing.tcp_proxy import TcpProxy, tcp_proxy
@@ -125,3 +134,22 @@ def test_a_locked_sqlite_database_is_503_with_retry_after(tmp_path: Path, nats_u
             locker.close()
         again = client.patch("/users/me", headers=bearer(ada), json={"bio": "hello"})
         assert again.status_code == 200 and again.json()["bio"] == "hello"
+
+
+def test_a_slow_statement_is_cut_at_the_bound_except_in_migrations(tmp_path: Path) -> None:
+    if postgres_url() is None:
+        pytest.skip("no PostgreSQL: set KNOWFLOW_TEST_POSTGRES_URL (deploy/postgres/run.sh url)")
+    slow = text(f"SELECT pg_sleep({STATEMENT_TIMEOUT_MS / 1000 + 1})")
+    with fresh_database(tmp_path, "slow") as url:
+        engine = make_engine(url)
+        try:
+            with pytest.raises(OperationalError) as cut, engine.connect() as connection:
+                connection.execute(slow)
+            assert is_database_unavailable(cut.value)
+            with engine.begin() as connection, without_time_bounds(connection):
+                # Longer than the client's own deadline too.
+                connection.execute(text(f"SELECT pg_sleep({CLIENT_DEADLINE_SECONDS + 1})"))
+            with pytest.raises(OperationalError), engine.connect() as connection:
+                connection.execute(slow)  # the bound is back for the next user
+        finally:
+            engine.dispose()
