@@ -83,6 +83,11 @@ def identity(database_url: str, work: Path) -> Iterator[str]:
         ):
             yield f"http://127.0.0.1:{port}"
     finally:
+        log = work / "identity.log"
+        if log.exists():  # kept for reading after the run
+            (ROOT / "var" / "bench-database-faults" / f"{work.name}-identity.log").write_bytes(
+                log.read_bytes()
+            )
         nats.terminate()
         nats.wait(timeout=10)
 
@@ -162,7 +167,9 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "writers": args.writers,
     }
-    with tempfile.TemporaryDirectory() as scratch:
+    logs = ROOT / "var" / "bench-database-faults"
+    logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=logs) as scratch:
         work = Path(scratch)
         with identity(f"sqlite:///{work / 'identity.db'}", work / "sqlite") as base:
             headers = register_writers(base, args.writers)
