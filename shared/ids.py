@@ -1,9 +1,11 @@
 """Identifiers and clocks: UUIDv7 ids (time-ordered) and timezone-aware UTC times."""
 
 from datetime import UTC, datetime
+from typing import Annotated
 from uuid import UUID
 
 import uuid6
+from pydantic import AfterValidator
 
 
 def new_id() -> UUID:
@@ -18,3 +20,14 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return as_utc(value).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the year 1 in UTC
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_in_utc)]
+"""A time from a client as aware UTC (naive means UTC); out of range in UTC is a 422."""

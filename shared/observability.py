@@ -91,3 +91,7 @@ def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -
     # Access logs come from our own middleware, with request ids.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every URL it calls, query string included; our calls are in the
+    # callee's access log, and a URL may carry what no log should.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

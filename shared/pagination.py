@@ -2,6 +2,7 @@
 
 import base64
 import json
+import math
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -19,6 +20,10 @@ CursorParam = Annotated[
 
 T = TypeVar("T")
 
+# What a database column can hold (SQLite INTEGER, PostgreSQL BIGINT): a crafted
+# cursor with a larger integer would fail when bound, as a 500.
+_MAX_INTEGER = 2**63 - 1
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
@@ -31,7 +36,11 @@ def encode_cursor(values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
-    """The values of a cursor made by `encode_cursor`; a malformed one is a 400."""
+    """The values of a cursor made by `encode_cursor`; a malformed one is a 400.
+
+    Any forged cursor gets this one answer (a cursor is opaque): wrong base64 or JSON,
+    wrong length, an integer no column holds, a number that is not finite.
+    """
     if cursor is None:
         return None
     try:
@@ -41,4 +50,9 @@ def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
         raise BadRequest("malformed cursor") from exc
     if not isinstance(values, list) or len(values) != length:
         raise BadRequest("malformed cursor")
+    for value in values:
+        if isinstance(value, int) and not -_MAX_INTEGER <= value <= _MAX_INTEGER:
+            raise BadRequest("malformed cursor")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadRequest("malformed cursor")
     return values

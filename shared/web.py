@@ -16,12 +16,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import TokenVerifier
-from shared.db import check_database, create_tables, make_engine
+from shared.db import check_database, create_tables, is_database_unavailable, make_engine
 from shared.errors import KnowflowError
 from shared.events.bus import Bus
 from shared.events.consumer import Consumer, ConsumerRunner, ProcessedEvent
@@ -48,6 +49,8 @@ from shared.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What a client is told to wait when the database is unreachable or stalled.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class Problem(BaseModel):
@@ -77,6 +80,23 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def unexpected_error_response(path: str | None, exc: BaseException) -> JSONResponse:
+    """Log an unhandled error with its traceback and answer a bare 500."""
+    log.error("unhandled error on %s", path, exc_info=exc)
+    return problem_response(500, "internal error", instance=path)
+
+
+def database_unavailable_response(path: str | None, exc: BaseException) -> JSONResponse:
+    """A database that cannot be reached or answer in time: 503, retry later."""
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("database unavailable on %s: %s: %s", path, type(cause).__name__, cause)
+    response = problem_response(
+        503, "the database is unavailable; try again shortly", instance=path
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KnowflowError)
@@ -96,13 +116,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        if is_database_unavailable(exc):
+            return database_unavailable_response(request.url.path, exc)
+        return unexpected_error_response(request.url.path, exc)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-        return problem_response(500, "internal error", instance=request.url.path)
+        return unexpected_error_response(request.url.path, exc)
 
     app.add_exception_handler(KnowflowError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(sa_exc.DBAPIError, on_database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, on_database_error)
+    # Starlette runs this one outside every middleware; RequestContextMiddleware renders
+    # the errors that pass through it itself, with the request id. This is the backstop.
     app.add_exception_handler(Exception, on_unexpected)
 
 
@@ -172,6 +200,13 @@ class RequestContextMiddleware:
                 f"request body exceeds {self.max_body_bytes} bytes",
                 instance=scope.get("path"),
             )
+            await response(scope, receive, send_with_context)
+        except Exception as exc:
+            # Rendered here, not by Starlette's outermost handler: there the request id
+            # is already reset (500 bodies said `request_id: null`).
+            if status_holder["started"]:
+                raise
+            response = unexpected_error_response(scope.get("path"), exc)
             await response(scope, receive, send_with_context)
         finally:
             elapsed = time.perf_counter() - started

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
 from sqlmodel import JSON, Column, Field, SQLModel
 
@@ -32,11 +32,23 @@ class User(SQLModel, table=True):
         return versioned(cls)
 
 
+# An open group's slug names it for everyone. A private group's slug is checked against
+# nothing a non-member cannot see: refusing it would reveal that a private group uses it.
+OPEN_SLUG_INDEX = Index(
+    "uq_identity_group_open_slug",
+    "slug",
+    unique=True,
+    sqlite_where=text("visibility = 'open'"),
+    postgresql_where=text("visibility = 'open'"),
+)
+
+
 class Group(SQLModel, table=True):
     __tablename__ = "identity_group"
+    __table_args__ = (OPEN_SLUG_INDEX,)
 
     id: UUID = Field(default_factory=new_id, primary_key=True)
-    slug: str = Field(unique=True, index=True)
+    slug: str = Field(index=True)
     name: str
     description: str = ""
     visibility: str  # GroupVisibility

@@ -45,11 +45,14 @@ _DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
 
 
 def do_register(*, session: Session, request: RegisterRequest) -> User:
-    """Create an account; the first account becomes the admin."""
+    """Create an account; the first account becomes the admin.
+
+    The check gives the usual answer; two registrations racing are decided by the
+    unique constraints (409 from `shared.db.get_session`).
+    """
+    email = request.email.lower()
     taken = session.exec(
-        select(User).where(
-            or_(col(User.handle) == request.handle, col(User.email) == request.email)
-        )
+        select(User).where(or_(col(User.handle) == request.handle, col(User.email) == email))
     ).first()
     if taken is not None:
         field = "handle" if taken.handle == request.handle else "email"
@@ -57,7 +60,7 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
     is_first = session.exec(select(func.count()).select_from(User)).one() == 0
     user = User(
         handle=request.handle,
-        email=request.email.lower(),
+        email=email,
         password_hash=password_hasher.hash(request.password),
         display_name=request.display_name,
         is_admin=is_first,
@@ -178,8 +181,10 @@ def list_visible_groups(*, session: Session, principal: Principal) -> list[tuple
 
 
 def do_create_group(*, session: Session, principal: Principal, request: GroupCreate) -> Group:
-    if session.exec(select(Group).where(Group.slug == request.slug)).first() is not None:
-        raise Conflict(f"the slug {request.slug!r} is taken")
+    """Open groups' slugs are unique; only an open group can make a slug taken (no leak)."""
+    open_with_slug = select(Group).where(Group.slug == request.slug, Group.visibility == "open")
+    if session.exec(open_with_slug).first() is not None:
+        raise Conflict(f"the slug {request.slug!r} is taken by an open group")
     group = Group(
         slug=request.slug,
         name=request.name,

@@ -14,7 +14,7 @@ from services.posts.access import (
     item_visibility,
 )
 from services.posts.models import Article, ArticleRevision, Post
-from services.posts.parsing import parse_mentions, parse_tags, unique
+from services.posts.parsing import MAX_TAGS, parse_mentions, parse_tags, unique
 from services.posts.schemas import ARTICLE_BODY_MAX, ArticleCreate, ArticleUpdate
 from services.posts.service import (
     SOURCE,
@@ -151,7 +151,7 @@ def do_create_article(
         title=request.title,
         body=request.body,
         given_tags=list(request.tags),
-        tags=unique([*request.tags, *parse_tags(request.body)]),
+        tags=unique([*request.tags, *parse_tags(request.body)], MAX_TAGS),
         mentions=parse_mentions(request.body),
         source_thread_id=thread.id if thread else None,
     )
@@ -175,7 +175,7 @@ def do_update_article(
     article.title = title
     article.body = body
     article.given_tags = given_tags
-    article.tags = unique([*given_tags, *parse_tags(body)])
+    article.tags = unique([*given_tags, *parse_tags(body)], MAX_TAGS)
     article.mentions = parse_mentions(body)
     article.version += 1
     article.updated_at = utcnow()

@@ -3,6 +3,12 @@
 import re
 from collections.abc import Iterable
 
+# Tags an item keeps (given and parsed together) and people it mentions. A body past
+# the cap keeps its first ones: the text is still stored and searched in full, and a
+# body full of "#fff" colours or "#1" headings is not refused for it.
+MAX_TAGS = 50
+MAX_MENTIONS = 50
+
 # A tag is what identity lets people follow: a letter or digit first, at most 50 in all.
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 # Not after a word character, '#', '&' or '/': skips "C#", "##", "&#39;" and URL fragments.
@@ -11,19 +17,24 @@ _HASHTAG = re.compile(r"(?<![\w#&/])#([a-z0-9][a-z0-9_-]{0,49})(?![\w-])", re.IG
 _MENTION = re.compile(r"(?<![\w@])@([a-z0-9_]{2,32})(?!\w)", re.IGNORECASE)
 
 
-def unique(values: Iterable[str]) -> list[str]:
-    """The values in first-seen order, without repeats."""
-    return list(dict.fromkeys(values))
+def unique(values: Iterable[str], limit: int | None = None) -> list[str]:
+    """The values in first-seen order, without repeats, at most `limit` of them."""
+    seen: dict[str, None] = {}
+    for value in values:
+        if limit is not None and len(seen) >= limit:
+            break
+        seen.setdefault(value)
+    return list(seen)
 
 
-def parse_tags(text: str) -> list[str]:
-    """The #hashtags in `text`, lower-cased and unique, in order of appearance."""
-    return unique(match.lower() for match in _HASHTAG.findall(text))
+def parse_tags(text: str, limit: int = MAX_TAGS) -> list[str]:
+    """The first `limit` #hashtags in `text`, lower-cased and unique, in order of appearance."""
+    return unique((match.group(1).lower() for match in _HASHTAG.finditer(text)), limit)
 
 
 def parse_mentions(text: str) -> list[str]:
-    """The @handles mentioned in `text`, lower-cased and unique, in order of appearance."""
-    return unique(match.lower() for match in _MENTION.findall(text))
+    """The first @handles mentioned in `text`, lower-cased and unique, in order of appearance."""
+    return unique((match.group(1).lower() for match in _MENTION.finditer(text)), MAX_MENTIONS)
 
 
 def normalise_tag(value: str) -> str:

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.posts.parsing import TAG_PATTERN, normalise_tag
+from services.posts.parsing import MAX_TAGS, TAG_PATTERN, normalise_tag
 from shared.events.contracts import Visibility
 
 PostKind = Literal["post", "reply"]
@@ -15,7 +15,7 @@ ReactionKind = Literal["like", "thanks"]
 POST_BODY_MAX = 5000
 ARTICLE_BODY_MAX = 100_000
 TITLE_MAX = 200
-TAGS_MAX = 50
+TAGS_MAX = MAX_TAGS
 
 
 def _not_blank(value: str) -> str:

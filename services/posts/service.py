@@ -25,6 +25,7 @@ from services.posts.models import Article, ContentTag, Post, Reaction
 from services.posts.parsing import parse_mentions, parse_tags
 from services.posts.schemas import PostCreate, PostKind, ReactionKind
 from shared.auth import Principal
+from shared.db import is_database_unavailable
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.events.contracts import (
     ContentKind,
@@ -99,6 +100,8 @@ def flush_or_conflict(session: Session) -> None:
     try:
         session.flush()
     except (IntegrityError, OperationalError, StaleDataError) as exc:
+        if is_database_unavailable(exc):
+            raise  # an outage is a 503 (shared.web), not a conflict
         # StaleDataError: the row's version moved since it was read (see models' version guard).
         raise Conflict("the item changed concurrently; retry") from exc
 

@@ -1,6 +1,5 @@
 """Search's endpoints: parse, call the service, shape the response."""
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -26,6 +25,7 @@ from shared.auth import CurrentUser, bearer_token
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden
 from shared.events.contracts import ContentKind
+from shared.ids import UtcDatetime
 from shared.pagination import CursorParam, PageSize
 
 router = APIRouter(tags=["search"])
@@ -53,8 +53,8 @@ def search(
     tag: Annotated[str | None, Query(max_length=50)] = None,
     author_id: UUID | None = None,
     group_id: UUID | None = None,
-    since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Created before.")] = None,
+    since: Annotated[UtcDatetime | None, Query(description="Created at or after.")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Created before.")] = None,
 ) -> SearchResults:
     """Posts, replies and articles the caller may see, best match first."""
     if since and until and since >= until:

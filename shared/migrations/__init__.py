@@ -16,6 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, text
 from sqlmodel import SQLModel
 
+from shared.db import without_time_bounds
+
 ENVIRONMENT = Path(__file__).parent
 
 
@@ -46,7 +48,7 @@ def alembic_config(versions: Path, tables: Sequence[type[SQLModel]]) -> Config:
 def upgrade(engine: Engine, versions: Path, tables: Sequence[type[SQLModel]]) -> None:
     """Bring the database to the newest revision of this service's history."""
     config = alembic_config(versions, tables)
-    with engine.begin() as connection:
+    with engine.begin() as connection, without_time_bounds(connection):
         if connection.dialect.name == "postgresql":
             # Replicas starting together: one migrates, the others wait and find it done.
             connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
+from services.posts.parsing import MAX_MENTIONS, MAX_TAGS
 from services.posts.tests.conftest import Groups, User, outbox_events
 from services.posts.tests.test_service import post
 
@@ -218,3 +219,24 @@ def test_article_events_carry_revision_as_version_and_private_ones_are_restricte
     snapshot = outbox_events(posts)[1][1].data
     assert snapshot["kind"] == "article" and snapshot["title"] == "How we deploy"
     assert snapshot["body"] == "v2" and snapshot["group_id"] == str(secret)
+
+
+def test_hashtags_in_a_body_are_capped_with_given_tags_first(
+    posts: TestClient, user: Callable[[str], User]
+) -> None:
+    ada = user("ada")
+    crowded = " ".join(f"#tag{n} @person{n}" for n in range(3000))
+    created = article(posts, ada, tags=["given"], body=crowded)
+    assert created["tags"] == ["given", *[f"tag{n}" for n in range(MAX_TAGS - 1)]]
+    assert created["mentions"] == [f"person{n}" for n in range(MAX_MENTIONS)]
+    path = f"/articles/{created['id']}"
+    edited = posts.patch(path, json={"body": crowded + " #late"}, headers=ada.headers)
+    assert edited.status_code == 200 and len(edited.json()["tags"]) == MAX_TAGS
+    for body in (
+        " ".join(f"#p{n}" for n in range(1200)),
+        " ".join(f"@u{n:03}" for n in range(900)),
+    ):
+        created_post = posts.post("/posts", json={"body": body[:5000]}, headers=ada.headers)
+        assert created_post.status_code == 201, created_post.text
+        assert len(created_post.json()["tags"]) <= MAX_TAGS
+        assert len(created_post.json()["mentions"]) <= MAX_MENTIONS

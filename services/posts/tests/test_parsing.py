@@ -2,7 +2,13 @@
 
 import pytest
 
-from services.posts.parsing import normalise_tag, parse_mentions, parse_tags
+from services.posts.parsing import (
+    MAX_MENTIONS,
+    MAX_TAGS,
+    normalise_tag,
+    parse_mentions,
+    parse_tags,
+)
 
 
 def test_tags_are_lower_cased_unique_and_in_order_of_appearance() -> None:
@@ -49,3 +55,9 @@ def test_mention_stops_at_a_character_handles_cannot_contain() -> None:
 
 def test_given_tags_are_normalised_to_the_stored_form() -> None:
     assert normalise_tag("  #Python ") == "python"
+
+
+def test_parsed_tags_and_mentions_keep_the_first_distinct_ones_up_to_the_cap() -> None:
+    text = " ".join(f"#t{n} #t{n} @user{n}" for n in range(MAX_TAGS + 200))
+    assert parse_tags(text) == [f"t{n}" for n in range(MAX_TAGS)]
+    assert parse_mentions(text) == [f"user{n}" for n in range(MAX_MENTIONS)]

@@ -133,7 +133,13 @@ def test_unknown_ids_are_404(posts: TestClient, user: Callable[[str], User]) -> 
     assert formalize.status_code == 404
 
 
-@pytest.mark.parametrize("cursor", ["!!!", "bm90LWpzb24", "WzEsMl0", "WyJ4Il0"])
+# [2**64] and [-2**64]: integers SQLite cannot bind (they were a 500).
+HUGE_INTEGER_CURSORS = ["WzE4NDQ2NzQ0MDczNzA5NTUxNjE2XQ", "Wy0xODQ0Njc0NDA3MzcwOTU1MTYxNl0"]
+
+
+@pytest.mark.parametrize(
+    "cursor", ["!!!", "bm90LWpzb24", "WzEsMl0", "WyJ4Il0", *HUGE_INTEGER_CURSORS]
+)
 def test_malformed_cursor_is_400(
     posts: TestClient, user: Callable[[str], User], cursor: str
 ) -> None:

@@ -74,6 +74,16 @@ def test_bad_parameters_are_4xx_problems(search_client: TestClient, people: Peop
         {"cursor": "%%%"},
         {"cursor": "bm90IGpzb24"},
         {"cursor": "WyJhIiwiYiJd"},  # ["a","b"]: right shape, wrong types
+        {
+            "cursor": "WzEuMCwxMTgwNTkxNjIwNzE3NDExMzAzNDI0XQ"
+        },  # [1.0, 2**70]: an integer SQLite cannot bind
+        {"cursor": "W0luZmluaXR5LDFd"},  # [Infinity, 1]
+        {"cursor": "W05hTiwxXQ"},  # [NaN, 1]
+        # Valid dates that leave the datetime range once converted to UTC.
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"until": "9999-12-31T23:30:00-05:00"},
+        {"since": "0001-01-01T00:30:00+01:00", "until": "2026-01-01T00:00:00"},
+        {"since": "2026-01-01T00:00:00", "until": "2025-01-01T00:00:00+02:00"},
         {"kind": "tweet"},
         {"author_id": "not-a-uuid"},
         {"group_id": "1"},
