@@ -12,6 +12,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from services.identity.models import Follow, Group, Membership, User
+from services.identity.passwords import BoundedHasher
 from services.identity.schemas import (
     TAG_PATTERN,
     FollowCreate,
@@ -35,8 +36,8 @@ from shared.events.contracts import (
 from shared.events.outbox import record_event
 
 SOURCE = "/knowflow/identity"
-# argon2id with the library's RFC 9106 low-memory profile.
-password_hasher = PasswordHasher()
+# argon2id with the library's RFC 9106 low-memory profile, at most a few at a time.
+password_hasher = BoundedHasher(PasswordHasher())
 # Verifying against this keeps a login for an unknown user as slow as for a known one.
 _DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
 
