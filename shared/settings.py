@@ -64,9 +64,11 @@ class Settings(BaseSettings):
     rate_limit_kv_bucket: str = "knowflow_ratelimit"
     rate_limit_sync_seconds: float = 0.1
 
-    # Identity: concurrent argon2 hashes (64 MiB each) and how many may wait for one.
+    # Identity: concurrent argon2 hashes (64 MiB each), how many may wait for one and how
+    # long; beyond that a login or registration is answered 503 with Retry-After.
     password_hash_concurrency: int = 2
     password_hash_queue: int = 16
+    password_hash_wait_seconds: float = 5.0
 
     @property
     def resolved_jwks_url(self) -> str:

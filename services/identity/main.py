@@ -24,7 +24,9 @@ async def start(app: FastAPI) -> None:
     )
     app.state.issuer = issuer
     service.password_hasher.configure(
-        concurrency=settings.password_hash_concurrency, queue=settings.password_hash_queue
+        concurrency=settings.password_hash_concurrency,
+        queue=settings.password_hash_queue,
+        wait=settings.password_hash_wait_seconds,
     )
     # Identity verifies its own tokens with its own keys, without a round trip.
     app.state.verifier = TokenVerifier(

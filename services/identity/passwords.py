@@ -12,8 +12,6 @@ from argon2 import PasswordHasher
 
 from shared.errors import Unavailable
 
-WAIT_SECONDS = 5.0
-
 
 class PasswordHashingBusy(Unavailable):
     """Too many password hashes running or waiting: try again shortly (503)."""
@@ -22,14 +20,17 @@ class PasswordHashingBusy(Unavailable):
 class BoundedHasher:
     """argon2's PasswordHasher behind a semaphore and a short, bounded queue."""
 
-    def __init__(self, hasher: PasswordHasher, *, concurrency: int = 2, queue: int = 16) -> None:
+    def __init__(
+        self, hasher: PasswordHasher, *, concurrency: int = 2, queue: int = 16, wait: float = 5.0
+    ) -> None:
         self.hasher = hasher
-        self.configure(concurrency=concurrency, queue=queue)
+        self.configure(concurrency=concurrency, queue=queue, wait=wait)
 
-    def configure(self, *, concurrency: int, queue: int) -> None:
+    def configure(self, *, concurrency: int, queue: int, wait: float) -> None:
         """Resize the bound (identity's start-up applies its settings)."""
         self.concurrency = concurrency
         self.queue = queue
+        self.wait = wait
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._admitted = 0  # running or waiting
@@ -61,7 +62,7 @@ class _Slot:
         self.acquired = False
 
     def __enter__(self) -> None:
-        self.acquired = self.slots.acquire(timeout=WAIT_SECONDS)
+        self.acquired = self.slots.acquire(timeout=self.owner.wait)
         if not self.acquired:
             self.owner._leave()
             raise PasswordHashingBusy("too many sign-ins at once; try again shortly")
