@@ -11,10 +11,10 @@ Sharing without a new server: buckets live in a NATS JetStream key-value bucket.
 compare-and-set per request would put a JetStream round trip on the hot path (measured in
 bench/results/throttle.md), so each replica decides from its own copy of a bucket and a
 background task pushes what it spent every `sync_seconds` with a revision-checked update
-(on conflict: re-read, retry), reading back what the other replicas spent. A client's first
-request on a replica loads its bucket (one KV get). Between two syncs N replicas may
-together let through up to N times what is left: the price of not waiting for NATS per
-request. NATS unreachable: each replica counts alone (fail open) and says so once in the log.
+(on conflict: re-read, retry); a KV watch brings every replica the others' pushes as they
+land. A client's first request on a replica loads its bucket (one KV get). Within one sync
+round N replicas may together let through up to N times what is left: the price of not
+waiting for NATS per request. NATS unreachable: each replica counts alone (fail open) and says so once in the log.
 
 Headers follow draft-ietf-httpapi-ratelimit-headers (09), structured fields (RFC 9651):
     RateLimit-Policy: "reads";q=600;w=60
@@ -143,6 +143,7 @@ class SharedBuckets:
         self.shared = False
         self._reported_outage = False
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._next_eviction = 0.0
 
     async def take(self, policy: Policy, client: str, cost: float = 1.0) -> tuple[bool, float]:
@@ -188,15 +189,17 @@ class SharedBuckets:
         self._task = asyncio.create_task(self._run(), name="ratelimit-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
             await self.sync()
         except Exception as exc:
             log.debug("last rate-limit sync failed: %s", exc)
         if self.client is not None and self.client.is_connected:
+            self._reported_outage = True  # closing is no outage to report
             await self.client.close()
 
     async def _run(self) -> None:
@@ -209,9 +212,30 @@ class SharedBuckets:
         while True:
             await asyncio.sleep(self.sync_seconds)
             try:
+                self._ensure_watch()
                 await self.sync()
             except Exception as exc:
                 self._outage(exc)
+
+    def _ensure_watch(self) -> None:
+        """Keep a watch on the KV bucket while connected (it ends when the connection drops)."""
+        running = self._watch_task is not None and not self._watch_task.done()
+        if not running and self.kv is not None and self.client and self.client.is_connected:
+            self._watch_task = asyncio.create_task(self._watch(self.kv), name="ratelimit-watch")
+
+    async def _watch(self, kv: KeyValue) -> None:
+        """Install the other replicas' pushes into the buckets this replica holds."""
+        try:
+            watcher = await kv.watchall()
+            async for entry in watcher:
+                if entry is None or entry.operation is not None:
+                    continue  # end of the initial values, or a delete/expiry marker
+                bucket = self.buckets.get(entry.key)
+                revision = entry.revision or 0
+                if bucket is not None and entry.value and revision > bucket.revision:
+                    bucket.install(entry.value, revision)
+        except Exception as exc:
+            log.info("rate-limit KV watch ended (%s); restarted while connected", exc)
 
     async def _connect(self) -> None:
         async def on_error(exc: Exception) -> None:
@@ -244,6 +268,7 @@ class SharedBuckets:
             kv = await js.key_value(self.kv_bucket)
         self.kv = kv
         self._recovered()
+        self._ensure_watch()
 
     def _outage(self, exc: BaseException) -> None:
         self.shared = False
