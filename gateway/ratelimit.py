@@ -42,7 +42,6 @@ from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.proxy import send_problem
 from gateway.routing import API_PREFIX, RouteTable
 from shared.auth import TokenVerifier
 from shared.observability import new_request_id
@@ -417,6 +416,7 @@ class RateLimiter:
         self.table = table
         self.max_body_bytes = max_body_bytes
         self.observe = observe
+        self._throttled: dict[str, Any] = {}
 
     @classmethod
     def from_settings(
@@ -522,10 +522,12 @@ class RateLimiter:
         request_id: bytes,
         started: float,
     ) -> None:
-        THROTTLED.labels(policy.name).inc()
+        """429 problem+json, written straight to ASGI: a flood is mostly these, keep them cheap."""
+        counter = self._throttled.get(policy.name)
+        if counter is None:
+            counter = self._throttled[policy.name] = THROTTLED.labels(policy.name)
+        counter.inc()
         retry_after = max(1, math.ceil((1.0 - level) / policy.rate))
-        headers = {name.decode(): value.decode() for name, value in rate_limit_headers(checks)}
-        headers["retry-after"] = str(retry_after)
         if policy is self.policies.login_user:
             detail = "too many failed logins for this account"
         elif policy is self.policies.login_ip:
@@ -534,15 +536,27 @@ class RateLimiter:
             detail = "too many registrations from this address"
         else:
             detail = f"rate limit for {policy.name} exceeded"
-        await send_problem(
-            scope,
-            send,
-            429,
-            f"{detail}; retry in {retry_after} s",
-            request_id=request_id.decode("latin-1")[:128] or new_request_id(),
-            headers=headers,
-            policy=policy.name,
+        request_id = request_id[:128] or new_request_id().encode()
+        body = orjson.dumps(
+            {
+                "type": "about:blank",
+                "title": "Too Many Requests",
+                "status": 429,
+                "detail": f"{detail}; retry in {retry_after} s",
+                "instance": scope["path"],
+                "request_id": request_id.decode("latin-1"),
+                "policy": policy.name,
+            }
         )
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry_after).encode()),
+            *rate_limit_headers(checks),
+            (b"x-request-id", request_id),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
         matched = self.table.match(scope["path"])
         self.observe(matched[0].public if matched else "unmatched", 429, started)
 
