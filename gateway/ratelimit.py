@@ -408,6 +408,7 @@ class RateLimiter:
         table: RouteTable,
         max_body_bytes: int,
         observe: Callable[[str, int, float], None],
+        refusal_delay: float = 0.0,
     ) -> None:
         self.app = app
         self.policies = policies
@@ -417,6 +418,7 @@ class RateLimiter:
         self.max_body_bytes = max_body_bytes
         self.observe = observe
         self._throttled: dict[str, Any] = {}
+        self.refusal_delay = refusal_delay
 
     @classmethod
     def from_settings(
@@ -443,6 +445,7 @@ class RateLimiter:
             table=table,
             max_body_bytes=settings.max_body_bytes,
             observe=observe,
+            refusal_delay=settings.rate_limit_refusal_delay_seconds,
         )
 
     async def start(self) -> None:
@@ -537,6 +540,11 @@ class RateLimiter:
         else:
             detail = f"rate limit for {policy.name} exceeded"
         request_id = request_id[:128] or new_request_id().encode()
+        if self.refusal_delay:
+            # A client over its limit waits a moment for its 429: a flood over a few
+            # connections slows to connections/delay requests a second instead of as fast as
+            # the gateway can refuse, which is what the other clients' latency pays for.
+            await asyncio.sleep(self.refusal_delay)
         body = orjson.dumps(
             {
                 "type": "about:blank",

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     rate_limit_register_ip: Quota = Quota(limit=20, window=3600)
     rate_limit_kv_bucket: str = "knowflow_ratelimit"
     rate_limit_sync_seconds: float = 0.1
+    rate_limit_refusal_delay_seconds: float = 0.1  # a 429 is held this long (slows floods)
 
     # Identity: concurrent argon2 hashes (64 MiB each), how many may wait for one and how
     # long; beyond that a login or registration is answered 503 with Retry-After.
