@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.openapi import OpenAPICache
 from gateway.proxy import Proxy, TokenCheck, Upstreams, send_problem
+from gateway.ratelimit import RateLimiter
 from gateway.routing import RouteTable, upstream_urls
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
@@ -55,6 +56,14 @@ class Gateway:
             tokens=self.tokens,
             max_body_bytes=settings.max_body_bytes,
         )
+        self.limiter = RateLimiter.from_settings(
+            settings,
+            self.proxy,
+            verifier=self.tokens.verifier,
+            table=self.table,
+            observe=self.proxy.observe,
+        )
+        self.forward = self.limiter if settings.rate_limit_enabled else self.proxy
         self.openapi = OpenAPICache(self.urls, self.table)
         self.readiness_timeout = readiness_timeout
         self.own: dict[str, Handler] = {
@@ -69,7 +78,7 @@ class Gateway:
         if scope["type"] == "http":
             handler = self.own.get(scope["path"])
             if handler is None:
-                await self.proxy(scope, receive, send)
+                await self.forward(scope, receive, send)
             else:
                 await self.serve_own(handler, scope, send)
         elif scope["type"] == "lifespan":
@@ -97,9 +106,13 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.tokens.prefetch()
+                if self.forward is self.limiter:
+                    await self.limiter.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.upstreams.close()
+                if self.forward is self.limiter:
+                    await self.limiter.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -3,7 +3,15 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Quota(BaseModel):
+    """A token bucket: `limit` requests, refilled evenly over `window` seconds."""
+
+    limit: int
+    window: float
 
 
 class Settings(BaseSettings):
@@ -44,6 +52,28 @@ class Settings(BaseSettings):
     posts_url: str = "http://127.0.0.1:8002"
     search_service_url: str = "http://127.0.0.1:8003"
     digests_url: str = "http://127.0.0.1:8004"
+
+    # Gateway throttling (gateway/ratelimit.py): token buckets per client (user, else IP) and
+    # route class, shared by gateway replicas through a NATS JetStream key-value bucket.
+    # Quotas read from the environment as JSON: KNOWFLOW_RATE_LIMIT_READS='{"limit":600,"window":60}'.
+    rate_limit_enabled: bool = True
+    rate_limit_reads: Quota = Quota(limit=600, window=60)
+    rate_limit_writes: Quota = Quota(limit=120, window=60)
+    rate_limit_search: Quota = Quota(limit=120, window=60)
+    rate_limit_auth: Quota = Quota(limit=30, window=60)
+    # Failed logins per username and per IP, and registrations per IP.
+    rate_limit_login_user: Quota = Quota(limit=5, window=900)
+    rate_limit_login_ip: Quota = Quota(limit=30, window=3600)
+    rate_limit_register_ip: Quota = Quota(limit=20, window=3600)
+    rate_limit_kv_bucket: str = "knowflow_ratelimit"
+    rate_limit_sync_seconds: float = 0.1
+    rate_limit_refusal_delay_seconds: float = 0.1  # a 429 is held this long (slows floods)
+
+    # Identity: concurrent argon2 hashes (64 MiB each), how many may wait for one and how
+    # long; beyond that a login or registration is answered 503 with Retry-After.
+    password_hash_concurrency: int = 2
+    password_hash_queue: int = 16
+    password_hash_wait_seconds: float = 5.0
 
     @property
     def resolved_jwks_url(self) -> str:

@@ -2,13 +2,15 @@
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
+from services.identity import service
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
+from services.identity.passwords import PasswordHashingBusy
 from services.identity.routes import router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
-from shared.web import ServiceSpec, create_service_app
+from shared.web import ServiceSpec, create_service_app, problem_response
 
 
 async def start(app: FastAPI) -> None:
@@ -22,6 +24,11 @@ async def start(app: FastAPI) -> None:
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     app.state.issuer = issuer
+    service.password_hasher.configure(
+        concurrency=settings.password_hash_concurrency,
+        queue=settings.password_hash_queue,
+        wait=settings.password_hash_wait_seconds,
+    )
     # Identity verifies its own tokens with its own keys (rotations included), no round trip.
     app.state.verifier = TokenVerifier(
         issuer=settings.jwt_issuer,
@@ -44,8 +51,18 @@ SPEC = ServiceSpec(
 )
 
 
+async def on_hashing_busy(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After: the client should come back in a moment, not give up."""
+    assert isinstance(exc, PasswordHashingBusy)
+    response = problem_response(exc.status, exc.detail, instance=request.url.path)
+    response.headers["retry-after"] = "1"
+    return response
+
+
 def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings=settings, verifier=verifier)
+    app = create_service_app(SPEC, settings=settings, verifier=verifier)
+    app.add_exception_handler(PasswordHashingBusy, on_hashing_busy)
+    return app
 
 
 app = create_app()

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
+from services.identity.passwords import BoundedHasher
 from services.identity.schemas import (
     TAG_PATTERN,
     FollowCreate,
@@ -38,8 +39,8 @@ from shared.events.outbox import record_event
 from shared.preconditions import flush_versioned
 
 SOURCE = "/knowflow/identity"
-# argon2id with the library's RFC 9106 low-memory profile.
-password_hasher = PasswordHasher()
+# argon2id with the library's RFC 9106 low-memory profile, at most a few at a time.
+password_hasher = BoundedHasher(PasswordHasher())
 # Verifying against this keeps a login for an unknown user as slow as for a known one.
 _DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
 
