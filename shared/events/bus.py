@@ -14,6 +14,7 @@ from shared.events.envelope import DEAD_LETTER_ROOT, SUBJECT_ROOT
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+STREAM_MAX_AGE_SECONDS = 90 * 24 * 3600.0
 
 
 class Bus:
@@ -53,7 +54,7 @@ class Bus:
                 retention=RetentionPolicy.LIMITS,
                 discard=DiscardPolicy.OLD,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                max_age=90 * 24 * 3600.0,
+                max_age=STREAM_MAX_AGE_SECONDS,
             )
         )
         await self._ensure(
