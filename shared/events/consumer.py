@@ -37,7 +37,7 @@ from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.events.bus import DUPLICATE_WINDOW_SECONDS, STREAM_MAX_AGE_SECONDS, Bus
+from shared.events.bus import DUPLICATE_WINDOW_SECONDS, STREAM_MAX_AGE_SECONDS, Bus, OutageLog
 from shared.events.contracts import EVENT_TYPES
 from shared.events.envelope import (
     CloudEvent,
@@ -259,6 +259,7 @@ class ConsumerRunner:
         self._failures: dict[int, int] = {}  # stream sequence -> non-transient failures
         self._last_pause_log = 0.0
         self._last_prune = 0.0
+        self._fetch_failures = OutageLog(f"fetching for {consumer.durable}")
         CONSUMER_PAUSED.labels(consumer.durable).set(0)
 
     @property
@@ -279,10 +280,12 @@ class ConsumerRunner:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("fetch failed for %s", self.consumer.durable)
+            except Exception as exc:
+                # NATS away: said once, then at intervals (the bus logs the outage too).
+                self._fetch_failures.failed(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)
                 continue
+            self._fetch_failures.recovered()
             try:
                 await self.settle_fetch(messages)
             except asyncio.CancelledError:
