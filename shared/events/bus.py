@@ -62,10 +62,12 @@ class ConnectionWatch:
         self.outage = OutageLog(f"NATS ({name})")
         self.connected = asyncio.Event()
         self.connected.set()
+        self.closing = False
 
     async def on_disconnected(self) -> None:
         self.connected.clear()
-        self.outage.failed("connection lost, reconnecting")
+        if not self.closing:  # our own close is no outage
+            self.outage.failed("connection lost, reconnecting")
 
     async def on_reconnected(self) -> None:
         self.connected.set()
@@ -158,6 +160,7 @@ class Bus:
     async def close(self) -> None:
         if self.client.is_closed:
             return
+        self.watch.closing = True
         try:
             await asyncio.wait_for(self.client.drain(), timeout=5)
         except Exception:
