@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 from nats.js.errors import NotFoundError
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -20,6 +21,8 @@ from shared.events.envelope import CloudEvent, subject_for, wrap
 from shared.events.failures import DependencyUnavailable, is_transient
 from shared.events.outbox import OutboxMessage
 from shared.ids import new_id
+from shared.testing.backends import fresh_database, postgres_url
+from shared.testing.proxy import tcp_proxy
 
 # Longer than the old retry budget (5 deliveries, 0.4 … 3.2 s apart: about 6 s).
 OUTAGE_SECONDS = 12.0
@@ -133,3 +136,49 @@ def test_opensearch_unavailable_and_overload_answers_are_transient_a_bad_request
     assert is_transient(TransportError(429, "es_rejected_execution_exception", {}))
     assert is_transient(TransportError(503, "unavailable_shards_exception", {}))
     assert not is_transient(RequestError(400, "mapper_parsing_exception", {}))
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_postgresql_pauses_the_consumer_and_loses_nothing(
+    tmp_path: Path, nats_url: str
+) -> None:
+    base = postgres_url()
+    if base is None:
+        pytest.skip("set KNOWFLOW_TEST_POSTGRES_URL to run against PostgreSQL")
+    with fresh_database(tmp_path, "outage") as url:
+        direct = make_url(url)
+        with tcp_proxy(direct.host or "127.0.0.1", direct.port or 5432) as proxy:
+            engine = make_engine(
+                direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            )
+            create_tables(engine, [OutboxMessage, ProcessedEvent, OutageUser])
+            bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+            runner = ConsumerRunner(engine, bus, Consumer("test-pg", {UserRegistered: remember}))
+            task = asyncio.create_task(runner.run())
+            try:
+                proxy.cut()  # connection refused, as when the server is down
+                handles = [f"pg{i}" for i in range(5)]
+                for handle in handles:
+                    data = UserRegistered(user_id=new_id(), handle=handle, display_name=handle)
+                    envelope = wrap(data, source="/t")
+                    await bus.js.publish(
+                        subject_for(envelope.type, envelope.audience),
+                        envelope.model_dump_json().encode(),
+                    )
+                await asyncio.sleep(OUTAGE_SECONDS)
+                assert await parked_count(bus) == 0
+                assert runner.paused
+                proxy.restore()
+
+                def all_applied() -> bool:
+                    with Session(engine) as session:
+                        return len(session.exec(select(OutageUser)).all()) == len(handles)
+
+                await wait_until(all_applied, timeout=40)
+                await wait_until(lambda: not runner.paused)
+                assert await parked_count(bus) == 0
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await bus.close()
+                engine.dispose()
