@@ -46,7 +46,7 @@ from shared.events.envelope import (
     filter_subject_for,
     replay_filter_for,
 )
-from shared.events.failures import is_transient
+from shared.events.failures import DependencyUnavailable, is_transient
 from shared.ids import utcnow
 from shared.metrics import CONSUMER_PAUSED, EVENTS_PARKED
 from shared.observability import bind_traceparent
@@ -304,9 +304,10 @@ class ConsumerRunner:
                 pending, cause = await self.settle_in_order(pending)
             else:
                 pending, cause = await self.settle_batch(pending)
-            if pending and cause is not None:
+            if pending:
                 attempt += 1
-                await self.wait_for_dependency(pending, cause, attempt)
+                reason = cause or DependencyUnavailable("kept without a cause")
+                await self.wait_for_dependency(pending, reason, attempt)
         self.resume()
 
     async def settle_in_order(
