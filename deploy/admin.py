@@ -6,18 +6,24 @@ environment as the services.
 
 import asyncio
 import importlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import typer
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from shared.auth import KeyFiles, TokenIssuer, load_or_create_private_key
 from shared.db import make_engine
 from shared.events.bus import Bus
-from shared.events.envelope import DEAD_LETTER_ROOT, dead_letter_subject
+from shared.events.consumer import CONSUMER_HEADER, ORIGINAL_SUBJECT_HEADER
+from shared.events.envelope import DEAD_LETTER_ROOT, dead_letter_subject, replay_subject
 from shared.ids import new_id
 from shared.migrations import make_revision, pending_differences, upgrade
 from shared.settings import Settings
@@ -177,37 +183,139 @@ def build_digests(
 def replay_dead_letters(
     consumer: str | None = typer.Option(None, help="Only this consumer's parked messages."),
     nats_url: str | None = typer.Option(None),
+    settle_seconds: float = typer.Option(
+        30.0, help="How long to wait for the consumers to settle what was replayed."
+    ),
 ) -> None:
-    """Publish parked messages to their original subjects again, then drop them from the park."""
+    """Replay what is parked now, each message to the consumer that parked it, once."""
     settings = Settings()
-    replayed = asyncio.run(
-        replay_parked(nats_url or settings.nats_url, settings.stream_name, consumer)
+    report = asyncio.run(
+        replay_parked(
+            nats_url or settings.nats_url,
+            settings.stream_name,
+            consumer,
+            settle_seconds=settle_seconds,
+        )
     )
-    typer.echo(f"replayed {replayed} message(s)")
+    per_consumer = ", ".join(
+        f"{name}: {count}" for name, count in sorted(report.by_consumer.items())
+    )
+    typer.echo(
+        f"replayed {report.replayed} message(s){f' ({per_consumer})' if per_consumer else ''}"
+    )
+    typer.echo(f"parked again: {report.parked_again}")
+    if report.skipped:
+        typer.echo(f"left parked (no consumer or subject recorded): {report.skipped}")
+    if report.unsettled:
+        typer.echo(f"still in progress after {settle_seconds:.0f} s: {', '.join(report.unsettled)}")
 
 
-async def replay_parked(nats_url: str, stream: str, consumer: str | None) -> int:
+@dataclass
+class ReplayReport:
+    """What a replay did: messages replayed (per consumer), parked again, left alone."""
+
+    replayed: int = 0
+    parked_again: int = 0
+    skipped: int = 0
+    by_consumer: dict[str, int] = field(default_factory=dict)
+    unsettled: list[str] = field(default_factory=list)
+
+
+async def replay_parked(
+    nats_url: str, stream: str, consumer: str | None, *, settle_seconds: float = 30.0
+) -> ReplayReport:
+    """Replay the dead letters parked before now, then count those parked again.
+
+    Only messages up to the park's last sequence at the start are replayed, so a message
+    parked again at once is not replayed again in a loop. Each goes to the replay subject
+    of the consumer that parked it (`Knowflow-Consumer`), so no other consumer sees it.
+    """
     bus = await Bus.connect(nats_url, stream=stream, name="knowflow-admin")
+    report = ReplayReport()
     try:
+        state = (await bus.js.stream_info(bus.dead_letter_stream)).state
+        last = int(state.last_seq or 0)
+        if not state.messages:
+            return report
         subject = dead_letter_subject(consumer) if consumer else f"{DEAD_LETTER_ROOT}.>"
-        subscription = await bus.js.pull_subscribe(subject, stream=bus.dead_letter_stream)
-        replayed = 0
+        replayed: dict[str, set[bytes]] = {}
+        async for message in _parked_messages(bus, subject, first=1, last=last):
+            headers = message.headers or {}
+            target = headers.get(CONSUMER_HEADER) or message.subject.removeprefix(
+                f"{DEAD_LETTER_ROOT}."
+            )
+            original = headers.get(ORIGINAL_SUBJECT_HEADER)
+            if not original or not target:
+                report.skipped += 1
+                continue
+            # A fresh message id: the original one may still be in the dedupe window.
+            await bus.js.publish(
+                replay_subject(target, original),
+                message.data,
+                headers={"Nats-Msg-Id": f"replay-{new_id()}", ORIGINAL_SUBJECT_HEADER: original},
+            )
+            await bus.js.delete_msg(bus.dead_letter_stream, message.metadata.sequence.stream)
+            replayed.setdefault(target, set()).add(message.data)
+            report.replayed += 1
+            report.by_consumer[target] = report.by_consumer.get(target, 0) + 1
+        report.unsettled = await _wait_until_settled(bus, sorted(replayed), settle_seconds)
+        async for message in _parked_messages(bus, subject, first=last + 1, last=None):
+            target = (message.headers or {}).get(CONSUMER_HEADER, "")
+            if message.data in replayed.get(target, ()):
+                report.parked_again += 1
+        return report
+    finally:
+        await bus.close()
+
+
+async def _parked_messages(
+    bus: Bus, subject: str, *, first: int, last: int | None
+) -> AsyncIterator[Msg]:
+    """The park's messages on `subject` from sequence `first` to `last` (None: to the end)."""
+    subscription = await bus.js.pull_subscribe(
+        subject,
+        stream=bus.dead_letter_stream,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=first,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=60.0,
+        ),
+    )
+    try:
         while True:
             try:
                 messages = await subscription.fetch(100, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
-                return replayed
+                return
             for message in messages:
-                original = (message.headers or {}).get("Knowflow-Original-Subject")
-                if original:
-                    # A fresh message id: the original one may still be in the dedupe window.
-                    await bus.js.publish(
-                        original, message.data, headers={"Nats-Msg-Id": f"replay-{new_id()}"}
-                    )
-                    replayed += 1
-                await bus.js.delete_msg(bus.dead_letter_stream, message.metadata.sequence.stream)
+                if last is not None and message.metadata.sequence.stream > last:
+                    return
+                yield message
+                if last is not None and message.metadata.sequence.stream >= last:
+                    return
     finally:
-        await bus.close()
+        await subscription.unsubscribe()
+
+
+async def _wait_until_settled(bus: Bus, consumers: list[str], timeout: float) -> list[str]:
+    """Wait until these consumers have nothing pending; the ones that still do."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    busy = list(consumers)
+    while busy:
+        still: list[str] = []
+        for name in busy:
+            try:
+                info = await bus.js.consumer_info(bus.stream, name)
+            except NotFoundError:
+                continue  # nobody consumes it here: nothing to wait for
+            if info.num_pending or info.num_ack_pending:
+                still.append(name)
+        busy = still
+        if not busy or asyncio.get_running_loop().time() > deadline:
+            return busy
+        await asyncio.sleep(0.2)
+    return busy
 
 
 def main() -> None:

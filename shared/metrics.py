@@ -25,3 +25,13 @@ OUTBOX_BACKLOG = Gauge("knowflow_outbox_backlog", "Outbox rows not yet published
 CONSUMER_LAG = Gauge(
     "knowflow_consumer_lag", "Messages the durable consumer has not yet received", ["consumer"]
 )
+EVENTS_PARKED = Counter(
+    "knowflow_events_parked_total",
+    "Messages a consumer parked on its dead-letter subject (poison, not outages)",
+    ["consumer"],
+)
+CONSUMER_PAUSED = Gauge(
+    "knowflow_consumer_paused",
+    "1 while a consumer waits for an unavailable dependency (database, OpenSearch), else 0",
+    ["consumer"],
+)

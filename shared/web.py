@@ -272,6 +272,10 @@ def health_router() -> APIRouter:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         bus: Bus | None = getattr(app.state, "bus", None)
         checks["bus"] = "ok" if bus is not None and bus.is_connected else "unavailable"
+        for runner in app.state.consumer_runners:
+            # A consumer waiting for its database or OpenSearch is not keeping up.
+            if runner.paused:
+                checks[f"consumer:{runner.consumer.durable}"] = f"paused: {runner.paused_by}"
         spec: ServiceSpec = app.state.spec
         for check in spec.readiness_checks:
             name = check.__name__.removeprefix("check_")

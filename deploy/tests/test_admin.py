@@ -11,13 +11,17 @@ import uvicorn
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from deploy.admin import cli, replay_parked
+from deploy.admin import ReplayReport, cli, replay_parked
 from services.digests.main import create_app as create_digests_app
 from services.identity.models import User
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier, load_or_create_private_key
-from shared.db import make_engine
+from shared.db import create_tables, make_engine
 from shared.events.bus import Bus
-from shared.events.envelope import dead_letter_subject
+from shared.events.consumer import Consumer, ConsumerRunner, Handler, ProcessedEvent
+from shared.events.contracts import UserRegistered
+from shared.events.envelope import CloudEvent, dead_letter_subject, replay_subject, wrap
+from shared.events.outbox import OutboxMessage
+from shared.ids import new_id
 from shared.natsserver import free_port
 from shared.settings import Settings
 from shared.testing.fixtures import wait_for
@@ -77,31 +81,95 @@ def test_create_admin_rejects_a_bad_handle(tmp_path: Path) -> None:
     assert result.exit_code != 0
 
 
-def test_replay_puts_parked_messages_back_on_their_subject_and_empties_the_park(
+def test_replay_puts_parked_messages_back_for_their_consumer_and_empties_the_park(
     nats_url: str,
 ) -> None:
-    async def scenario() -> tuple[int, list[bytes], int]:
+    async def scenario() -> tuple[ReplayReport, list[bytes], int]:
         bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
         try:
             for body in (b"one", b"two"):
                 await bus.js.publish(
                     dead_letter_subject("search-content"),
                     body,
-                    headers={"Knowflow-Original-Subject": "events.public.post.created.v1"},
+                    headers={
+                        "Knowflow-Original-Subject": "events.public.post.created.v1",
+                        "Knowflow-Consumer": "search-content",
+                    },
                 )
             replay_view = await bus.js.subscribe(
-                "events.public.post.created.v1", ordered_consumer=True
+                replay_subject("search-content", "events.public.post.created.v1"),
+                ordered_consumer=True,
             )
-            replayed = await replay_parked(nats_url, "KNOWFLOW", "search-content")
-            bodies = [(await replay_view.next_msg(timeout=5)).data for _ in range(replayed)]
+            report = await replay_parked(nats_url, "KNOWFLOW", "search-content")
+            bodies = [(await replay_view.next_msg(timeout=5)).data for _ in range(report.replayed)]
             info = await bus.js.stream_info(bus.dead_letter_stream)
-            return replayed, bodies, info.state.messages
+            return report, bodies, info.state.messages
         finally:
             await bus.close()
 
-    replayed, bodies, left = asyncio.run(scenario())
-    assert replayed == 2 and sorted(bodies) == [b"one", b"two"]
+    report, bodies, left = asyncio.run(scenario())
+    assert report.replayed == 2 and sorted(bodies) == [b"one", b"two"]
     assert left == 0
+
+
+class SeenBy:
+    """Per consumer, the handles its handler accepted."""
+
+    def __init__(self) -> None:
+        self.handles: dict[str, list[str]] = {}
+
+    def handler(self, durable: str) -> Handler:
+        def accept(_session: Session, _envelope: CloudEvent, data: UserRegistered) -> None:
+            self.handles.setdefault(durable, []).append(data.handle)
+
+        return accept
+
+
+def test_replay_sends_each_message_to_its_own_consumer_and_ends_when_one_is_parked_again(
+    tmp_path: Path, nats_url: str
+) -> None:
+    seen = SeenBy()
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
+    create_tables(engine, [OutboxMessage, ProcessedEvent])
+    subject = "events.public.user.registered.v1"
+
+    def parked_event(handle: str) -> bytes:
+        data = UserRegistered(user_id=new_id(), handle=handle, display_name=handle)
+        return wrap(data, source="/t").model_dump_json().encode()
+
+    async def scenario() -> tuple[ReplayReport, int]:
+        bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+        runners = [
+            ConsumerRunner(engine, bus, Consumer(name, {UserRegistered: seen.handler(name)}))
+            for name in ("replay-a", "replay-b")
+        ]
+        tasks = [asyncio.create_task(runner.run()) for runner in runners]
+        try:
+            await asyncio.sleep(0.5)  # the durable consumers exist before anything is replayed
+            parked = [
+                ("replay-a", b"not json: parked again at once"),
+                ("replay-a", parked_event("ada")),
+                ("replay-b", parked_event("bob")),
+            ]
+            for consumer, body in parked:
+                await bus.js.publish(
+                    dead_letter_subject(consumer),
+                    body,
+                    headers={"Knowflow-Original-Subject": subject, "Knowflow-Consumer": consumer},
+                )
+            report = await asyncio.wait_for(replay_parked(nats_url, "KNOWFLOW", None), 60)
+            info = await bus.js.stream_info(bus.dead_letter_stream)
+            return report, info.state.messages
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await bus.close()
+
+    report, left_parked = asyncio.run(scenario())
+    assert (report.replayed, report.parked_again) == (3, 1)
+    assert seen.handles == {"replay-a": ["ada"], "replay-b": ["bob"]}
+    assert left_parked == 1  # the poison, parked again once, not replayed in a loop
 
 
 def test_cli_lists_its_commands() -> None:

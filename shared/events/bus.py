@@ -1,7 +1,9 @@
 """The connection to NATS JetStream and the streams Knowflow relies on."""
 
 import asyncio
+import contextlib
 import logging
+import time
 
 import nats
 from nats.aio.client import Client
@@ -14,25 +16,93 @@ from shared.events.envelope import DEAD_LETTER_ROOT, SUBJECT_ROOT
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+STREAM_MAX_AGE_SECONDS = 90 * 24 * 3600.0
+
+
+OUTAGE_LOG_INTERVAL_SECONDS = 30.0
+
+
+class OutageLog:
+    """Logs an outage once when it starts, then at most once per interval until it ends."""
+
+    def __init__(self, what: str, interval: float = OUTAGE_LOG_INTERVAL_SECONDS) -> None:
+        self.what = what
+        self.interval = interval
+        self.since: float | None = None
+        self._last_log = 0.0
+        self._failures = 0
+
+    def failed(self, error: BaseException | str) -> None:
+        now = time.monotonic()
+        self._failures += 1
+        if self.since is None:
+            self.since, self._last_log = now, now
+            log.warning("%s unavailable: %s", self.what, error)
+        elif now - self._last_log >= self.interval:
+            self._last_log = now
+            log.warning(
+                "%s still unavailable after %.0f s (%d failed attempts): %s",
+                self.what,
+                now - self.since,
+                self._failures,
+                error,
+            )
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.warning("%s back after %.1f s", self.what, time.monotonic() - self.since)
+        self.since = None
+        self._failures = 0
+
+
+class ConnectionWatch:
+    """The NATS client's callbacks: an outage is logged once, not per reconnect attempt."""
+
+    def __init__(self, name: str) -> None:
+        self.outage = OutageLog(f"NATS ({name})")
+        self.connected = asyncio.Event()
+        self.connected.set()
+        self.closing = False
+
+    async def on_disconnected(self) -> None:
+        self.connected.clear()
+        if not self.closing:  # our own close is no outage
+            self.outage.failed("connection lost, reconnecting")
+
+    async def on_reconnected(self) -> None:
+        self.connected.set()
+        self.outage.recovered()
+
+    async def on_error(self, error: Exception) -> None:
+        # nats-py reports every failed reconnect attempt here (by default with a traceback).
+        self.outage.failed(f"{type(error).__name__}: {error}")
 
 
 class Bus:
     """One NATS connection per process with its JetStream context."""
 
-    def __init__(self, client: Client, stream: str) -> None:
+    def __init__(self, client: Client, stream: str, watch: ConnectionWatch | None = None) -> None:
         self.client = client
         self.js: JetStreamContext = client.jetstream()
         self.stream = stream
         self.dead_letter_stream = f"{stream}_DEADLETTER"
+        self.watch = watch or ConnectionWatch(stream)
 
     @classmethod
     async def connect(cls, url: str, *, stream: str, name: str, attempts: int = 60) -> "Bus":
         """Connect, retrying while the server starts, and make sure the streams exist."""
         last_error: Exception | None = None
+        watch = ConnectionWatch(name)
         for _ in range(attempts):
             try:
                 client = await nats.connect(
-                    url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+                    url,
+                    name=name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    disconnected_cb=watch.on_disconnected,
+                    reconnected_cb=watch.on_reconnected,
+                    error_cb=watch.on_error,
                 )
                 break
             except Exception as exc:  # server not up yet: try again shortly
@@ -40,9 +110,17 @@ class Bus:
                 await asyncio.sleep(0.5)
         else:
             raise ConnectionError(f"cannot reach NATS at {url}") from last_error
-        bus = cls(client, stream)
+        bus = cls(client, stream, watch)
         await bus.ensure_streams()
         return bus
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the connection to be up; whether it is."""
+        if self.is_connected:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.watch.connected.wait(), timeout)
+        return self.is_connected
 
     async def ensure_streams(self) -> None:
         await self._ensure(
@@ -53,7 +131,7 @@ class Bus:
                 retention=RetentionPolicy.LIMITS,
                 discard=DiscardPolicy.OLD,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                max_age=90 * 24 * 3600.0,
+                max_age=STREAM_MAX_AGE_SECONDS,
             )
         )
         await self._ensure(
@@ -82,6 +160,7 @@ class Bus:
     async def close(self) -> None:
         if self.client.is_closed:
             return
+        self.watch.closing = True
         try:
             await asyncio.wait_for(self.client.drain(), timeout=5)
         except Exception:

@@ -3,38 +3,52 @@
 A handler is a plain function `(session, envelope, data) -> None` registered for one
 event type. The runner gives each message its own transaction, records the event id
 as processed in that same transaction (so a redelivery is a no-op), commits, and only
-then acks. A handler that keeps failing is retried with back-off up to
-`max_deliveries` times, then the message is parked on `deadletter.<consumer>` with
-the error, and acked.
+then acks. A failure is either transient (a dependency is unavailable: see
+`shared.events.failures`) or the message's fault. A transient failure pauses the
+consumer with the message kept, without spending its deliveries, until the dependency
+is back. A message that keeps failing otherwise is retried with back-off up to
+`max_deliveries` times, then parked on `deadletter.<consumer>` with the error, and
+acked. A parked message is replayed to its consumer alone on
+`events.replay.<consumer>.<original subject>` (`knowflow-admin replay-dead-letters`).
 
 A consumer may also have a `BatchHandler` for some event types (e.g. one bulk request
 to a search cluster per fetch). The runner gives it the decoded, not-yet-processed
 events of one fetch, in stream order, and it reports one result per event: success
 records the event as processed and acks it; a failure is retried and parked exactly
-like a failing per-message handler. A batch handler writes outside the runner's
+like a failing per-message handler (an item failing transiently, e.g. OpenSearch
+answering 429, pauses the consumer like any transient failure). A batch handler writes outside the runner's
 transaction, so it must be idempotent on its own (e.g. external versions): an event
 applied but not yet recorded is applied again after a crash.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.events.bus import Bus
+from shared.events.bus import DUPLICATE_WINDOW_SECONDS, STREAM_MAX_AGE_SECONDS, Bus, OutageLog
 from shared.events.contracts import EVENT_TYPES
-from shared.events.envelope import CloudEvent, EventData, dead_letter_subject, filter_subject_for
+from shared.events.envelope import (
+    CloudEvent,
+    EventData,
+    dead_letter_subject,
+    filter_subject_for,
+    replay_filter_for,
+)
+from shared.events.failures import DependencyUnavailable, is_transient
 from shared.ids import utcnow
+from shared.metrics import CONSUMER_PAUSED, EVENTS_PARKED
 from shared.observability import bind_traceparent
 
 log = logging.getLogger(__name__)
@@ -42,6 +56,22 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Session, CloudEvent, Any], None]
 BatchItem = tuple[CloudEvent, EventData]
 Outcome = Literal["processed", "duplicate", "ignored", "retry", "parked"]
+
+ORIGINAL_SUBJECT_HEADER = "Knowflow-Original-Subject"
+CONSUMER_HEADER = "Knowflow-Consumer"
+
+# Back-off while a dependency is unavailable: 0.5 s, doubling, at most 30 s per retry.
+PAUSE_FIRST_DELAY_SECONDS = 0.5
+PAUSE_MAX_DELAY_SECONDS = 30.0
+PAUSE_LOG_INTERVAL_SECONDS = 60.0
+MAX_TRACKED_FAILURES = 10_000
+
+# A processed-event record guards against redelivery and re-publish: neither can come
+# once the stream has dropped the message (retention) and its id left the duplicate window.
+PROCESSED_EVENTS_KEPT_FOR = timedelta(seconds=STREAM_MAX_AGE_SECONDS + DUPLICATE_WINDOW_SECONDS)
+PRUNE_INTERVAL_SECONDS = 3600.0
+PRUNE_BATCH = 1000
+PRUNE_MAX_BATCHES = 20
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -87,7 +117,8 @@ class Consumer:
 
     @property
     def filter_subjects(self) -> list[str]:
-        return sorted({filter_subject_for(model.event_type) for model in self.event_types})
+        subjects = {filter_subject_for(model.event_type) for model in self.event_types}
+        return [*sorted(subjects), replay_filter_for(self.durable)]
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -96,8 +127,9 @@ class Consumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait_seconds,
-            # One more than ours, so the server never drops a message we have not parked.
-            max_deliver=self.max_deliveries + 1,
+            # Unlimited: the runner parks poison itself (counting only the message's own
+            # failures), and outages must never make the server drop a message.
+            max_deliver=-1,
             max_ack_pending=1000,
         )
 
@@ -169,13 +201,71 @@ def record_processed(engine: Engine, consumer: Consumer, event_ids: Sequence[str
             session.rollback()  # raced with a replica: the events are recorded either way
 
 
+class Held:
+    """Messages kept, not settled, because a dependency failed: `cause` says which."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+
+
+def prune_processed(
+    engine: Engine, consumer: Consumer, older_than: datetime, *, batch: int = PRUNE_BATCH
+) -> int:
+    """Delete this consumer's processed-event records older than `older_than`, bounded."""
+    removed = 0
+    for _ in range(PRUNE_MAX_BATCHES):
+        with Session(engine) as session:
+            query = (
+                select(ProcessedEvent.event_id)
+                .where(
+                    ProcessedEvent.consumer == consumer.durable,
+                    col(ProcessedEvent.processed_at) < older_than,
+                )
+                .limit(batch)
+            )
+            ids = list(session.exec(query).all())
+            if not ids:
+                break
+            session.execute(
+                delete(ProcessedEvent).where(
+                    col(ProcessedEvent.consumer) == consumer.durable,
+                    col(ProcessedEvent.event_id).in_(ids),
+                )
+            )
+            session.commit()
+        removed += len(ids)
+        if len(ids) < batch:
+            break
+    return removed
+
+
 class ConsumerRunner:
-    """Pulls batches for one consumer and settles every message it receives."""
+    """Pulls batches for one consumer and settles every message it receives.
+
+    A transient failure (see `shared.events.failures`) settles nothing: the runner keeps
+    the messages of that fetch, marks itself paused (readiness and the
+    `knowflow_consumer_paused` gauge say so), and retries them after a capped
+    exponential back-off, telling JetStream they are in progress so none is redelivered
+    or counted. The retry is the probe: when it succeeds the runner resumes by itself.
+    Other failures count per message (in this process) towards `max_deliveries`.
+    """
 
     def __init__(self, engine: Engine, bus: Bus, consumer: Consumer) -> None:
         self.engine = engine
         self.bus = bus
         self.consumer = consumer
+        self.paused_since: float | None = None
+        self.paused_by: str | None = None
+        self._failures: dict[int, int] = {}  # stream sequence -> non-transient failures
+        self._last_pause_log = 0.0
+        self._last_prune = 0.0
+        self._fetch_failures = OutageLog(f"fetching for {consumer.durable}")
+        CONSUMER_PAUSED.labels(consumer.durable).set(0)
+
+    @property
+    def paused(self) -> bool:
+        """True while the consumer waits for an unavailable dependency."""
+        return self.paused_since is not None
 
     async def run(self) -> None:
         await self.bus.js.add_consumer(self.bus.stream, self.consumer.config())
@@ -183,38 +273,79 @@ class ConsumerRunner:
             self.consumer.durable, stream=self.bus.stream
         )
         while True:
+            await self.prune_when_due()
             try:
                 messages = await subscription.fetch(self.consumer.batch_size, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("fetch failed for %s", self.consumer.durable)
+            except Exception as exc:
+                # NATS away: said once, then at intervals (the bus logs the outage too).
+                self._fetch_failures.failed(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)
                 continue
-            if self.consumer.batch_handler is None:
-                for message in messages:
-                    await self.settle(message)
-            else:
-                await self.settle_batch(messages)
+            self._fetch_failures.recovered()
+            try:
+                await self.settle_fetch(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Unsettled messages are redelivered after ack_wait; the runner lives on.
+                log.exception("settling a fetch failed for %s", self.consumer.durable)
+                await asyncio.sleep(1.0)
 
-    async def settle(self, message: Msg) -> Outcome:
+    async def settle_fetch(self, messages: Sequence[Msg]) -> None:
+        """Settle one fetch, waiting out dependency outages with the messages kept."""
+        pending: Sequence[Msg] = messages
+        attempt = 0
+        while pending:
+            if self.consumer.batch_handler is None:
+                pending, cause = await self.settle_in_order(pending)
+            else:
+                pending, cause = await self.settle_batch(pending)
+            if pending:
+                attempt += 1
+                reason = cause or DependencyUnavailable("kept without a cause")
+                await self.wait_for_dependency(pending, reason, attempt)
+        self.resume()
+
+    async def settle_in_order(
+        self, messages: Sequence[Msg]
+    ) -> tuple[Sequence[Msg], BaseException | None]:
+        """Settle one by one; at the first transient failure keep it and everything after."""
+        for position, message in enumerate(messages):
+            result = await self.settle(message)
+            if isinstance(result, Held):
+                return messages[position:], result.cause
+        return [], None
+
+    async def settle(self, message: Msg) -> Outcome | Held:
         outcome: Outcome
         try:
             outcome = await asyncio.to_thread(handle_one, self.engine, self.consumer, message.data)
-            await message.ack()
         except PoisonMessage as exc:
             outcome = await self.park(message, str(exc))
         except Exception as exc:
+            if is_transient(exc):
+                return Held(exc)
             outcome = await self.retry_or_park(message, exc)
+        else:
+            await self.ack(message)
         self._count(outcome)
         return outcome
 
-    async def settle_batch(self, messages: Sequence[Msg]) -> None:
-        """Settle one fetch: batchable events through the batch handler, the rest one by one."""
+    async def settle_batch(
+        self, messages: Sequence[Msg]
+    ) -> tuple[Sequence[Msg], BaseException | None]:
+        """Settle one fetch: batchable events through the batch handler, the rest one by one.
+
+        Returns the messages kept because a dependency failed, and that failure.
+        """
         batch = self.consumer.batch_handler
         assert batch is not None
+        held: list[Msg] = []
+        cause: BaseException | None = None
         batched: list[tuple[Msg, BatchItem]] = []
         for message in messages:
             try:
@@ -224,10 +355,13 @@ class ConsumerRunner:
                 continue
             if isinstance(data, batch.event_types):
                 batched.append((message, (envelope, data)))
-            else:
-                await self.settle(message)
+                continue
+            result = await self.settle(message)
+            if isinstance(result, Held):
+                held.append(message)
+                cause = result.cause
         if not batched:
-            return
+            return held, cause
         try:
             pending = await asyncio.to_thread(
                 unprocessed, self.engine, self.consumer, [str(e.id) for _, (e, _) in batched]
@@ -254,26 +388,105 @@ class ConsumerRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if is_transient(exc):
+                return [*held, *(message for message, _ in batched)], exc
             log.exception("batch of %d failed for %s", len(batched), self.consumer.durable)
             for message, _ in batched:
                 self._count(await self.retry_or_park(message, exc))
-            return
+            return held, cause
         applied = {id(message): result for (message, _), result in zip(todo, results, strict=True)}
         for message, _ in batched:
             error = applied.get(id(message))
             if error is None:
-                await message.ack()
+                await self.ack(message)
                 self._count("processed" if id(message) in applied else "duplicate")
+            elif is_transient(error):
+                held.append(message)
+                cause = error
             else:
                 self._count(await self.retry_or_park(message, error))
+        return held, cause
+
+    async def wait_for_dependency(
+        self, held: Sequence[Msg], cause: BaseException, attempt: int
+    ) -> None:
+        """Pause before retrying `held`: capped exponential back-off, messages kept ours."""
+        now = time.monotonic()
+        reason = f"{type(cause).__name__}: {cause}"[:300]
+        if self.paused_since is None:
+            self.paused_since = now
+            self._last_pause_log = now
+            CONSUMER_PAUSED.labels(self.consumer.durable).set(1)
+            log.warning(
+                "%s paused, %d message(s) kept: a dependency is unavailable (%s)",
+                self.consumer.durable,
+                len(held),
+                reason,
+            )
+        elif now - self._last_pause_log >= PAUSE_LOG_INTERVAL_SECONDS:
+            self._last_pause_log = now
+            log.warning(
+                "%s still paused after %.0f s (%s)",
+                self.consumer.durable,
+                now - self.paused_since,
+                reason,
+            )
+        self.paused_by = reason
+        delay = min(PAUSE_FIRST_DELAY_SECONDS * 2 ** (attempt - 1), PAUSE_MAX_DELAY_SECONDS)
+        deadline = now + delay
+        # Tell JetStream the kept messages are in progress more often than ack_wait: then
+        # it neither redelivers them nor spends a delivery of their budget.
+        keep_alive = max(self.consumer.ack_wait_seconds / 3, 0.1)
+        while True:
+            await self.keep_in_progress(held)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, keep_alive))
+
+    async def keep_in_progress(self, held: Sequence[Msg]) -> None:
+        for message in held:
+            try:
+                await message.in_progress()
+            except Exception:
+                # NATS is away too: the message is redelivered later, and deduplicated.
+                return
+
+    def resume(self) -> None:
+        if self.paused_since is None:
+            return
+        log.warning(
+            "%s resumed after %.1f s paused",
+            self.consumer.durable,
+            time.monotonic() - self.paused_since,
+        )
+        self.paused_since = None
+        self.paused_by = None
+        CONSUMER_PAUSED.labels(self.consumer.durable).set(0)
+
+    async def ack(self, message: Msg) -> None:
+        self._failures.pop(message.metadata.sequence.stream, None)
+        try:
+            await message.ack()
+        except Exception as exc:
+            # Committed already: a redelivery is recognised as a duplicate.
+            log.warning("ack failed for %s: %s", message.subject, exc)
 
     async def retry_or_park(self, message: Msg, exc: BaseException) -> Outcome:
-        """Nak with back-off, or park once the message has used its deliveries."""
-        delivered = message.metadata.num_delivered or 1
-        if delivered >= self.consumer.max_deliveries:
+        """Nak with back-off, or park once the message failed `max_deliveries` times.
+
+        Counts only failures that are the message's fault: JetStream's num_delivered also
+        counts redeliveries after outages and restarts, so it is not the budget.
+        """
+        sequence = message.metadata.sequence.stream
+        failures = self._failures.pop(sequence, 0) + 1
+        if failures >= self.consumer.max_deliveries:
             return await self.park(message, f"{type(exc).__name__}: {exc}")
-        log.warning("handler failed (delivery %d of %s): %s", delivered, message.subject, exc)
-        await message.nak(delay=min(0.2 * 2**delivered, 10.0))
+        self._failures[sequence] = failures
+        while len(self._failures) > MAX_TRACKED_FAILURES:  # settled elsewhere (a replica)
+            self._failures.pop(next(iter(self._failures)))
+        log.warning("handler failed (failure %d of %s): %s", failures, message.subject, exc)
+        await message.nak(delay=min(0.2 * 2**failures, 10.0))
         return "retry"
 
     def _count(self, outcome: Outcome) -> None:
@@ -283,13 +496,31 @@ class ConsumerRunner:
     async def park(self, message: Msg, error: str) -> Outcome:
         """Put a message that cannot be processed on the dead-letter subject, then ack it."""
         log.error("parking message from %s: %s", message.subject, error)
+        original = (message.headers or {}).get(ORIGINAL_SUBJECT_HEADER, message.subject)
         headers: dict[str, Any] = {
             "Knowflow-Error": error[:1000].replace("\n", " "),
-            "Knowflow-Original-Subject": message.subject,
-            "Knowflow-Consumer": self.consumer.durable,
+            ORIGINAL_SUBJECT_HEADER: original,
+            CONSUMER_HEADER: self.consumer.durable,
         }
         await self.bus.js.publish(
             dead_letter_subject(self.consumer.durable), message.data, headers=headers
         )
-        await message.ack()
+        EVENTS_PARKED.labels(self.consumer.durable).inc()
+        await self.ack(message)
         return "parked"
+
+    async def prune_when_due(self) -> None:
+        """Forget processed events the stream can no longer redeliver, once an hour."""
+        now = time.monotonic()
+        if self._last_prune and now - self._last_prune < PRUNE_INTERVAL_SECONDS:
+            return
+        self._last_prune = now
+        try:
+            removed = await asyncio.to_thread(
+                prune_processed, self.engine, self.consumer, utcnow() - PROCESSED_EVENTS_KEPT_FOR
+            )
+        except Exception as exc:
+            log.warning("pruning processed events of %s failed: %s", self.consumer.durable, exc)
+            return
+        if removed:
+            log.info("pruned %d processed event(s) of %s", removed, self.consumer.durable)

@@ -17,6 +17,7 @@ from shared.ids import new_id, utcnow
 TYPE_PREFIX = "knowflow."
 SUBJECT_ROOT = "events"
 DEAD_LETTER_ROOT = "deadletter"
+REPLAY_TOKEN = "replay"
 
 Audience = Literal["public", "restricted"]
 
@@ -63,6 +64,21 @@ def filter_subject_for(event_type: str) -> str:
 
 def dead_letter_subject(consumer: str) -> str:
     return f"{DEAD_LETTER_ROOT}.{consumer}"
+
+
+def replay_subject(consumer: str, original_subject: str) -> str:
+    """Where a parked message is replayed so that only `consumer` receives it again.
+
+    `events.replay.<consumer>.events.public.post.created.v1` is longer than any event
+    subject, so no other consumer's filter (`events.*.post.created.v1`) matches it, and
+    it is outside `events.public.>`, so systems outside Knowflow never see it.
+    """
+    return f"{SUBJECT_ROOT}.{REPLAY_TOKEN}.{consumer}.{original_subject}"
+
+
+def replay_filter_for(consumer: str) -> str:
+    """The subject filter matching every replay addressed to `consumer`."""
+    return f"{SUBJECT_ROOT}.{REPLAY_TOKEN}.{consumer}.{SUBJECT_ROOT}.>"
 
 
 def wrap(data: EventData, *, source: str, traceparent: str | None = None) -> CloudEvent:

@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import Engine, delete, event, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.events.bus import Bus
+from shared.events.bus import Bus, OutageLog
 from shared.events.envelope import EventData, subject_for, wrap
 from shared.ids import utcnow
 from shared.observability import current_traceparent
@@ -94,6 +94,7 @@ class OutboxRelay:
         self.on_published = on_published
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failures = OutageLog("outbox relay")
 
     def _wake_threadsafe(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -105,12 +106,16 @@ class OutboxRelay:
             _wakers.add(self._wake_threadsafe)
         try:
             while True:
+                if not await self.bus.wait_connected(self.idle_poll_seconds):
+                    continue  # the bus logs the outage; publish the moment it is back
                 try:
                     published = await self.publish_pending()
+                    self._failures.recovered()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("outbox relay failed; retrying")
+                except Exception as exc:
+                    # E.g. the database is away: said once, then at intervals.
+                    self._failures.failed(f"{type(exc).__name__}: {exc}")
                     published = 0
                     await asyncio.sleep(self.idle_poll_seconds)
                 if published < self.batch_size:
@@ -122,7 +127,9 @@ class OutboxRelay:
                 _wakers.discard(self._wake_threadsafe)
 
     async def publish_pending(self) -> int:
-        """Publish one batch; returns how many rows were sent."""
+        """Publish one batch; returns how many rows were sent (none while disconnected)."""
+        if not self.bus.is_connected:
+            return 0  # nothing could be acknowledged: do not wait for the timeout
         rows = await asyncio.to_thread(self._load_unsent)
         if not rows:
             return 0
@@ -135,13 +142,21 @@ class OutboxRelay:
                 await self.bus.js.publish_async(row.subject, row.payload.encode(), headers=headers)
             )
         # An ack that never comes (connection lost mid-batch) must not stall the relay:
-        # unacknowledged rows stay unsent and go again; the stream drops duplicates.
-        await asyncio.wait(futures, timeout=self.ack_timeout_seconds)
+        # unacknowledged rows stay unsent and go again; the stream drops duplicates. A lost
+        # connection ends the wait at once rather than after the timeout.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_timeout_seconds
+        waiting = set(futures)
+        while waiting and self.bus.is_connected and loop.time() < deadline:
+            _done, waiting = await asyncio.wait(
+                waiting, timeout=min(0.1, max(deadline - loop.time(), 0))
+            )
         # Mark only the unbroken prefix as sent, so order is kept across a retry.
         sent: list[UUID] = []
         for row, future in zip(rows, futures, strict=True):
             if not future.done() or future.cancelled() or future.exception() is not None:
-                log.warning("publish of %s not acknowledged; will retry", row.id)
+                if self.bus.is_connected:
+                    log.warning("publish of %s not acknowledged; will retry", row.id)
                 break
             sent.append(row.id)
         for future in futures:

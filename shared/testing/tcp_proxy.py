@@ -82,12 +82,17 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(apply(), self._loop).result(timeout=5)
 
     def close(self) -> None:
-        def stop() -> None:
+        async def stop() -> None:
             for writer in list(self._writers):
                 writer.transport.abort()
+            # Forwarding tasks end here rather than being destroyed pending with the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             self._loop.stop()
 
-        self._loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(stop(), self._loop)
         self._thread.join(timeout=5)
 
 

@@ -64,6 +64,7 @@ from services.search.engines.opensearch_schema import (
     visible_to,
 )
 from shared.errors import BadRequest
+from shared.events.failures import DependencyUnavailable, unavailable_status
 from shared.ids import utcnow
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -78,6 +79,10 @@ HIT_SOURCE = ["id", "kind", "title", "author_id", "group_id", "visibility", "tag
 
 class BulkItemError(Exception):
     """OpenSearch refused one operation of a bulk request."""
+
+
+class BulkItemUnavailable(BulkItemError, DependencyUnavailable):
+    """OpenSearch could not apply one operation now (429 or 5xx): retried, never parked."""
 
 
 Operation = IndexDoc | Deletion
@@ -188,8 +193,10 @@ class OpenSearchEngine:
                 continue  # the rebuild finished meanwhile: the live alias names the new index
             op_index = position // len(targets)
             if results[op_index] is None:
-                results[op_index] = BulkItemError(
-                    f"{target}: {error.get('type')}: {error.get('reason')}"
+                status = outcome.get("status")
+                failure = BulkItemUnavailable if unavailable_status(status) else BulkItemError
+                results[op_index] = failure(
+                    f"{target}: {status} {error.get('type')}: {error.get('reason')}"
                 )
         return results
 

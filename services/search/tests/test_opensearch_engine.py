@@ -11,6 +11,7 @@ from services.search.engines.opensearch import BulkItemError, OpenSearchEngine
 from services.search.engines.opensearch_schema import connect
 from services.search.service import doc_from_snapshot
 from services.search.tests.conftest import post
+from shared.events.failures import is_transient
 from shared.ids import new_id
 from shared.testing.opensearch import opensearch_prefix
 
@@ -105,6 +106,26 @@ def test_a_document_the_mapping_refuses_fails_alone_in_its_bulk_request(
     assert set(found(engine, "bulk")) == {str(good.id), str(other.id)}
     with pytest.raises(BulkItemError):
         engine.index([bad])
+
+
+def test_a_write_blocked_index_answers_each_item_as_transient_not_as_refused_data(
+    engine: OpenSearchEngine,
+) -> None:
+    # What a node past its flood-stage disk watermark does: every write answers 429.
+    (index,) = engine.indices_of(engine.alias)
+    block = {"index.blocks.read_only_allow_delete": True}
+    engine.client.indices.put_settings(index=index, body=block)
+    try:
+        results = engine.apply([doc("blocked write one"), doc("blocked write two")])
+    finally:
+        engine.client.indices.put_settings(
+            index=index, body={"index.blocks.read_only_allow_delete": None}
+        )
+    assert all(isinstance(result, BulkItemError) for result in results)
+    assert all(is_transient(result) for result in results if result is not None)
+    bad = doc("bulk bad again", tags=["x" * 40_000])
+    (refused,) = engine.apply([bad])
+    assert refused is not None and not is_transient(refused)
 
 
 def test_user_text_is_escaped_and_markers_cannot_forge_highlights(

@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,8 +26,9 @@ from shared.auth import TokenIssuer, TokenVerifier
 from shared.events.bus import Bus
 from shared.events.envelope import CloudEvent, dead_letter_subject
 from shared.ids import new_id
-from shared.testing.fixtures import ServiceClientFactory
+from shared.testing.fixtures import ServiceClientFactory, wait_for
 from shared.testing.opensearch import opensearch_prefix
+from shared.testing.tcp_proxy import tcp_proxy
 
 
 @pytest.fixture
@@ -224,3 +226,52 @@ def test_only_an_admin_may_rebuild_and_the_embedded_engine_says_it_has_no_rebuil
         response = search_client.post("/admin/reindex", headers=admin_header(token_issuer))
         assert response.status_code == 501
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_opensearch_outage_pauses_indexing_reports_not_ready_and_loses_nothing(
+    service_client: ServiceClientFactory,
+    fake_posts: FakePosts,
+    people: People,
+    publish_events: Callable[..., None],
+    nats_url: str,
+) -> None:
+    with (
+        opensearch_prefix() as (url, prefix),
+        tcp_proxy("127.0.0.1", urlsplit(url).port or 9200) as proxy,
+        serve_fake_posts(fake_posts) as posts_url,
+        service_client(
+            create_app,
+            name="search",
+            search_url=f"http://127.0.0.1:{proxy.port}",
+            search_index_prefix=prefix,
+            posts_url=posts_url,
+            max_deliveries=3,
+        ) as client,
+    ):
+        me = people.header(new_id())
+        settle_content(client, me, publish_events, post(body="prelude item"))
+        proxy.set_mode("refuse")
+        during = [post(body=f"outage item {i}") for i in range(20)]
+        publish_events(*during)
+        time.sleep(12)  # longer than the old retry budget (about 6 s)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["consumer:search-content"].startswith("paused")
+        assert (
+            'knowflow_consumer_paused{consumer="search-content"} 1.0' in client.get("/metrics").text
+        )
+
+        async def parked() -> int:
+            bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="dlq-reader")
+            try:
+                info = await bus.js.stream_info(bus.dead_letter_stream)
+                return int(info.state.messages)
+            finally:
+                await bus.close()
+
+        assert asyncio.run(parked()) == 0
+        proxy.set_mode("pass")
+        expected = {str(item.content_id) for item in during}
+        wait_for(lambda: set(every_match(client, me, "outage")) == expected, timeout=60)
+        wait_for(lambda: client.get("/readyz").status_code == 200, timeout=10)
+        assert asyncio.run(parked()) == 0
