@@ -11,8 +11,8 @@ towards parking the message as poison.
     │   answered 429 or 5xx)                       ├── OpenSearch 4xx other than 429
     ├── shared.errors.Unavailable (503)            └── anything else
     ├── OSError: refused, reset, timeouts
-    ├── SQLAlchemy OperationalError, DisconnectionError, pool TimeoutError,
-    │   any DBAPIError that invalidated its connection
+    ├── the database unavailable or a write conflict, as shared.db defines them
+    │   (refused, reset, stalled, busy, pool timeout; a serialization failure)
     ├── OpenSearch ConnectionError / ConnectionTimeout, TransportError 429 / 5xx
     └── httpx transport errors, HTTP 429 / 5xx answers
 """
@@ -22,6 +22,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError as OpenSearchTransportError
 from sqlalchemy import exc as sa
 
+from shared.db import is_database_unavailable, is_write_conflict
 from shared.errors import Unavailable
 
 
@@ -37,9 +38,9 @@ def unavailable_status(status: object) -> bool:
 def _transient_itself(exc: BaseException) -> bool:
     if isinstance(exc, DependencyUnavailable | Unavailable | OSError | TimeoutError):
         return True
-    if isinstance(exc, sa.OperationalError | sa.DisconnectionError | sa.TimeoutError):
+    if isinstance(exc, sa.DisconnectionError):
         return True
-    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+    if is_database_unavailable(exc) or is_write_conflict(exc):
         return True
     if isinstance(exc, OpenSearchConnectionError):
         return True

@@ -11,7 +11,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, select, text
 
 from shared.db import create_tables, make_engine
 from shared.events.bus import Bus
@@ -108,7 +108,7 @@ async def test_a_locked_database_pauses_the_consumer_loses_nothing_and_it_resume
         await bus.close()
 
 
-def test_dependency_failures_are_transient_and_rejected_data_is_not() -> None:
+def test_dependency_failures_are_transient_and_rejected_data_is_not(tmp_path: Path) -> None:
     refused = OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "refused"))
     wrapped = RuntimeError("batch failed")
     wrapped.__cause__ = TimeoutError("read timed out")
@@ -122,7 +122,18 @@ def test_dependency_failures_are_transient_and_rejected_data_is_not() -> None:
     for failure in transient:
         assert is_transient(failure), failure
     integrity = IntegrityError("INSERT", {}, ValueError("UNIQUE constraint failed"))
-    rejected: list[BaseException] = [PoisonMessage("bad"), ValueError("no"), integrity, KeyError()]
+    with make_engine(f"sqlite:///{tmp_path / 'bug.db'}").connect() as connection:
+        try:
+            connection.execute(text("SELECT * FROM no_such_table"))
+        except OperationalError as exc:
+            missing_table = exc  # a bug in the handler, not an outage
+    rejected: list[BaseException] = [
+        PoisonMessage("bad"),
+        ValueError("no"),
+        integrity,
+        KeyError(),
+        missing_table,
+    ]
     for failure in rejected:
         assert not is_transient(failure), failure
 
