@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from gateway.routing import FORWARDED_METHODS, RouteTable, is_public
-from gateway.upstream import UpstreamPool, UpstreamUnavailable
+from gateway.upstream import UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
 from shared.auth import TokenVerifier, bearer_token
 from shared.errors import Unauthorized, Unavailable
 from shared.observability import child_traceparent, new_request_id, request_id_var
@@ -65,6 +65,9 @@ REQUEST_SKIP = HOP_BY_HOP | {
     b"x-forwarded-prefix",  # only the gateway says what it stripped
 }
 RESPONSE_SKIP = HOP_BY_HOP | {b"x-request-id", b"traceparent", b"server", b"date"}
+
+# An upstream that cannot be reached is most often restarting: ask to come back soon.
+UNREACHABLE_RETRY_AFTER = "2"
 
 # Responses up to this size (with a Content-Length) are sent in one message; others stream.
 BUFFER_LIMIT = 256 * 1024
@@ -273,8 +276,7 @@ class Proxy:
         try:
             connection = await pool.request(method.encode("ascii"), target, forwarded, body)
         except (TimeoutError, UpstreamUnavailable) as exc:
-            status = 504 if isinstance(exc, TimeoutError) else 502
-            return await self._failed(scope, refuse, status, route.service, route.public, exc)
+            return await self._failed(scope, refuse, route.service, route.public, exc)
 
         response_started = False
         try:
@@ -308,26 +310,30 @@ class Proxy:
                 # Too late for a problem response: drop the connection so the client sees it.
                 log.warning("upstream %s broke off %s %s: %s", route.service, method, path, exc)
                 raise
-            status = 504 if isinstance(exc, TimeoutError) else 502
-            return await self._failed(scope, refuse, status, route.service, route.public, exc)
+            return await self._failed(scope, refuse, route.service, route.public, exc)
         finally:
             pool.release(connection)
 
     async def _failed(
         self,
         scope: Scope,
-        refuse: Callable[[int, str], Awaitable[None]],
-        status: int,
+        refuse: Callable[[int, str, dict[str, str] | None], Awaitable[None]],
         service: str,
         route: str,
         exc: Exception,
     ) -> tuple[int, str]:
-        if status == 504:
-            detail = f"the {service} service did not answer in time"
+        """504 when the answer did not come in time; 503 + Retry-After when the request
+        never reached the service (refused: down or restarting); 502 when it broke off."""
+        headers = None
+        if isinstance(exc, TimeoutError):
+            status, detail = 504, f"the {service} service did not answer in time"
+        elif isinstance(exc, UpstreamUnreachable):
+            status, detail = 503, f"the {service} service cannot be reached; retry shortly"
+            headers = {"retry-after": UNREACHABLE_RETRY_AFTER}
         else:
-            detail = f"the {service} service is unavailable"
+            status, detail = 502, f"the {service} service broke off its answer"
         log.warning("%s %s: %s (%s)", scope["method"], scope["path"], detail, exc)
-        await refuse(status, detail)
+        await refuse(status, detail, headers)
         return status, route
 
     def _target(self, public: str, upstream_prefix: str, upstream_path: str, scope: Scope) -> bytes:

@@ -173,6 +173,14 @@ class RequestContextMiddleware:
                 instance=scope.get("path"),
             )
             await response(scope, receive, send_with_context)
+        except Exception as exc:
+            # Answered here, not by Starlette's ServerErrorMiddleware: that one re-raises,
+            # and uvicorn then closes the keep-alive connection under the gateway's pool.
+            if status_holder["started"]:
+                raise
+            log.exception("unhandled error on %s", scope.get("path"), exc_info=exc)
+            response = problem_response(500, "internal error", instance=scope.get("path"))
+            await response(scope, receive, send_with_context)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
