@@ -23,7 +23,7 @@ from urllib.parse import quote
 from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
-from gateway.routing import FORWARDED_METHODS, RouteTable, is_public
+from gateway.routing import FORWARDED_METHODS, RouteTable, has_dot_segment, is_public
 from gateway.upstream import UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
 from shared.auth import TokenVerifier, bearer_token
 from shared.errors import Unauthorized, Unavailable
@@ -175,11 +175,15 @@ class Proxy:
         upstreams: Upstreams,
         tokens: TokenCheck,
         max_body_bytes: int,
+        max_header_bytes: int = 16_384,
+        max_header_count: int = 100,
     ) -> None:
         self.table = table
         self.upstreams = upstreams
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
         self._metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, status: int, started: float) -> None:
@@ -206,7 +210,10 @@ class Proxy:
         authorization: bytes | None = None
         incoming_id = incoming_trace = b""
         declared = 0
+        # The head's size as gateway.server counts it (request line, 4 bytes per header line).
+        head_bytes = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
         for name, value in scope["headers"]:
+            head_bytes += len(name) + len(value) + 4
             if name in REQUEST_SKIP:
                 if name == b"x-request-id":
                     incoming_id = value
@@ -234,6 +241,19 @@ class Proxy:
 
         path: str = scope["path"]
         method: str = scope["method"]
+        if head_bytes > self.max_header_bytes or len(scope["headers"]) > self.max_header_count:
+            # Under gateway.server's protocol a head this large never reaches the app.
+            detail = (
+                f"at most {self.max_header_count} request headers and "
+                f"{self.max_header_bytes} bytes of request line and headers"
+            )
+            await refuse(431, detail)
+            return 431, "unmatched"
+        if has_dot_segment(path):
+            # No normalising either: a service must never see a path outside its route
+            # (`/api/v1/posts/../metrics`), whatever its router would make of it.
+            await refuse(400, "the path must not contain '.' or '..' segments")
+            return 400, "unmatched"
         matched = self.table.match(path)
         if matched is None:
             await refuse(404, f"no route for {path}")

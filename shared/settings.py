@@ -2,8 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,22 @@ class Settings(BaseSettings):
     posts_url: str = "http://127.0.0.1:8002"
     search_service_url: str = "http://127.0.0.1:8003"
     digests_url: str = "http://127.0.0.1:8004"
+
+    # Gateway edge: request head caps (431 beyond), CORS allow-list (empty: closed),
+    # bearer token for the gateway's /metrics (empty: not served), HSTS max-age (0: off;
+    # set it only when clients reach the gateway over HTTPS).
+    max_header_bytes: int = 16_384
+    max_header_count: int = 100
+    cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated in the environment
+    metrics_token: str = ""
+    hsts_max_age: int = 0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def resolved_jwks_url(self) -> str:
