@@ -41,6 +41,7 @@ VARIANTS = {
     "naive-httpx": ("bench.naive_gateways:httpx_app", 1),
     "naive-aiohttp": ("bench.naive_gateways:aiohttp_app", 1),
 }
+GATEWAY_HTTP = "gateway.server:CappedHttpToolsProtocol"
 # label → (upstream, direct path, gateway path, needs a token)
 TARGETS = {
     "jwks": ("identity", "/.well-known/jwks.json", "/api/v1/auth/jwks", False),
@@ -124,7 +125,13 @@ def measure(
 
 @contextmanager
 def uvicorn_process(
-    app: str, *, port: int, env: dict[str, str], workers: int, log: Path
+    app: str,
+    *,
+    port: int,
+    env: dict[str, str],
+    workers: int,
+    log: Path,
+    http: str = "httptools",
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`uvicorn app` on 127.0.0.1:port with uvloop and httptools; stopped on exit."""
     command = [
@@ -136,7 +143,8 @@ def uvicorn_process(
         f"--port={port}",
         f"--workers={workers}",
         "--loop=uvloop",
-        "--http=httptools",
+        f"--http={http}",
+        "--no-server-header",
         "--no-access-log",
         "--log-level=warning",
     ]
@@ -262,6 +270,8 @@ def run_benchmark(
                         env=env,
                         workers=workers,
                         log=work / f"gateway-{variant}.log",
+                        # The gateway as deployed: its own protocol caps request heads.
+                        http=GATEWAY_HTTP if app == "gateway.main:app" else "httptools",
                     ):
                         gateway = f"http://127.0.0.1:{gateway_port}"
                         for target, (_, _, gateway_path, auth) in TARGETS.items():
