@@ -65,21 +65,25 @@ class EdgeHeaders:
 
     def __init__(self, settings: Settings) -> None:
         self.headers = edge_headers(settings)
+        self.headers_no_store = [*self.headers, NO_STORE]
+        self.names = frozenset(name for name, _ in self.headers_no_store)
 
     def wrap(self, scope: Scope, send: Send) -> Send:
         """`send` with the headers added to the response start."""
         no_store = scope["method"] not in ("GET", "HEAD") or any(
             name == b"authorization" for name, _ in scope["headers"]
         )
-        extra = self.headers
+        extra = self.headers_no_store if no_store else self.headers
+        names = self.names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                headers += [header for header in extra if header[0] not in present]
-                if no_store and b"cache-control" not in present:
-                    headers.append(NO_STORE)
+                if present.isdisjoint(names):  # the common case: nothing to leave out
+                    headers += extra
+                else:
+                    headers += [header for header in extra if header[0] not in present]
                 message["headers"] = headers
             await send(message)
 
