@@ -41,6 +41,7 @@ VARIANTS = {
     "naive-httpx": ("bench.naive_gateways:httpx_app", 1),
     "naive-aiohttp": ("bench.naive_gateways:aiohttp_app", 1),
 }
+GATEWAY_HTTP = "gateway.server:CappedHttpToolsProtocol"
 # label → (upstream, direct path, gateway path, needs a token)
 TARGETS = {
     "jwks": ("identity", "/.well-known/jwks.json", "/api/v1/auth/jwks", False),
@@ -55,6 +56,9 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    # Gateway CPU (user + system) per request: steadier than req/s on a shared machine.
+    cpu_us: float = float("nan")
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Figure:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int
+    cpu_us: float
     runs: list[float]
 
 
@@ -99,11 +105,31 @@ def run_wrk(url: str, *, token: str | None, duration: int, connections: int) -> 
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     ):
         errors += sum(int(value) for value in found.groups())
-    return Run(rps, p50, p99, errors)
+    requests = int(found.group(1)) if (found := re.search(r"(\d+) requests in", output)) else 0
+    return Run(rps, p50, p99, errors, requests)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children (uvicorn workers)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    total = 0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
-    url: str, *, token: str | None, runs: int, duration: int, connections: int
+    url: str,
+    *,
+    token: str | None,
+    runs: int,
+    duration: int,
+    connections: int,
+    cpu_pid: int | None = None,
 ) -> tuple[Run, list[float]]:
     """A short warm-up, then `runs` runs, each once the last one's backlog drained; medians."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
@@ -112,19 +138,31 @@ def measure(
     results = []
     for _ in range(runs):
         settle(url, headers=headers)
-        results.append(run_wrk(url, token=token, duration=duration, connections=connections))
+        before = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+        run = run_wrk(url, token=token, duration=duration, connections=connections)
+        if cpu_pid and run.requests:
+            run.cpu_us = (cpu_seconds(cpu_pid) - before) / run.requests * 1e6
+        results.append(run)
     median = Run(
         statistics.median(r.rps for r in results),
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        sum(r.requests for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
     return median, [r.rps for r in results]
 
 
 @contextmanager
 def uvicorn_process(
-    app: str, *, port: int, env: dict[str, str], workers: int, log: Path
+    app: str,
+    *,
+    port: int,
+    env: dict[str, str],
+    workers: int,
+    log: Path,
+    http: str = "httptools",
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`uvicorn app` on 127.0.0.1:port with uvloop and httptools; stopped on exit."""
     command = [
@@ -136,7 +174,8 @@ def uvicorn_process(
         f"--port={port}",
         f"--workers={workers}",
         "--loop=uvloop",
-        "--http=httptools",
+        f"--http={http}",
+        "--no-server-header",
         "--no-access-log",
         "--log-level=warning",
     ]
@@ -196,8 +235,16 @@ def versions() -> dict[str, str]:
 
 
 def run_benchmark(
-    variants: list[str], *, runs: int, duration: int, connections: int, workdir: Path | None
+    variants: list[str],
+    *,
+    runs: int,
+    duration: int,
+    connections: int,
+    workdir: Path | None,
+    targets: list[str] | None = None,
+    gateway_http: str = GATEWAY_HTTP,
 ) -> list[Figure]:
+    chosen = {name: TARGETS[name] for name in targets or TARGETS}
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="knowflow-bench-") as tmp:
         work = workdir or Path(tmp)
@@ -233,25 +280,34 @@ def run_benchmark(
             ):
                 token = register(identity)
 
-                def bench(variant: str, target: str, mode: str, url: str, auth: bool) -> None:
-                    settle(identity + "/users/me", headers={"Authorization": f"Bearer {token}"})
+                def bench(
+                    variant: str,
+                    target: str,
+                    mode: str,
+                    url: str,
+                    auth: bool,
+                    cpu_pid: int | None = None,
+                ) -> None:
+                    if chosen[target][0] == "identity":
+                        settle(identity + "/users/me", headers={"Authorization": f"Bearer {token}"})
                     median, rps_runs = measure(
                         url,
                         token=token if auth else None,
                         runs=runs,
                         duration=duration,
                         connections=connections,
+                        cpu_pid=cpu_pid,
                     )
                     figure = Figure(variant, target, mode, **asdict(median), runs=rps_runs)
                     print(
                         f"{variant:14} {target:9} {mode:8} {median.rps:9.0f} req/s  "
                         f"p50 {median.p50_ms:6.2f} ms  p99 {median.p99_ms:6.2f} ms  "
-                        f"errors {median.errors}",
+                        f"errors {median.errors}  gateway CPU {median.cpu_us:5.0f} µs/request",
                         flush=True,
                     )
                     figures.append(figure)
 
-                for target, (upstream, direct_path, _, auth) in TARGETS.items():
+                for target, (upstream, direct_path, _, auth) in chosen.items():
                     bench("direct", target, "direct", bases[upstream] + direct_path, auth)
                 for variant in variants:
                     app, workers = VARIANTS[variant]
@@ -262,10 +318,13 @@ def run_benchmark(
                         env=env,
                         workers=workers,
                         log=work / f"gateway-{variant}.log",
-                    ):
+                        # The gateway as deployed: its own protocol caps request heads.
+                        http=gateway_http if app == "gateway.main:app" else "httptools",
+                    ) as process:
                         gateway = f"http://127.0.0.1:{gateway_port}"
-                        for target, (_, _, gateway_path, auth) in TARGETS.items():
-                            bench(variant, target, "gateway", gateway + gateway_path, auth)
+                        for target, (_, _, gateway_path, auth) in chosen.items():
+                            url = gateway + gateway_path
+                            bench(variant, target, "gateway", url, auth, process.pid)
         finally:
             nats.terminate()
             nats.wait(timeout=10)
@@ -294,14 +353,14 @@ def write_results(figures: list[Figure], config: dict[str, object], path: Path) 
         "nats-server share the machine.  ",
         "Identity: uvicorn, 1 worker, uvloop + httptools, SQLite, real NATS.",
         "",
-        "| variant | target | mode | req/s | p50 ms | p99 ms | errors | runs req/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | target | mode | req/s | p50 ms | p99 ms | errors | gateway CPU µs/req | runs req/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
         runs = ", ".join(f"{rps:.0f}" for rps in f.runs)
         lines.append(
             f"| {f.variant} | {f.target} | {f.mode} | {f.rps:.0f} | {f.p50_ms:.2f} | "
-            f"{f.p99_ms:.2f} | {f.errors} | {runs} |"
+            f"{f.p99_ms:.2f} | {f.errors} | {f.cpu_us:.0f} | {runs} |"
         )
     lines += [
         "",
@@ -324,6 +383,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
     parser.add_argument("--output", type=Path, default=RESULTS / "gateway.md")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma list of targets")
+    parser.add_argument(
+        "--gateway-http", default=GATEWAY_HTTP, help="uvicorn --http for the gateway variants"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install -y wrk)")
@@ -348,6 +411,8 @@ def main() -> None:
         duration=args.duration,
         connections=args.connections,
         workdir=args.workdir,
+        targets=[name.strip() for name in args.targets.split(",") if name.strip()],
+        gateway_http=args.gateway_http,
     )
     for variant, target, direct, gateway, ratio in ratios(figures):
         print(f"{variant:14} {target:9} gateway/direct = {gateway:.0f}/{direct:.0f} = {ratio:.0%}")

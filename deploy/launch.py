@@ -89,7 +89,9 @@ class Platform:
             "--loop",
             "uvloop",
             "--http",
-            "httptools",
+            # The gateway's own protocol caps request heads (431); see gateway/server.py.
+            "gateway.server:CappedHttpToolsProtocol" if name == "gateway" else "httptools",
+            "--no-server-header",
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "5",

@@ -13,13 +13,14 @@ from typing import Any
 
 from fastapi.openapi.docs import get_swagger_ui_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.openapi import OpenAPICache
 from gateway.proxy import Proxy, TokenCheck, Upstreams, send_problem
 from gateway.ratelimit import RateLimiter
 from gateway.routing import RouteTable, upstream_urls
+from gateway.security import EdgeHeaders, cors, docs_csp, metrics_authorized
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
 from shared.observability import configure_logging, new_request_id, request_id_var
@@ -55,6 +56,8 @@ class Gateway:
             upstreams=self.upstreams,
             tokens=self.tokens,
             max_body_bytes=settings.max_body_bytes,
+            max_header_bytes=settings.max_header_bytes,
+            max_header_count=settings.max_header_count,
         )
         self.limiter = RateLimiter.from_settings(
             settings,
@@ -69,20 +72,28 @@ class Gateway:
         self.own: dict[str, Handler] = {
             "/healthz": self.healthz,
             "/readyz": self.readyz,
-            "/metrics": self.metrics,
             "/openapi.json": self.openapi_json,
             "/docs": self.docs,
         }
+        if settings.metrics_token:  # otherwise /metrics is not served here at all
+            self.own["/metrics"] = self.metrics
+        self.edge = EdgeHeaders(settings)
+        self.http = cors(settings, self.route)
+        docs = get_swagger_ui_html(openapi_url="/openapi.json", title="Knowflow API")
+        self.docs_page = bytes(docs.body), docs_csp(bytes(docs.body))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self.own.get(scope["path"])
-            if handler is None:
-                await self.forward(scope, receive, send)
-            else:
-                await self.serve_own(handler, scope, send)
+            await self.http(scope, receive, self.edge.wrap(scope, send))
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.own.get(scope["path"])
+        if handler is None:
+            await self.forward(scope, receive, send)
+        else:
+            await self.serve_own(handler, scope, send)
 
     async def serve_own(self, handler: Handler, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
@@ -91,6 +102,12 @@ class Gateway:
         if scope["method"] not in ("GET", "HEAD"):
             await send_problem(scope, send, 405, "only GET is allowed", request_id=request_id)
             self.proxy.observe(scope["path"], 405, started)
+            return
+        if handler == self.metrics and not metrics_authorized(scope, self.settings.metrics_token):
+            headers = {"www-authenticate": "Bearer"}
+            detail = "a bearer token (KNOWFLOW_METRICS_TOKEN) is required"
+            await send_problem(scope, send, 401, detail, request_id=request_id, headers=headers)
+            self.proxy.observe(scope["path"], 401, started)
             return
         token = request_id_var.set(request_id)
         try:
@@ -154,8 +171,9 @@ class Gateway:
         return JSONResponse(document, headers=headers)
 
     async def docs(self) -> Response:
-        """Swagger UI over the merged document."""
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Knowflow API")
+        """Swagger UI over the merged document (built once: its CSP names its script's hash)."""
+        body, csp = self.docs_page
+        return HTMLResponse(body, headers={"content-security-policy": csp})
 
 
 async def _no_receive() -> dict[str, Any]:

@@ -23,8 +23,8 @@ from urllib.parse import quote
 from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
-from gateway.routing import FORWARDED_METHODS, RouteTable, is_public
-from gateway.upstream import UpstreamPool, UpstreamUnavailable
+from gateway.routing import FORWARDED_METHODS, RouteTable, has_dot_segment, is_public
+from gateway.upstream import UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
 from shared.auth import TokenVerifier, bearer_token
 from shared.errors import Unauthorized, Unavailable
 from shared.observability import child_traceparent, new_request_id, request_id_var
@@ -65,6 +65,9 @@ REQUEST_SKIP = HOP_BY_HOP | {
     b"x-forwarded-prefix",  # only the gateway says what it stripped
 }
 RESPONSE_SKIP = HOP_BY_HOP | {b"x-request-id", b"traceparent", b"server", b"date"}
+
+# An upstream that cannot be reached is most often restarting: ask to come back soon.
+UNREACHABLE_RETRY_AFTER = "2"
 
 # Responses up to this size (with a Content-Length) are sent in one message; others stream.
 BUFFER_LIMIT = 256 * 1024
@@ -172,11 +175,15 @@ class Proxy:
         upstreams: Upstreams,
         tokens: TokenCheck,
         max_body_bytes: int,
+        max_header_bytes: int = 16_384,
+        max_header_count: int = 100,
     ) -> None:
         self.table = table
         self.upstreams = upstreams
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
         self._metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, status: int, started: float) -> None:
@@ -203,7 +210,10 @@ class Proxy:
         authorization: bytes | None = None
         incoming_id = incoming_trace = b""
         declared = 0
+        # The head's size as gateway.server counts it (request line, 4 bytes per header line).
+        head_bytes = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
         for name, value in scope["headers"]:
+            head_bytes += len(name) + len(value) + 4
             if name in REQUEST_SKIP:
                 if name == b"x-request-id":
                     incoming_id = value
@@ -231,6 +241,19 @@ class Proxy:
 
         path: str = scope["path"]
         method: str = scope["method"]
+        if head_bytes > self.max_header_bytes or len(scope["headers"]) > self.max_header_count:
+            # Under gateway.server's protocol a head this large never reaches the app.
+            detail = (
+                f"at most {self.max_header_count} request headers and "
+                f"{self.max_header_bytes} bytes of request line and headers"
+            )
+            await refuse(431, detail)
+            return 431, "unmatched"
+        if has_dot_segment(path):
+            # No normalising either: a service must never see a path outside its route
+            # (`/api/v1/posts/../metrics`), whatever its router would make of it.
+            await refuse(400, "the path must not contain '.' or '..' segments")
+            return 400, "unmatched"
         matched = self.table.match(path)
         if matched is None:
             await refuse(404, f"no route for {path}")
@@ -273,8 +296,7 @@ class Proxy:
         try:
             connection = await pool.request(method.encode("ascii"), target, forwarded, body)
         except (TimeoutError, UpstreamUnavailable) as exc:
-            status = 504 if isinstance(exc, TimeoutError) else 502
-            return await self._failed(scope, refuse, status, route.service, route.public, exc)
+            return await self._failed(scope, refuse, route.service, route.public, exc)
 
         response_started = False
         try:
@@ -308,26 +330,30 @@ class Proxy:
                 # Too late for a problem response: drop the connection so the client sees it.
                 log.warning("upstream %s broke off %s %s: %s", route.service, method, path, exc)
                 raise
-            status = 504 if isinstance(exc, TimeoutError) else 502
-            return await self._failed(scope, refuse, status, route.service, route.public, exc)
+            return await self._failed(scope, refuse, route.service, route.public, exc)
         finally:
             pool.release(connection)
 
     async def _failed(
         self,
         scope: Scope,
-        refuse: Callable[[int, str], Awaitable[None]],
-        status: int,
+        refuse: Callable[[int, str, dict[str, str] | None], Awaitable[None]],
         service: str,
         route: str,
         exc: Exception,
     ) -> tuple[int, str]:
-        if status == 504:
-            detail = f"the {service} service did not answer in time"
+        """504 when the answer did not come in time; 503 + Retry-After when the request
+        never reached the service (refused: down or restarting); 502 when it broke off."""
+        headers = None
+        if isinstance(exc, TimeoutError):
+            status, detail = 504, f"the {service} service did not answer in time"
+        elif isinstance(exc, UpstreamUnreachable):
+            status, detail = 503, f"the {service} service cannot be reached; retry shortly"
+            headers = {"retry-after": UNREACHABLE_RETRY_AFTER}
         else:
-            detail = f"the {service} service is unavailable"
+            status, detail = 502, f"the {service} service broke off its answer"
         log.warning("%s %s: %s (%s)", scope["method"], scope["path"], detail, exc)
-        await refuse(status, detail)
+        await refuse(status, detail, headers)
         return status, route
 
     def _target(self, public: str, upstream_prefix: str, upstream_path: str, scope: Scope) -> bytes:

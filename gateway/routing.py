@@ -110,5 +110,10 @@ class RouteTable:
         return None
 
 
+def has_dot_segment(path: str) -> bool:
+    """`.` or `..` as a segment: such a path could climb out of its route upstream."""
+    return "/." in path and any(segment in (".", "..") for segment in path.split("/"))
+
+
 def is_public(method: str, path: str) -> bool:
     return (method, path) in PUBLIC_OPERATIONS

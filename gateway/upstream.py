@@ -7,13 +7,22 @@ for the whole FastAPI upstream. This client writes the client's raw header bytes
 `transport.write`, parses the answer with httptools (llhttp, C) and keeps idle
 connections in a LIFO list per upstream; nothing else runs per request.
 
-Failures: `UpstreamUnavailable` (refused, reset, malformed answer) and the built-in
-`TimeoutError` (connect or read). A request on a reused keep-alive connection that the
-upstream closed before answering is retried once on a fresh one if its method is
-idempotent.
+Failures: `UpstreamUnreachable` when the request provably never reached the upstream
+(connection refused or not accepted in time, or closed before anything was written),
+`UpstreamUnavailable` when it may have (reset or closed before the answer, malformed
+answer), and the built-in `TimeoutError` when the answer did not come in time.
+
+Reuse: an idle connection is reused only if the upstream has not closed it, checked on the
+socket itself (a FIN the event loop has not dispatched yet already makes it readable), and
+a 500 answer is never pooled: it is what an unhandled error produces, after which uvicorn
+closes the connection a moment later. A request is retried once on a fresh connection
+when it provably never reached the upstream (nothing was written), and also when a reused
+connection was closed before any byte of the answer if the method is idempotent: a POST
+written on a connection that then closes may have been applied, so it is not resent.
 """
 
 import asyncio
+import select
 import socket
 import time
 from collections import deque
@@ -32,6 +41,10 @@ class UpstreamUnavailable(Exception):
     """The upstream could not be reached or broke off its answer."""
 
 
+class UpstreamUnreachable(UpstreamUnavailable):
+    """The request never reached the upstream: safe to retry, whatever its method."""
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection to an upstream; one request at a time."""
 
@@ -43,6 +56,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.last_used = 0.0
         self.paused = False
+        self.poller: select.poll | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -64,6 +78,9 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # poll(), not select(): descriptors above 1024 are common on a busy gateway.
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
@@ -72,6 +89,10 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamUnavailable(f"malformed response: {exc}"))
             self.close()
+
+    def eof_received(self) -> None:
+        # The upstream will send nothing more: never reuse; the transport then closes.
+        self.closed = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -134,9 +155,17 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def reusable(self) -> bool:
+        """Idle and still open: nothing to read (an idle socket turns readable at EOF or RST)."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
+        return self.poller is None or not self.poller.poll(0)
+
     async def send(self, request: bytes, timeout: float) -> None:
         """Write a serialised request and wait for the response head."""
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():
+            raise UpstreamUnreachable("connection closed before the request was written")
         self._reset()
         self.transport.write(request)
         while not self.headers_done:
@@ -193,13 +222,19 @@ class UpstreamPool:
 
     async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
+        where = f"{self.host}:{self.port}"
         try:
+            # Every address the name resolves to is tried in turn (replicas behind one name).
             async with asyncio.timeout(self.connect_timeout):
                 transport, protocol = await loop.create_connection(
                     lambda: Connection(self), self.host, self.port
                 )
+        except TimeoutError as exc:
+            raise UpstreamUnreachable(
+                f"{where} accepted no connection within {self.connect_timeout} s"
+            ) from exc
         except OSError as exc:
-            raise UpstreamUnavailable(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise UpstreamUnreachable(f"cannot connect to {where}: {exc}") from exc
         # uvloop may hand the transport back before it calls connection_made.
         protocol.transport = transport
         return protocol
@@ -208,7 +243,7 @@ class UpstreamPool:
         now = time.monotonic()
         while self.idle:
             connection = self.idle.pop()
-            if not connection.closed and now - connection.last_used < self.idle_timeout:
+            if now - connection.last_used < self.idle_timeout and connection.reusable():
                 return connection
             connection.close()
         return None
@@ -225,6 +260,7 @@ class UpstreamPool:
             or not connection.complete
             or not connection.keep_alive
             or connection.error is not None
+            or connection.status == 500  # the upstream is likely to close it (see above)
             or len(self.idle) >= self.max_idle
         ):
             connection.close()
@@ -261,22 +297,28 @@ class UpstreamPool:
         timeout = timeout or self.read_timeout
         request = self.serialise(method, target, headers, body)
         connection = self._take_idle()
-        reused = connection is not None
         if connection is None:
-            connection = await self._connect()
+            return await self._send_fresh(request, timeout)
         try:
             await connection.send(request, timeout)
-        except UpstreamUnavailable:
+        except UpstreamUnavailable as exc:
             connection.close()
-            if not (reused and not connection.received_any and method in IDEMPOTENT):
-                raise
-            # The upstream closed this idle connection as we wrote to it: once more, fresh.
-            connection = await self._connect()
-            try:
-                await connection.send(request, timeout)
-            except BaseException:
-                connection.close()
-                raise
+            never_reached = isinstance(exc, UpstreamUnreachable)
+            if never_reached or (not connection.received_any and method in IDEMPOTENT):
+                # The upstream closed this idle connection as we used it: once more, fresh.
+                return await self._send_fresh(request, timeout)
+            raise UpstreamUnavailable(
+                f"{exc}; not resent, the upstream may have processed the {method.decode()}"
+            ) from exc
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    async def _send_fresh(self, request: bytes, timeout: float) -> Connection:
+        connection = await self._connect()
+        try:
+            await connection.send(request, timeout)
         except BaseException:
             connection.close()
             raise

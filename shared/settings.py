@@ -2,9 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Quota(BaseModel):
@@ -74,6 +75,22 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = 2
     password_hash_queue: int = 16
     password_hash_wait_seconds: float = 5.0
+
+    # Gateway edge: request head caps (431 beyond), CORS allow-list (empty: closed),
+    # bearer token for the gateway's /metrics (empty: not served), HSTS max-age (0: off;
+    # set it only when clients reach the gateway over HTTPS).
+    max_header_bytes: int = 16_384
+    max_header_count: int = 100
+    cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated in the environment
+    metrics_token: str = ""
+    hsts_max_age: int = 0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def resolved_jwks_url(self) -> str:

@@ -202,8 +202,9 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_with_context)
         except Exception as exc:
-            # Rendered here, not by Starlette's outermost handler: there the request id
-            # is already reset (500 bodies said `request_id: null`).
+            # Rendered here, not by Starlette's outermost handler: there the request id is
+            # already reset (500 bodies said `request_id: null`), and that handler re-raises,
+            # so uvicorn would close the keep-alive connection under the gateway's pool.
             if status_holder["started"]:
                 raise
             response = unexpected_error_response(scope.get("path"), exc)

@@ -2,10 +2,11 @@
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.main import create_app
+from gateway.server import GATEWAY_UVICORN_OPTIONS
 from shared.auth import TokenIssuer
 from shared.natsserver import free_port
 from shared.settings import Settings
@@ -23,14 +25,9 @@ from shared.settings import Settings
 def serve(app: ASGIApp, port: int | None = None, **options: Any) -> Iterator[str]:
     """Run `app` under uvicorn (uvloop + httptools) in a thread; yields its base URL."""
     port = port or free_port()
+    options = {"http": "httptools", **options}
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        **options,
+        app, host="127.0.0.1", port=port, loop="uvloop", log_level="warning", **options
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -99,6 +96,8 @@ class EchoUpstream:
             return
         status = 201 if scope["method"] == "POST" else 200
         extra = [(b"x-upstream", self.name.encode()), (b"connection", b"keep-alive")]
+        if path.endswith("/cached"):
+            extra.append((b"cache-control", b"private, max-age=60"))
         await self._json(send, status, call, extra)
 
     async def _json(
@@ -116,6 +115,39 @@ class EchoUpstream:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def serve_gateway(app: ASGIApp, port: int | None = None) -> AbstractContextManager[str]:
+    """Serve the gateway the way deploy/ starts it (its own uvicorn options)."""
+    return serve(app, port, **GATEWAY_UVICORN_OPTIONS)
+
+
+def exchange(url: str, head: bytes, *, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """Send a raw request head, read one answer: (status, headers, body)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head)
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+            top, _, body = data.partition(b"\r\n\r\n")
+            if b"\r\n\r\n" in data and b"content-length" in top.lower():
+                length = int(top.lower().split(b"content-length: ", 1)[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    break
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {
+        name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])
+    }
+    return status, headers, body
 
 
 GatewayFactory = Callable[..., Any]
@@ -161,5 +193,5 @@ def gateway_url(
     """The gateway over the echo upstreams: 1 KiB body cap, 1 s read timeout."""
     urls = {name: url for name, (_, url) in echo_upstreams.items()}
     app = create_app(gateway_settings(tmp_path, urls, max_body_bytes=1024), read_timeout=1.0)
-    with serve(app) as url:
+    with serve_gateway(app) as url:
         yield url

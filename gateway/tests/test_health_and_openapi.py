@@ -40,9 +40,11 @@ def test_readyz_is_200_when_every_upstream_is_ready(tmp_path: Path) -> None:
     assert response.json()["status"] == "ready"
 
 
-def test_metrics_count_requests_by_route_prefix_and_status(gateway_url: str) -> None:
-    httpx.get(gateway_url + "/api/v1/posts/42")
-    text = httpx.get(gateway_url + "/metrics").text
+def test_metrics_count_requests_by_route_prefix_and_status(tmp_path: Path) -> None:
+    settings = gateway_settings(tmp_path, {}, metrics_token="s3cret")
+    with serve(create_app(settings)) as url:
+        httpx.get(url + "/api/v1/posts/42")
+        text = httpx.get(url + "/metrics", headers={"Authorization": "Bearer s3cret"}).text
     assert 'knowflow_gateway_requests_total{route="/api/v1/posts",status="401"}' in text
     assert "knowflow_gateway_request_duration_seconds_bucket" in text
 

@@ -208,10 +208,17 @@ def test_unknown_path_is_404_problem(gateway_url: str, path: str) -> None:
     assert_problem(httpx.get(gateway_url + path), 404)
 
 
-def test_upstream_down_is_502_problem(gateway_url: str, auth_header: AuthHeader) -> None:
-    response = httpx.get(gateway_url + "/api/v1/digests", headers=auth_header(), timeout=10)
-    problem = assert_problem(response, 502)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_upstream_down_is_503_problem_with_retry_after(
+    gateway_url: str, auth_header: AuthHeader, method: str
+) -> None:
+    """A service restarting (nothing listens): the request never reached it, retry later."""
+    response = httpx.request(
+        method, gateway_url + "/api/v1/digests", headers=auth_header(), timeout=10
+    )
+    problem = assert_problem(response, 503)
     assert "digests" in problem["detail"]
+    assert int(response.headers["retry-after"]) > 0
 
 
 def test_slow_upstream_is_504_problem_without_hanging(

@@ -100,7 +100,10 @@ def test_app_services_run_the_one_image_on_their_own_port(compose: dict[str, Any
     for name, port in APP_SERVICES.items():
         command = all_services[name]["command"]
         assert command[0] == "uvicorn" and command[-2:] == ["--port", str(port)], name
+        assert "--no-server-header" in command, name
         assert f":{port}/" in all_services[name]["healthcheck"]["test"][-1], name
+    gateway = all_services["gateway"]["command"]
+    assert gateway[gateway.index("--http") + 1] == "gateway.server:CappedHttpToolsProtocol"
 
 
 def test_every_knowflow_variable_is_a_setting() -> None:

@@ -136,6 +136,8 @@ def test_healthcheck_probes_with_python_and_default_command_runs_the_gateway(fin
     assert '"python"' in healthcheck and "/healthz" in healthcheck
     (command,) = final.arguments("CMD")
     assert command.startswith('["uvicorn", "gateway.main:app"')
+    assert '"--http", "gateway.server:CappedHttpToolsProtocol"' in command
+    assert '"--no-server-header"' in command
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
