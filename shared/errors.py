@@ -13,6 +13,7 @@ KnowflowError
 class KnowflowError(Exception):
     status = 500
     title = "Internal Server Error"
+    headers: dict[str, str] = {}  # sent with the problem (e.g. WWW-Authenticate)
 
     def __init__(self, detail: str, **extensions: object) -> None:
         super().__init__(detail)
@@ -28,6 +29,7 @@ class BadRequest(KnowflowError):
 class Unauthorized(KnowflowError):
     status = 401
     title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # RFC 9110 15.5.2: a 401 names its scheme
 
 
 class Forbidden(KnowflowError):

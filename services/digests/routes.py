@@ -13,9 +13,10 @@ from services.digests.schemas import DigestPeriod, DigestPublic, DigestRunPublic
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
+from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
 
-router = APIRouter(prefix="/digests", tags=["digests"])
+router = APIRouter(prefix="/digests", tags=["digests"], route_class=IdempotentRoute)
 admin_router = APIRouter(prefix="/admin/digests", tags=["admin"])
 
 PeriodParam = Annotated[

@@ -35,6 +35,7 @@ SPEC = ServiceSpec(
     tables=[User, Group, Membership, Follow],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
+    unstored_replies=frozenset({"/auth/login"}),
 )
 
 

@@ -23,8 +23,9 @@ from services.identity.schemas import (
 )
 from shared.auth import CurrentUser, TokenIssuer
 from shared.db import SessionDep
+from shared.idempotency import IdempotentRoute
 
-router = APIRouter()
+router = APIRouter(route_class=IdempotentRoute)
 
 
 def token_response(request: Request, user: User) -> TokenResponse:

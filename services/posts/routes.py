@@ -26,10 +26,11 @@ from services.posts.schemas import (
 from shared.auth import CurrentUser, Principal
 from shared.db import SessionDep
 from shared.events.contracts import ContentSnapshot
+from shared.idempotency import IdempotentRoute
 from shared.ids import as_utc
 from shared.pagination import CursorParam, Page, PageSize
 
-router = APIRouter()
+router = APIRouter(route_class=IdempotentRoute)
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such item, or one the caller may not read"}}
