@@ -17,7 +17,7 @@ from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
 
 router = APIRouter(prefix="/digests", tags=["digests"], route_class=IdempotentRoute)
-admin_router = APIRouter(prefix="/admin/digests", tags=["admin"])
+admin_router = APIRouter(prefix="/admin/digests", tags=["admin"], route_class=IdempotentRoute)
 
 PeriodParam = Annotated[
     DigestPeriod, Query(description="`daily` is the last 24 hours, `weekly` the last 7 days.")
