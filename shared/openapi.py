@@ -27,7 +27,8 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 KIT_ANSWERS = {
-    400: "Bad request: a rule the schema cannot express (e.g. a malformed Idempotency-Key)",
+    400: "A rule the schema cannot express: a body that is not JSON, a malformed cursor "
+    "or Idempotency-Key",
     401: "No token, or a token that does not verify",
     413: "Request body over the size cap",
     422: "The request does not match the schema, or an Idempotency-Key reused with another body",
@@ -79,7 +80,9 @@ def declare_problems(document: dict[str, Any], *, needing_a_token: set[tuple[str
                 statuses.add(422)
             if operation.get("requestBody"):
                 statuses.add(413)
-            if method == "post":
+            names = {parameter.get("name") for parameter in operation.get("parameters", [])}
+            # A body that is not JSON, a malformed Idempotency-Key or cursor is a 400.
+            if method == "post" or operation.get("requestBody") or "cursor" in names:
                 statuses.add(400)
             for status in statuses:
                 responses.setdefault(str(status), {"description": KIT_ANSWERS[status]})

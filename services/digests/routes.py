@@ -43,7 +43,11 @@ def read_my_digest(
 
 @router.get(
     "/users/{user_id}",
-    responses={403: {"description": "Not an admin"}, 404: {"description": "Unknown user"}},
+    responses={
+        400: {"description": "`until` in the future or too long ago"},
+        403: {"description": "Not an admin"},
+        404: {"description": "Unknown user"},
+    },
 )
 def read_user_digest(
     user_id: UUID,

@@ -80,7 +80,11 @@ def revision_summary(revision: ArticleRevision) -> RevisionSummary:
     "/posts",
     tags=["posts"],
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "Not a member of the group"}, **NOT_FOUND},
+    responses={
+        400: {"description": "A reply in another group than its thread"},
+        403: {"description": "Not a member of the group"},
+        **NOT_FOUND,
+    },
 )
 def create_post(
     body: PostCreate, principal: CurrentUser, session: SessionDep, identity: IdentityDep
@@ -182,7 +186,11 @@ def list_replies(
     "/posts/{post_id}/formalize",
     tags=["posts", "articles"],
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "Not a member of the thread's group"}, **NOT_FOUND},
+    responses={
+        400: {"description": "The thread is too long for an article"},
+        403: {"description": "Not a member of the thread's group"},
+        **NOT_FOUND,
+    },
 )
 def formalize(
     post_id: UUID,
@@ -202,7 +210,11 @@ def formalize(
     "/posts/{post_id}/reactions",
     tags=["posts"],
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND,
+    responses={
+        200: {"model": PostPublic, "description": "Already reacted so: nothing changed"},
+        400: {"description": "Thanking yourself"},
+        **NOT_FOUND,
+    },
 )
 def react(
     post_id: UUID,
@@ -247,7 +259,11 @@ def unreact(
     "/articles",
     tags=["articles"],
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "Not a member of the group"}, **NOT_FOUND},
+    responses={
+        400: {"description": "An article from a private thread in another group"},
+        403: {"description": "Not a member of the group"},
+        **NOT_FOUND,
+    },
 )
 def create_article(
     body: ArticleCreate, principal: CurrentUser, session: SessionDep, identity: IdentityDep
