@@ -142,8 +142,9 @@ def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) ->
     tags=["groups"],
     status_code=status.HTTP_201_CREATED,
     responses={
+        400: {"description": "No such user"},
         403: {"description": "Only the owner adds others, or to a private group"},
-        404: {"description": "No such group or user"},
+        404: {"description": "No such group"},
         409: {"description": "Already a member"},
     },
 )
