@@ -18,7 +18,7 @@ committed post always has its stored answer and a rolled-back one never does.
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ PRUNE_INTERVAL_SECONDS = 600.0
 # Headers of the first answer that a replay repeats (the body's meaning depends on them).
 REPLAYED_HEADERS = ("content-type", "location", "etag")
 
-RouteHandler = Callable[[Request], Awaitable[Response]]
+RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -210,7 +210,7 @@ class IdempotentRoute(APIRoute):
 
     def get_route_handler(self) -> RouteHandler:
         handler = super().get_route_handler()
-        if "POST" not in self.methods:
+        if "POST" not in (self.methods or ()):
             return handler
         return idempotent(handler, path=self.path)
 

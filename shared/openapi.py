@@ -54,7 +54,7 @@ def operations_needing_a_token(routes: Iterable[BaseRoute]) -> set[tuple[str, st
         if not isinstance(route, APIRoute):
             continue
         if get_principal in calls_of(route.dependant):
-            needing |= {(method.lower(), route.path) for method in route.methods}
+            needing |= {(method.lower(), route.path) for method in route.methods or ()}
     return needing
 
 
@@ -84,13 +84,13 @@ def declare_problems(document: dict[str, Any], *, needing_a_token: set[tuple[str
             # A body that is not JSON, a malformed Idempotency-Key or cursor is a 400.
             if method == "post" or operation.get("requestBody") or "cursor" in names:
                 statuses.add(400)
-            for status in statuses:
-                responses.setdefault(str(status), {"description": KIT_ANSWERS[status]})
-            for status, response in responses.items():
-                if status[:1] in "45":
+            for kit_status in statuses:
+                responses.setdefault(str(kit_status), {"description": KIT_ANSWERS[kit_status]})
+            for code, response in responses.items():
+                if code[:1] in "45":
                     response["content"] = problem_response("")["content"]
                     if not response.get("description"):
-                        response["description"] = KIT_ANSWERS.get(int(status), "Problem")
+                        response["description"] = KIT_ANSWERS.get(int(code), "Problem")
     schemas = document.get("components", {}).get("schemas", {})
     text = json.dumps(document.get("paths", {}))
     for name in UNUSED_SCHEMAS:

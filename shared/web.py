@@ -89,12 +89,12 @@ def allowed_methods(request: Request) -> str:
     methods: set[str] = set()
     for route in request.app.routes:
         if isinstance(route, APIRoute) and route.path_regex.match(path):
-            methods |= route.methods
+            methods |= route.methods or set()
     spec: ServiceSpec | None = getattr(request.app.state, "spec", None)
     for router in spec.routers if spec else ():
         for route in router.routes:
             if isinstance(route, APIRoute) and route.path_regex.match(path):
-                methods |= route.methods
+                methods |= route.methods or set()
     return ", ".join(sorted(methods))
 
 
@@ -369,8 +369,9 @@ def create_service_app(
     app.include_router(health_router())
     for router in spec.routers:
         for route in router.routes:
-            post = isinstance(route, APIRoute) and "POST" in route.methods
-            if post and not isinstance(route, IdempotentRoute):
+            if not isinstance(route, APIRoute) or "POST" not in (route.methods or ()):
+                continue
+            if not isinstance(route, IdempotentRoute):
                 raise TypeError(f"POST {route.path}: use APIRouter(route_class=IdempotentRoute)")
         app.include_router(router)
     install_contract_openapi(

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import func
 from sqlmodel import Session, select, update
 
@@ -20,7 +21,7 @@ def count(client: TestClient, model: type) -> int:
         return int(session.exec(select(func.count()).select_from(model)).one())
 
 
-def create(client: TestClient, author: User, key: str, body: str = "hello #idem") -> object:
+def create(client: TestClient, author: User, key: str, body: str = "hello #idem") -> Response:
     return client.post(
         "/posts", json={"body": body}, headers={**author.headers, "Idempotency-Key": key}
     )
