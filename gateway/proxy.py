@@ -241,7 +241,7 @@ class Proxy:
             await refuse(405, f"{method} is not allowed", {"allow": allow})
             return 405, route.public
 
-        if needs_token_at_gateway(method, path):
+        if needs_token_at_gateway(path):
             try:
                 await self.tokens.check(authorization)
             except Unauthorized as exc:

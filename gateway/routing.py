@@ -118,7 +118,7 @@ def is_public(method: str, path: str) -> bool:
     return (method, path) in PUBLIC_OPERATIONS
 
 
-def needs_token_at_gateway(method: str, path: str) -> bool:
+def needs_token_at_gateway(path: str) -> bool:
     """Whether the gateway checks the token before forwarding.
 
     Not on public paths, whatever the method: another method there is the service's 405
