@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 SCHEMA_REF = "#/components/schemas/"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+PROBLEM = {"application/problem+json": {"schema": {"$ref": SCHEMA_REF + "Problem"}}}
+# What the gateway itself may answer on any route, before or instead of the service.
+GATEWAY_ANSWERS = {
+    "429": "Too many requests from this client; retry after `Retry-After`",
+    "431": "Request headers too large or too many",
+    "502": "The service answered with something that is not HTTP",
+    "503": "The service is unavailable; retry after `Retry-After`",
+    "504": "The service did not answer in time",
+}
 
 
 def rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
@@ -91,6 +100,9 @@ def merge_openapi(
                 operation["operationId"] = operation_id
                 if not is_public(method.upper(), public):
                     operation["security"] = [{"bearerAuth": []}]
+                responses = operation.setdefault("responses", {})
+                for status, description in GATEWAY_ANSWERS.items():
+                    responses.setdefault(status, {"description": description, "content": PROBLEM})
             paths[public] = item
     merged: dict[str, Any] = {
         "openapi": "3.1.0",

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from prometheus_client import Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
-from gateway.routing import FORWARDED_METHODS, RouteTable, has_dot_segment, is_public
+from gateway.routing import FORWARDED_METHODS, RouteTable, has_dot_segment, needs_token_at_gateway
 from gateway.upstream import UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
 from shared.auth import TokenVerifier, bearer_token
 from shared.errors import Unauthorized, Unavailable
@@ -264,7 +264,7 @@ class Proxy:
             await refuse(405, f"{method} is not allowed", {"allow": allow})
             return 405, route.public
 
-        if not is_public(method, path):
+        if needs_token_at_gateway(path):
             try:
                 await self.tokens.check(authorization)
             except Unauthorized as exc:

@@ -55,7 +55,8 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-FORWARDED_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
+# OPTIONS too: the service answers it (405 with the path's own `Allow`).
+FORWARDED_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"})
 
 
 def upstream_urls(settings: Settings) -> dict[str, str]:
@@ -115,5 +116,17 @@ def has_dot_segment(path: str) -> bool:
     return "/." in path and any(segment in (".", "..") for segment in path.split("/"))
 
 
+PUBLIC_PATHS = frozenset(path for _method, path in PUBLIC_OPERATIONS)
+
+
 def is_public(method: str, path: str) -> bool:
     return (method, path) in PUBLIC_OPERATIONS
+
+
+def needs_token_at_gateway(path: str) -> bool:
+    """Whether the gateway checks the token before forwarding.
+
+    Not on public paths, whatever the method: another method there is the service's 405
+    (with its `Allow`), not a 401. Services verify tokens themselves on every operation.
+    """
+    return path not in PUBLIC_PATHS

@@ -191,6 +191,8 @@ def check_database(engine: Engine) -> None:
 def get_session(request: Request) -> Iterator[Session]:
     """The request owns the transaction: services add and flush, this commits."""
     with Session(request.app.state.engine, expire_on_commit=False) as session:
+        # shared.idempotency adds the stored answer to this same transaction.
+        request.state.db_session = session
         try:
             yield session
             session.commit()

@@ -14,6 +14,7 @@ KnowflowError
 class KnowflowError(Exception):
     status = 500
     title = "Internal Server Error"
+    headers: dict[str, str] = {}  # sent with the problem (e.g. WWW-Authenticate)
 
     def __init__(self, detail: str, **extensions: object) -> None:
         super().__init__(detail)
@@ -29,6 +30,7 @@ class BadRequest(KnowflowError):
 class Unauthorized(KnowflowError):
     status = 401
     title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # RFC 9110 15.5.2: a 401 names its scheme
 
 
 class Forbidden(KnowflowError):
@@ -54,3 +56,4 @@ class PreconditionFailed(KnowflowError):
 class Unavailable(KnowflowError):
     status = 503
     title = "Service Unavailable"
+    headers = {"Retry-After": "5"}  # an outage is worth retrying, shortly

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -27,6 +28,7 @@ from shared.errors import KnowflowError
 from shared.events.bus import Bus
 from shared.events.consumer import Consumer, ConsumerRunner, ProcessedEvent
 from shared.events.outbox import OutboxMessage, OutboxRelay, outbox_backlog
+from shared.idempotency import IdempotencyRecord, IdempotentRoute, prune_forever
 from shared.metrics import (
     CONSUMER_LAG,
     EVENTS_CONSUMED,
@@ -44,11 +46,11 @@ from shared.observability import (
     request_id_var,
     traceparent_var,
 )
+from shared.openapi import PROBLEM_JSON, install_contract_openapi
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # What a client is told to wait when the database is unreachable or stalled.
 DATABASE_RETRY_AFTER_SECONDS = 5
 
@@ -66,7 +68,12 @@ class Problem(BaseModel):
 
 
 def problem_response(
-    status: int, detail: str | None, *, instance: str | None = None, **extensions: Any
+    status: int,
+    detail: str | None,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -77,7 +84,22 @@ def problem_response(
         "request_id": request_id_var.get(),
     }
     body.update({key: value for key, value in extensions.items() if value is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the service answers at this path (Starlette names one route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    spec: ServiceSpec | None = getattr(request.app.state, "spec", None)
+    for router in spec.routers if spec else ():
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(path):
+                methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 def unexpected_error_response(path: str | None, exc: BaseException) -> JSONResponse:
@@ -100,7 +122,13 @@ def database_unavailable_response(path: str | None, exc: BaseException) -> JSONR
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KnowflowError)
-        return problem_response(exc.status, exc.detail, instance=request.url.path, **exc.extensions)
+        return problem_response(
+            exc.status,
+            exc.detail,
+            instance=request.url.path,
+            headers=exc.headers or None,
+            **exc.extensions,
+        )
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -114,7 +142,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+        # The exception's headers are part of the answer (405 Allow, 401 WWW-Authenticate).
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(
+            exc.status_code, str(exc.detail), instance=request.url.path, headers=headers or None
+        )
 
     async def on_database_error(request: Request, exc: Exception) -> Response:
         if is_database_unavailable(exc):
@@ -134,8 +168,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """An HTTPException, so FastAPI's body parsing re-raises it instead of making it a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 class RequestContextMiddleware:
@@ -181,7 +218,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body_bytes)
             return message
 
         try:
@@ -190,16 +227,12 @@ class RequestContextMiddleware:
             declared = 0
         try:
             if declared > self.max_body_bytes:
-                raise BodyTooLarge
+                raise BodyTooLarge(self.max_body_bytes)
             await self.app(scope, receive_capped, send_with_context)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:
             if status_holder["started"]:
                 raise
-            response = problem_response(
-                413,
-                f"request body exceeds {self.max_body_bytes} bytes",
-                instance=scope.get("path"),
-            )
+            response = problem_response(413, exc.detail, instance=scope.get("path"))
             await response(scope, receive, send_with_context)
         except Exception as exc:
             # Rendered here, not by Starlette's outermost handler: there the request id is
@@ -237,11 +270,13 @@ class ServiceSpec:
     readiness_checks: Sequence[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=tuple)
     description: str = ""
     migrations: Path | None = None  # this service's Alembic revisions
+    # POST paths whose answers must not be stored for Idempotency-Key replay (fresh tokens).
+    unstored_replies: frozenset[str] = frozenset()
 
     @property
     def all_tables(self) -> list[type[SQLModel]]:
-        """The service's tables plus the outbox and processed-event tables of the kit."""
-        return [OutboxMessage, ProcessedEvent, *self.tables]
+        """The service's tables plus the kit's outbox, processed-event and idempotency tables."""
+        return [OutboxMessage, ProcessedEvent, IdempotencyRecord, *self.tables]
 
     def prepare_database(self, engine: Engine) -> None:
         """Migrate to head; services without a history (kit tests) get their tables created."""
@@ -333,6 +368,9 @@ def create_service_app(
             on_published=EVENTS_PUBLISHED.labels(spec.name).inc,
         )
         tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        tasks.append(
+            asyncio.create_task(prune_forever(app.state.engine), name=f"{spec.name}-idempotency")
+        )
         if spec.on_startup:
             await spec.on_startup(app)
         app.state.consumer_runners = []
@@ -357,12 +395,6 @@ def create_service_app(
         description=spec.description,
         version="1.0.0",
         lifespan=lifespan,
-        responses={
-            400: {"model": Problem, "content": {PROBLEM_JSON: {}}},
-            401: {"model": Problem, "content": {PROBLEM_JSON: {}}},
-            413: {"model": Problem, "content": {PROBLEM_JSON: {}}},
-            422: {"model": Problem, "content": {PROBLEM_JSON: {}}},
-        },
     )
     app.state.settings = settings
     app.state.spec = spec
@@ -373,7 +405,17 @@ def create_service_app(
     )
     app.include_router(health_router())
     for router in spec.routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute) or "POST" not in (route.methods or ()):
+                continue
+            if not isinstance(route, IdempotentRoute):
+                raise TypeError(f"POST {route.path}: use APIRouter(route_class=IdempotentRoute)")
         app.include_router(router)
+    install_contract_openapi(
+        app,
+        [route for router in spec.routers for route in router.routes],
+        unstored=spec.unstored_replies,
+    )
     return app
 
 

@@ -13,10 +13,11 @@ from services.digests.schemas import DigestPeriod, DigestPublic, DigestRunPublic
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
+from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
 
-router = APIRouter(prefix="/digests", tags=["digests"])
-admin_router = APIRouter(prefix="/admin/digests", tags=["admin"])
+router = APIRouter(prefix="/digests", tags=["digests"], route_class=IdempotentRoute)
+admin_router = APIRouter(prefix="/admin/digests", tags=["admin"], route_class=IdempotentRoute)
 
 PeriodParam = Annotated[
     DigestPeriod, Query(description="`daily` is the last 24 hours, `weekly` the last 7 days.")
@@ -42,7 +43,11 @@ def read_my_digest(
 
 @router.get(
     "/users/{user_id}",
-    responses={403: {"description": "Not an admin"}, 404: {"description": "Unknown user"}},
+    responses={
+        400: {"description": "`until` in the future or too long ago"},
+        403: {"description": "Not an admin"},
+        404: {"description": "Unknown user"},
+    },
 )
 def read_user_digest(
     user_id: UUID,

@@ -14,8 +14,10 @@ DigestPeriod = Literal["daily", "weekly"]
 class DigestItem(BaseModel):
     content_id: UUID
     kind: str
-    title: str | None
-    excerpt: str
+    title: str | None = Field(description="Plain text: escape it when rendering HTML.")
+    excerpt: str = Field(
+        description="The body's opening, plain text (not HTML): escape it when rendering HTML."
+    )
     author_id: UUID
     author_handle: str | None
     group_id: UUID | None

@@ -48,6 +48,7 @@ SPEC = ServiceSpec(
     tables=[User, Group, Membership, MembershipVersion, Follow],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
+    unstored_replies=frozenset({"/auth/login"}),
 )
 
 

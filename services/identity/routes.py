@@ -24,9 +24,10 @@ from services.identity.schemas import (
 )
 from shared.auth import CurrentUser, TokenIssuer
 from shared.db import SessionDep
+from shared.idempotency import IdempotentRoute
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 
-router = APIRouter()
+router = APIRouter(route_class=IdempotentRoute)
 
 
 def token_response(request: Request, user: User) -> TokenResponse:
@@ -73,7 +74,9 @@ def register(request: Request, body: RegisterRequest, session: SessionDep) -> To
     return token_response(request, user)
 
 
-@router.post("/auth/login", tags=["auth"])
+@router.post(
+    "/auth/login", tags=["auth"], responses={401: {"description": "Wrong login or password"}}
+)
 def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenResponse:
     """Exchange a handle (or email) and password for an access token."""
     user = service.check_credentials(session=session, login=body.login, password=body.password)
@@ -116,7 +119,12 @@ def read_user(
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.post("/groups", tags=["groups"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/groups",
+    tags=["groups"],
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "The slug is taken"}},
+)
 def create_group(principal: CurrentUser, body: GroupCreate, session: SessionDep) -> GroupPublic:
     """Create a group; the creator is its owner and first member."""
     group = service.do_create_group(session=session, principal=principal, request=body)
@@ -151,7 +159,9 @@ def read_group(
     )
 
 
-@router.get("/groups/{group_id}/members", tags=["groups"])
+@router.get(
+    "/groups/{group_id}/members", tags=["groups"], responses={404: {"description": "No such group"}}
+)
 def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) -> list[MemberPublic]:
     rows = service.list_members(session=session, principal=principal, group_id=group_id)
     return [
@@ -166,7 +176,17 @@ def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) ->
     ]
 
 
-@router.post("/groups/{group_id}/members", tags=["groups"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/groups/{group_id}/members",
+    tags=["groups"],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"description": "No such user"},
+        403: {"description": "Only the owner adds others, or to a private group"},
+        404: {"description": "No such group"},
+        409: {"description": "Already a member"},
+    },
+)
 def add_member(
     group_id: UUID, body: MemberAdd, principal: CurrentUser, session: SessionDep
 ) -> MemberPublic:
@@ -188,6 +208,11 @@ def add_member(
     "/groups/{group_id}/members/{user_id}",
     tags=["groups"],
     status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        400: {"description": "The owner cannot leave the group"},
+        403: {"description": "Only the owner removes others"},
+        404: {"description": "No such group, or not a member"},
+    },
 )
 def remove_member(
     group_id: UUID, user_id: UUID, principal: CurrentUser, session: SessionDep
@@ -197,7 +222,16 @@ def remove_member(
     )
 
 
-@router.post("/follows", tags=["follows"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/follows",
+    tags=["follows"],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"description": "A target that does not fit its type, or yourself"},
+        404: {"description": "No such person or group"},
+        409: {"description": "Already following"},
+    },
+)
 def follow(principal: CurrentUser, body: FollowCreate, session: SessionDep) -> FollowPublic:
     """Follow a person (by id), a tag, or a group (by id) for the digest."""
     created: Follow = service.do_follow(session=session, principal=principal, request=body)
@@ -212,6 +246,11 @@ def list_follows(principal: CurrentUser, session: SessionDep) -> list[FollowPubl
     ]
 
 
-@router.delete("/follows/{follow_id}", tags=["follows"], status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/follows/{follow_id}",
+    tags=["follows"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No such follow of yours"}},
+)
 def unfollow(follow_id: UUID, principal: CurrentUser, session: SessionDep) -> None:
     service.do_unfollow(session=session, principal=principal, follow_id=follow_id)

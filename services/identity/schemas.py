@@ -19,9 +19,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# email-validator refuses special-use domains (RFC 6761); the schema says so too.
+NOT_SPECIAL_USE = (
+    r"^(?!.*\.([Aa][Rr][Pp][Aa]|[Ii][Nn][Vv][Aa][Ll][Ii][Dd]|[Ll][Oo][Cc][Aa][Ll]|"
+    r"[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]|[Oo][Nn][Ii][Oo][Nn]|[Tt][Ee][Ss][Tt])\.?$)"
+)
+
+
 class RegisterRequest(Strict):
     handle: Handle
-    email: EmailStr = Field(max_length=254)
+    email: EmailStr = Field(max_length=254, json_schema_extra={"pattern": NOT_SPECIAL_USE})
     password: str = Field(min_length=8, max_length=256)
     display_name: str = Field(min_length=1, max_length=100)
 

@@ -234,7 +234,9 @@ def do_add_member(
 ) -> Membership:
     """Owners add anyone; in an open group people may add themselves."""
     group = check_visible_group(session=session, group_id=group_id, principal=principal)
-    check_user(session=session, user_id=user_id)
+    if session.get(User, user_id) is None:
+        # Not a 404: the group (the target) exists; it is the body that names nobody.
+        raise BadRequest(f"no user {user_id}")
     adding_self = user_id == principal.user_id
     if group.owner_id != principal.user_id and not (adding_self and group.visibility == "open"):
         raise Forbidden("only the group's owner can add members")

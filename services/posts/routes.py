@@ -26,11 +26,12 @@ from services.posts.schemas import (
 from shared.auth import CurrentUser, Principal
 from shared.db import SessionDep
 from shared.events.contracts import ContentSnapshot
+from shared.idempotency import IdempotentRoute
 from shared.ids import as_utc
 from shared.pagination import CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 
-router = APIRouter()
+router = APIRouter(route_class=IdempotentRoute)
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such item, or one the caller may not read"}}
@@ -88,7 +89,11 @@ def revision_summary(revision: ArticleRevision) -> RevisionSummary:
     "/posts",
     tags=["posts"],
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "Not a member of the group"}, **NOT_FOUND},
+    responses={
+        400: {"description": "A reply in another group than its thread"},
+        403: {"description": "Not a member of the group"},
+        **NOT_FOUND,
+    },
 )
 def create_post(
     body: PostCreate, principal: CurrentUser, session: SessionDep, identity: IdentityDep
@@ -204,7 +209,11 @@ def list_replies(
     "/posts/{post_id}/formalize",
     tags=["posts", "articles"],
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "Not a member of the thread's group"}, **NOT_FOUND},
+    responses={
+        400: {"description": "The thread is too long for an article"},
+        403: {"description": "Not a member of the thread's group"},
+        **NOT_FOUND,
+    },
 )
 def formalize(
     post_id: UUID,
@@ -224,7 +233,11 @@ def formalize(
     "/posts/{post_id}/reactions",
     tags=["posts"],
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND,
+    responses={
+        200: {"model": PostPublic, "description": "Already reacted so: nothing changed"},
+        400: {"description": "Thanking yourself"},
+        **NOT_FOUND,
+    },
 )
 def react(
     post_id: UUID,
@@ -269,7 +282,11 @@ def unreact(
     "/articles",
     tags=["articles"],
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "Not a member of the group"}, **NOT_FOUND},
+    responses={
+        400: {"description": "An article from a private thread in another group"},
+        403: {"description": "Not a member of the group"},
+        **NOT_FOUND,
+    },
 )
 def create_article(
     body: ArticleCreate, principal: CurrentUser, session: SessionDep, identity: IdentityDep

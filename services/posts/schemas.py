@@ -31,12 +31,26 @@ def _tag(value: str) -> str:
     return tag
 
 
-PostBody = Annotated[str, Field(min_length=1, max_length=POST_BODY_MAX), AfterValidator(_not_blank)]
-ArticleBody = Annotated[
-    str, Field(min_length=1, max_length=ARTICLE_BODY_MAX), AfterValidator(_not_blank)
+# `_not_blank` in the schema: some character that is not whitespace (Python's `\s`).
+NOT_BLANK = {"pattern": r"\S"}
+PostBody = Annotated[
+    str,
+    Field(min_length=1, max_length=POST_BODY_MAX, json_schema_extra=NOT_BLANK),
+    AfterValidator(_not_blank),
 ]
-Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), AfterValidator(_not_blank)]
-Tag = Annotated[str, Field(min_length=1, max_length=51), AfterValidator(_tag)]
+ArticleBody = Annotated[
+    str,
+    Field(min_length=1, max_length=ARTICLE_BODY_MAX, json_schema_extra=NOT_BLANK),
+    AfterValidator(_not_blank),
+]
+Title = Annotated[
+    str,
+    Field(min_length=1, max_length=TITLE_MAX, json_schema_extra=NOT_BLANK),
+    AfterValidator(_not_blank),
+]
+# The schema says exactly what `_tag` accepts, so clients learn the rule from the OpenAPI.
+TAG_INPUT = r"^#?[A-Za-z0-9][A-Za-z0-9_-]{0,49}$"
+Tag = Annotated[str, Field(min_length=1, max_length=51, pattern=TAG_INPUT), AfterValidator(_tag)]
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX)]
 
 

@@ -25,10 +25,11 @@ from shared.auth import CurrentUser, bearer_token
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden
 from shared.events.contracts import ContentKind
+from shared.idempotency import IdempotentRoute
 from shared.ids import UtcDatetime
 from shared.pagination import CursorParam, PageSize
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=IdempotentRoute)
 
 
 def get_search_engine(request: Request, session: SessionDep) -> SearchEngine:

@@ -12,7 +12,9 @@ class SearchItem(BaseModel):
     id: UUID
     kind: ContentKind
     title: str | None
-    snippet: str = Field(description="HTML-escaped text; matches wrapped in <mark>…</mark>.")
+    snippet: str = Field(
+        description="HTML, the only HTML field of the API: escaped text, matches in <mark>…</mark>."
+    )
     author_id: UUID
     group_id: UUID | None
     visibility: Visibility
@@ -30,7 +32,7 @@ class EvidenceItem(BaseModel):
     content_id: UUID
     kind: ContentKind
     title: str | None
-    snippet: str
+    snippet: str = Field(description="HTML-escaped text; matches wrapped in <mark>…</mark>.")
     created_at: datetime
     weight: float = Field(description="What the item adds to its author's score.")
     thanks: int = Field(description="How many people thanked the author for this item.")

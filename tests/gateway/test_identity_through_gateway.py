@@ -50,3 +50,30 @@ def test_without_a_token_the_gateway_refuses_before_identity(identity_gateway: s
     response = httpx.get(identity_gateway + "/api/v1/users/me")
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_another_method_on_a_public_path_is_the_services_405_not_a_401(
+    identity_gateway: str,
+) -> None:
+    for method in ("PUT", "OPTIONS"):
+        response = httpx.request(method, identity_gateway + "/api/v1/auth/login")
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+
+
+def test_options_reaches_the_service_and_names_the_paths_methods(identity_gateway: str) -> None:
+    login = httpx.post(
+        identity_gateway + "/api/v1/auth/register",
+        json={
+            "handle": "opt",
+            "email": "opt@example.org",
+            "password": "correct horse",
+            "display_name": "Opt",
+        },
+    )
+    token = login.json()["access_token"]
+    response = httpx.options(
+        identity_gateway + "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "PATCH"}

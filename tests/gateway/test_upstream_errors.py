@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from gateway.main import create_app
 from gateway.tests.conftest import gateway_settings, serve
 from shared.auth import TokenIssuer, TokenVerifier
+from shared.idempotency import IdempotentRoute
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app
 
@@ -28,7 +29,7 @@ AuthHeader = Callable[..., dict[str, str]]
 def boom_service(tmp_path: Path, nats_url: str) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A service whose GET /posts/boom raises and whose POST /posts records what it got."""
     created: list[dict[str, Any]] = []
-    router = APIRouter()
+    router = APIRouter(route_class=IdempotentRoute)  # every service POST is (shared.web)
 
     @router.get("/posts/boom")
     async def boom() -> None:

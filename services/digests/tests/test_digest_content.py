@@ -226,3 +226,20 @@ def test_group_follow_of_open_group_needs_no_membership(
     )
 
     assert shown_ids(read_digest(client, auth_header(alice))) == [str(item.content_id)]
+
+
+def test_excerpts_and_titles_are_plain_text_never_escaped_html(
+    client: TestClient, publish: Publish, auth_header: AuthHeader
+) -> None:
+    """The README's rule: text fields are plain text; only search `snippet`s are HTML."""
+    alice, alice_registered = user("alice")
+    bob, bob_registered = user("bob")
+    markup = 'Use <b>bold</b> & "quotes" <script>x</script>'
+    article = content(
+        author=bob, model=ArticleCreated, kind="article", title="<i>A & B</i>", body=markup
+    )
+    publish(alice_registered, bob_registered, follow(alice, "user", bob), article)
+    digest = read_digest(client, auth_header(alice, "alice"))
+    item = digest["sections"][0]["items"][0]
+    assert item["excerpt"] == markup
+    assert item["title"] == "<i>A & B</i>"
