@@ -6,7 +6,7 @@ PostgreSQL schemas and the search service on the OpenSearch node.
 
 import secrets
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,8 +17,11 @@ from shared.natsserver import free_port
 from shared.testing.backends import fresh_database, production_stack, require_opensearch
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+@contextmanager
+def started_platform(
+    tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None
+) -> Iterator[Platform]:
+    """NATS, the four services and the gateway as processes on free ports."""
     ports = Ports(
         gateway=free_port(),
         identity=free_port(),
@@ -28,9 +31,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         nats=free_port(),
     )
     var_dir: Path = tmp_path_factory.mktemp("platform")
-    extra_env = {}
+    environment = dict(extra_env or {})
     if production_stack():
-        extra_env = {
+        environment |= {
             "KNOWFLOW_SEARCH_URL": require_opensearch(),
             "KNOWFLOW_SEARCH_INDEX_PREFIX": f"e2e-{secrets.token_hex(4)}",
         }
@@ -39,9 +42,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             name: stack.enter_context(fresh_database(var_dir, name)) for name in SERVICES
         }
         with running_platform(
-            var_dir, ports, extra_env=extra_env, database_urls=database_urls
+            var_dir, ports, extra_env=environment, database_urls=database_urls
         ) as running:
             yield running
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with started_platform(tmp_path_factory) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
