@@ -259,6 +259,12 @@ def run_benchmark(
                 "KNOWFLOW_IDENTITY_URL": f"http://127.0.0.1:{identity_port}",
                 "KNOWFLOW_POSTS_URL": f"http://127.0.0.1:{stub_port}",
                 "KNOWFLOW_LOG_LEVEL": "WARNING",
+                # The limiter stays on (its cost is part of the hop) but never refuses: one
+                # wrk client is far above any per-client quota. Throttling has its own bench.
+                **{
+                    f"KNOWFLOW_RATE_LIMIT_{route_class}": '{"limit": 100000000, "window": 1}'
+                    for route_class in ("READS", "WRITES", "SEARCH", "AUTH")
+                },
             }
             identity = f"http://127.0.0.1:{identity_port}"
             bases = {"identity": identity, "stub": f"http://127.0.0.1:{stub_port}"}
