@@ -15,7 +15,11 @@ from shared.events.envelope import Audience, EventData
 
 Visibility = Literal["public", "private"]
 GroupVisibility = Literal["open", "private"]
-ContentKind = Literal["post", "reply", "article"]
+# Flow (post, reply), stock (article) and Q&A (question, answer, comment). A question's
+# `thread_id` is its own id; an answer's `parent_id` and `thread_id` are its question; a
+# comment's `parent_id` is the question or answer it is on and its `thread_id` the question.
+ContentKind = Literal["post", "reply", "article", "question", "answer", "comment"]
+VotableKind = Literal["question", "answer"]
 FollowTarget = Literal["user", "tag", "group"]
 
 
@@ -184,6 +188,145 @@ class ReactionRemoved(ReactionEvent):
     event_type = "knowflow.reaction.removed.v1"
 
 
+# --- questions and answers -------------------------------------------------------------
+
+
+class QuestionSnapshot(ContentSnapshot):
+    """A question's whole current state; `version` grows with every change of it."""
+
+    accepted_answer_id: UUID | None = None
+    duplicate_of: UUID | None = None  # closed as a duplicate of this question
+    answer_count: int = Field(default=0, ge=0)
+    score: int = 0
+
+
+class QuestionCreated(QuestionSnapshot):
+    event_type = "knowflow.question.created.v1"
+
+
+class QuestionUpdated(QuestionSnapshot):
+    event_type = "knowflow.question.updated.v1"
+
+
+class QuestionDeleted(ContentEvent):
+    event_type = "knowflow.question.deleted.v1"
+    deleted_at: datetime
+
+
+class AnswerCreated(ContentSnapshot):
+    """An answer: `parent_id` and `thread_id` are its question."""
+
+    event_type = "knowflow.answer.created.v1"
+
+
+class AnswerUpdated(ContentSnapshot):
+    event_type = "knowflow.answer.updated.v1"
+
+
+class AnswerDeleted(ContentEvent):
+    event_type = "knowflow.answer.deleted.v1"
+    deleted_at: datetime
+
+
+class CommentCreated(ContentSnapshot):
+    """A short comment: `parent_id` is its question or answer, `thread_id` the question."""
+
+    event_type = "knowflow.comment.created.v1"
+
+
+class CommentUpdated(ContentSnapshot):
+    event_type = "knowflow.comment.updated.v1"
+
+
+class CommentDeleted(ContentEvent):
+    event_type = "knowflow.comment.deleted.v1"
+    deleted_at: datetime
+
+
+class QAEvent(EventData):
+    """Something happened to a question or answer; visible as its question is."""
+
+    question_id: UUID
+    group_id: UUID | None
+    visibility: Visibility
+
+    def audience(self) -> Audience:
+        return "restricted" if self.visibility == "private" else "public"
+
+    def subject_id(self) -> str:
+        return str(self.question_id)
+
+
+class VoteCast(QAEvent):
+    """A person's vote on a question or answer changed; `value` 0 means withdrawn."""
+
+    event_type = "knowflow.vote.cast.v1"
+    content_id: UUID
+    kind: VotableKind
+    author_id: UUID  # of the item voted on
+    voter_id: UUID
+    value: Literal[-1, 0, 1]
+    score: int  # the item's score after this vote
+    version: int = Field(ge=1)  # grows with every vote change on the item
+
+
+class AnswerAccepted(QAEvent):
+    """The accepted answer of a question changed (`answer_id` None: no longer any)."""
+
+    event_type = "knowflow.answer.accepted.v1"
+    answer_id: UUID | None
+    answer_author_id: UUID | None
+    previous_answer_id: UUID | None
+    asker_id: UUID
+    accepted_by: UUID
+    version: int = Field(ge=1)  # the question's version after the change
+
+
+class QuestionClosed(QAEvent):
+    """A question was closed as a duplicate of another (linked both ways)."""
+
+    event_type = "knowflow.question.closed.v1"
+    duplicate_of: UUID
+    closed_by: UUID
+    version: int = Field(ge=1)
+
+
+class RoutedEvidence(BaseModel):
+    """One item that shows why a person was asked; only what the asker may see."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content_id: UUID
+    kind: ContentKind
+    title: str | None
+    why: str
+
+
+class QuestionRouted(EventData):
+    """A question was put to one person ("you were asked because …"), in a routing round.
+
+    Addressed to `user_id` and personal, so always restricted; a notifier delivers it only
+    to `user_id`. Round 1 is at creation; later rounds are escalations.
+    """
+
+    event_type = "knowflow.question.routed.v1"
+    question_id: UUID
+    title: str
+    user_id: UUID
+    asker_id: UUID
+    round: int = Field(ge=1)
+    reason: str
+    evidence: list[RoutedEvidence]
+    group_id: UUID | None
+    visibility: Visibility
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.question_id)
+
+
 # --- digests --------------------------------------------------------------------------
 
 
@@ -249,6 +392,19 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     ArticleDeleted,
     ReactionAdded,
     ReactionRemoved,
+    QuestionCreated,
+    QuestionUpdated,
+    QuestionDeleted,
+    AnswerCreated,
+    AnswerUpdated,
+    AnswerDeleted,
+    CommentCreated,
+    CommentUpdated,
+    CommentDeleted,
+    VoteCast,
+    AnswerAccepted,
+    QuestionClosed,
+    QuestionRouted,
     DigestReady,
 )
 
@@ -259,8 +415,20 @@ CONTENT_UPSERTS: tuple[type[ContentSnapshot], ...] = (
     PostUpdated,
     ArticleCreated,
     ArticleUpdated,
+    QuestionCreated,
+    QuestionUpdated,
+    AnswerCreated,
+    AnswerUpdated,
+    CommentCreated,
+    CommentUpdated,
 )
-CONTENT_DELETES: tuple[type[ContentEvent], ...] = (PostDeleted, ArticleDeleted)
+CONTENT_DELETES: tuple[type[ContentEvent], ...] = (
+    PostDeleted,
+    ArticleDeleted,
+    QuestionDeleted,
+    AnswerDeleted,
+    CommentDeleted,
+)
 GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
     GroupCreated,
     GroupMemberAdded,
