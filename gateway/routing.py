@@ -41,8 +41,15 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/follows", "identity"),
     Route("/api/v1/posts", "posts"),
     Route("/api/v1/articles", "posts"),
+    # Similar questions are a search; the rest of the Q&A family lives in posts.
+    Route("/api/v1/questions/similar", "search", exact=True),
+    Route("/api/v1/questions", "posts"),
+    Route("/api/v1/answers", "posts"),
+    Route("/api/v1/comments", "posts"),
+    Route("/api/v1/knowledge-health", "posts"),
     Route("/api/v1/search", "search"),
     Route("/api/v1/experts", "search"),
+    Route("/api/v1/routing", "search"),
     Route("/api/v1/digests", "digests"),
 )
 

@@ -192,12 +192,16 @@ class ReactionRemoved(ReactionEvent):
 
 
 class QuestionSnapshot(ContentSnapshot):
-    """A question's whole current state; `version` grows with every change of it."""
+    """A question's whole current state; `version` grows with every change of it.
+
+    Accepting an answer and closing as a duplicate change the question, so each also
+    sends `question.updated` with the new state (besides `answer.accepted` or
+    `question.closed`). Answer counts and scores are not part of it: they follow from
+    `answer.*` and `vote.cast`.
+    """
 
     accepted_answer_id: UUID | None = None
     duplicate_of: UUID | None = None  # closed as a duplicate of this question
-    answer_count: int = Field(default=0, ge=0)
-    score: int = 0
 
 
 class QuestionCreated(QuestionSnapshot):
