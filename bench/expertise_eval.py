@@ -52,7 +52,7 @@ from nats.js.errors import NotFoundError
 
 from bench.gateway_bench import uvicorn_process
 from bench.search_bench import drop_prefix, jwks_server, publish_all, wait_ready
-from bench.stackexchange import (
+from deploy.stackexchange import (
     DATA,
     Site,
     TimedEvent,
