@@ -22,6 +22,7 @@ APP_SOURCES = {
     "gateway/",
     "deploy/__init__.py",
     "deploy/admin.py",
+    "deploy/stackexchange.py",  # the dump parser behind `knowflow-admin import stackexchange`
 }
 
 
