@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from services.posts.main import create_app
 from services.posts.models import KnownMembership
+from shared.auth import TokenIssuer
 from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
@@ -22,7 +23,6 @@ from shared.events.contracts import (
 )
 from shared.events.envelope import CloudEvent
 from shared.events.outbox import OutboxMessage
-from shared.auth import TokenIssuer
 from shared.ids import new_id
 from shared.natsserver import free_port
 from shared.testing.fixtures import ServiceClientFactory, wait_for
