@@ -6,6 +6,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from services.posts.tests.conftest import Groups, User, answer, ask, outbox_events
+from shared.pagination import encode_cursor
 
 
 def test_answers_list_accepted_first_then_by_score_then_oldest_in_pages(
@@ -44,7 +45,10 @@ def test_answers_list_accepted_first_then_by_score_then_oldest_in_pages(
             if cursor is None:
                 break
         assert seen == [item["id"] for item in whole["items"]], limit
-    assert posts.get(path, params={"cursor": "WzEsMl0"}, headers=ada.headers).status_code == 400
+    forged = encode_cursor([2**40, "2020-01-01T00:00:00+00:00", str(chosen["id"])])
+    for cursor in ("WzEsMl0", forged):
+        response = posts.get(path, params={"cursor": cursor}, headers=ada.headers)
+        assert response.status_code == 400
 
 
 def test_votes_one_per_person_not_on_your_own_and_withdrawable(

@@ -245,7 +245,17 @@ def test_an_unknown_query_parameter_is_named_in_the_problem(
         assert response.json()["errors"][0]["loc"] == ["query", "tga"]
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "WzEsMl0", "WyJ4IiwieSJd"])
+# The last two: a score past 32 bits (PostgreSQL INTEGER), and a boolean.
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "WzEsMl0",
+        "WyJ4IiwieSJd",
+        "WzkwMDAwMDAwMDAwLCIwMTkwYTBhMC0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDAiXQ",
+        "W3RydWUsIjAxOTBhMGEwLTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMCJd",
+    ],
+)
 def test_a_forged_list_cursor_is_400(
     posts: TestClient, user: Callable[[str], User], cursor: str
 ) -> None:
