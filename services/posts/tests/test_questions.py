@@ -534,3 +534,28 @@ def test_only_an_admin_may_send_an_origin(posts: TestClient, user: Callable[[str
             posts.post(path, json={"body": "b", "origin": origin}, headers=ada.headers).status_code
             == 403
         )
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        {"created_at": 0},
+        {"created_at": "2020-01-01T00:00:00"},
+        {"score": False},
+        {"score": "3"},
+        {"source": ""},
+    ],
+)
+def test_an_origin_outside_its_schema_is_422(
+    posts: TestClient, admin: User, origin: dict[str, Any]
+) -> None:
+    whole = {
+        "author_id": str(new_id()),
+        "created_at": "2020-01-01T00:00:00Z",
+        "source": "s",
+        **origin,
+    }
+    response = posts.post(
+        "/questions", json={"title": "t", "body": "b", "origin": whole}, headers=admin.headers
+    )
+    assert response.status_code == 422, response.text
