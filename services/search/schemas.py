@@ -1,9 +1,8 @@
 """Search's HTTP response models."""
 
 from datetime import datetime
-from uuid import UUID
-
 from typing import Annotated
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
