@@ -22,7 +22,7 @@ title + body as one field, lower-cased words, no stemming, no stop words, no fie
 weights, over the same "created before" questions.
 
 Nothing here was fitted: the service's weights (title 1, body words 0.3, capped at 20
-words; tags ×1.2 each; title column 10 : body 1) were set by principle before the first
+words; each shared tag multiplies by 1.2; title column 10 : body 1) were set by principle before the first
 run, and both sites are reported. Caveat: a linked question's body often contains the
 link, and Stack Exchange bodies keep the anchor text, which is often the target's title;
 the title-only draft has no such leak.
@@ -215,7 +215,7 @@ def bm25_rankings(site: Site, cases: Sequence[Case], with_body: bool) -> list[li
     k1, b = 1.2, 0.75
     ordered = sorted(site.questions.values(), key=lambda q: (q.created_at, q.id))
     docs = {q.id: Counter(words(f"{q.title} {q.text}")) for q in ordered}
-    rankings = []
+    rankings: list[list[int]] = []
     for case in cases:
         asked = site.questions[case.asked]
         pool = [q.id for q in ordered if (q.created_at, q.id) < (asked.created_at, asked.id)]
