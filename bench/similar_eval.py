@@ -77,6 +77,7 @@ LIMIT = 20  # the endpoint's maximum
 RESAMPLES = 2000
 SEED = 8
 DRAFTS = ("title", "title+body+tags")
+BASELINE = "plain BM25 (title + body)"  # what each draft is compared with, pairwise
 _WORD = re.compile(r"[^\W_]+")
 
 Message = tuple[str, bytes, dict[str, str]]
@@ -106,6 +107,20 @@ class Figure:
 class Method:
     name: str
     by_links: dict[str, Figure] = field(default_factory=dict)
+    ranks: list[int | None] = field(default_factory=list)  # per case, in case order
+
+
+@dataclass
+class Difference:
+    """A method minus the baseline on the same cases: mean and paired-bootstrap 95 % CI."""
+
+    method: str
+    baseline: str
+    n: int
+    ndcg10: float
+    ndcg10_ci: tuple[float, float]
+    mrr: float
+    mrr_ci: tuple[float, float]
 
 
 @dataclass
@@ -191,7 +206,10 @@ def figure(ranks: Sequence[int | None]) -> Figure:
 
 
 def method(name: str, cases: Sequence[Case], rankings: Sequence[Sequence[int]]) -> Method:
-    result = Method(name=name)
+    result = Method(
+        name=name,
+        ranks=[rank_of(r, case.target) for case, r in zip(cases, rankings, strict=True)],
+    )
     for links in ("duplicate", "linked", "all"):
         ranks = [
             rank_of(ranking, case.target)
@@ -201,6 +219,25 @@ def method(name: str, cases: Sequence[Case], rankings: Sequence[Sequence[int]]) 
         if ranks:
             result.by_links[links] = figure(ranks)
     return result
+
+
+def difference(name: str, ours: Sequence[int | None], theirs: Sequence[int | None]) -> Difference:
+    """Paired: resample cases, the same ones for both methods."""
+    rng = random.Random(SEED)
+    rows = [
+        (per_case(a)[0] - per_case(b)[0], per_case(a)[1] - per_case(b)[1])
+        for a, b in zip(ours, theirs, strict=True)
+    ]
+    ndcg, mrr = [row[0] for row in rows], [row[1] for row in rows]
+    return Difference(
+        method=name,
+        baseline=BASELINE,
+        n=len(rows),
+        ndcg10=round(sum(ndcg) / len(ndcg), 3),
+        ndcg10_ci=interval(ndcg, rng),
+        mrr=round(sum(mrr) / len(mrr), 3),
+        mrr_ci=interval(mrr, rng),
+    )
 
 
 # --- the plain BM25 baseline ----------------------------------------------------------
@@ -430,7 +467,7 @@ def run_site(
         cases=dict(Counter(case.links for case in cases)),
         baseline=[
             method("plain BM25 (title)", cases, bm25_rankings(site, cases, with_body=False)),
-            method("plain BM25 (title + body)", cases, bm25_rankings(site, cases, with_body=True)),
+            method(BASELINE, cases, bm25_rankings(site, cases, with_body=True)),
         ],
         attribution=site.attribution,
     )
@@ -448,6 +485,32 @@ def run_site(
         result.timings[engine] = stats
         print(f"[{site.host}] {engine}: {stats}", flush=True)
     return result
+
+
+def differences(sites: Sequence[SiteResult]) -> list[tuple[str, Difference]]:
+    """Each Knowflow draft against the baseline, per site and pooled over the sites."""
+    found = []
+    engines = sorted({engine for site in sites for engine in site.engines})
+    for engine in engines:
+        for position in range(len(DRAFTS)):
+            pooled_ours: list[int | None] = []
+            pooled_theirs: list[int | None] = []
+            for site in sites:
+                if engine not in site.engines:
+                    continue
+                ours = site.engines[engine][position]
+                (theirs,) = [m for m in site.baseline if m.name == BASELINE]
+                found.append((site.host, difference(ours.name, ours.ranks, theirs.ranks)))
+                pooled_ours += ours.ranks
+                pooled_theirs += theirs.ranks
+            if len(sites) > 1 and pooled_ours:
+                name = f"Knowflow /questions/similar ({engine}), draft: {DRAFTS[position]}"
+                found.append(("pooled", difference(name, pooled_ours, pooled_theirs)))
+    return found
+
+
+def signed(value: float, ci: tuple[float, float]) -> str:
+    return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
 
 def cell(value: float, ci: tuple[float, float]) -> str:
@@ -473,7 +536,12 @@ def table(result: SiteResult, links: str) -> list[str]:
 
 def write_results(sites: list[SiteResult], meta: dict[str, Any], name: str) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {**meta, "sites": [asdict(site) for site in sites]}
+    diffs = differences(sites)
+    payload = {
+        **meta,
+        "sites": [asdict(site) for site in sites],
+        "differences": [{"over": over, **asdict(diff)} for over, diff in diffs],
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     lines = [
         "# Similar questions against the sites' own duplicate and related links",
@@ -504,6 +572,18 @@ def write_results(sites: list[SiteResult], meta: dict[str, Any], name: str) -> s
                 f"{stats['seconds']} s."
             )
         lines += ["", site.attribution, ""]
+    lines += [
+        f"## Against {BASELINE}, all pairs, paired bootstrap",
+        "",
+        "| over | method | n | Δ nDCG@10 [95 % CI] | Δ MRR [95 % CI] |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {over} | {d.method} | {d.n} | {signed(d.ndcg10, d.ndcg10_ci)} "
+            f"| {signed(d.mrr, d.mrr_ci)} |"
+            for over, d in diffs
+        ),
+        "",
+    ]
     text = "\n".join(lines)
     (RESULTS / f"{name}.md").write_text(text)
     return text
