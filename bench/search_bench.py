@@ -267,7 +267,14 @@ def run_engine(
             print(f"[{engine}] generating {args.docs} events", flush=True)
             posts = [synthetic_post(rng, groups, authors) for _ in range(args.docs)]
             last_word = f"lastdoc{secrets.token_hex(6)}"
-            posts[-1] = posts[-1].model_copy(update={"body": f"{posts[-1].body} {last_word}"})
+            # Public: a last post private to a group the caller is not in is never found.
+            posts[-1] = posts[-1].model_copy(
+                update={
+                    "body": f"{posts[-1].body} {last_word}",
+                    "group_id": None,
+                    "visibility": "public",
+                }
+            )
             messages = [encode(post) for post in posts]
 
             print(f"[{engine}] publishing and indexing", flush=True)
@@ -425,7 +432,7 @@ def main() -> None:
         Ed25519PrivateKey.generate(),
         issuer="knowflow-identity",
         audience="knowflow",
-        ttl_seconds=7200,
+        ttl_seconds=3600,  # the verifier refuses longer-lived tokens
     )
     figures = []
     with (

@@ -306,3 +306,34 @@ def site_events(site: Site, *, upvote_thanks: int | None = None) -> list[TimedEv
     order = {UserRegistered: 0, PostCreated: 1, ReactionAdded: 2}
     events.sort(key=lambda event: (event.at, order.get(type(event.data), 3)))
     return events
+
+
+# --- PostLinks.xml: which questions the site linked, and which it closed as duplicates ---
+
+LINKED, DUPLICATE = "1", "3"
+
+
+@dataclass(frozen=True)
+class PostLink:
+    """A row of PostLinks.xml: `post_id` links to `related_post_id` (type 3: duplicate of)."""
+
+    post_id: int
+    related_post_id: int
+    link_type: str  # "1" linked, "3" duplicate
+    created_at: datetime
+
+
+def load_post_links(folder: Path) -> list[PostLink]:
+    """The rows of one dump folder's PostLinks.xml (none when the dump has no such file)."""
+    path = folder / "PostLinks.xml"
+    if not path.exists():
+        return []
+    return [
+        PostLink(
+            post_id=int(row["PostId"]),
+            related_post_id=int(row["RelatedPostId"]),
+            link_type=row["LinkTypeId"],
+            created_at=parse_time(row["CreationDate"]),
+        )
+        for row in _rows(path)
+    ]

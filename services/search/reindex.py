@@ -33,7 +33,7 @@ from services.search.engines import OPENSEARCH, engine_name, opensearch_engine
 from services.search.engines.opensearch import OpenSearchEngine, RebuildInProgress
 from services.search.service import doc_from_snapshot
 from shared.errors import Conflict, KnowflowError
-from shared.events.contracts import ContentSnapshot
+from shared.events.contracts import ContentSnapshot, QuestionSnapshot
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,13 @@ def _content_pages(http: httpx.Client, bearer_token: str) -> Iterator[list[Conte
         if response.status_code != 200:
             raise UpstreamFailed(f"posts answered {response.status_code}: {response.text[:200]}")
         page = response.json()
-        yield [ContentSnapshot.model_validate(item) for item in page["items"]]
+        # A question's snapshot also carries its accepted answer and duplicate link.
+        yield [
+            (
+                QuestionSnapshot if item.get("kind") == "question" else ContentSnapshot
+            ).model_validate(item)
+            for item in page["items"]
+        ]
         cursor = page.get("next_cursor")
         if not cursor:
             return

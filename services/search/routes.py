@@ -10,6 +10,7 @@ from services.search.engines.base import (
     MAX_QUERY_CHARS,
     SearchEngine,
     SearchFilters,
+    SimilarQuery,
     TextQuery,
     normalise_tag,
 )
@@ -20,6 +21,9 @@ from services.search.schemas import (
     ReindexResult,
     SearchItem,
     SearchResults,
+    SimilarQuestion,
+    SimilarQuestions,
+    SimilarRequest,
 )
 from shared.auth import CurrentUser, bearer_token
 from shared.db import SessionDep
@@ -93,6 +97,40 @@ def search(
             for hit in page.hits
         ],
         next_cursor=page.next_cursor,
+    )
+
+
+@router.post(
+    "/questions/similar",
+    responses={400: {"description": "Nothing to compare in the draft"}},
+)
+def similar_questions(
+    principal: CurrentUser, session: SessionDep, engine: SearchEngineDep, draft: SimilarRequest
+) -> SimilarQuestions:
+    """Questions the caller may see that look like the one being asked, best first."""
+    hits = service.find_similar_questions(
+        session=session,
+        engine=engine,
+        principal=principal,
+        draft=SimilarQuery.parse(draft.title, draft.body, draft.tags, draft.group_id),
+        limit=draft.limit,
+    )
+    return SimilarQuestions(
+        items=[
+            SimilarQuestion(
+                question_id=hit.id,
+                title=hit.title,
+                snippet=hit.snippet,
+                score=hit.score,
+                tags=list(hit.tags),
+                group_id=hit.group_id,
+                visibility=hit.visibility,
+                created_at=hit.created_at,
+                has_accepted_answer=hit.has_accepted_answer,
+                duplicate_of=hit.duplicate_of,
+            )
+            for hit in hits
+        ]
     )
 
 

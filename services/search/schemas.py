@@ -1,11 +1,18 @@
 """Search's HTTP response models."""
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from services.search.engines.base import MAX_SIMILAR_BODY_CHARS, MAX_SIMILAR_TITLE_CHARS
 from shared.events.contracts import ContentKind, Visibility
+
+# As posts accepts them: letters, digits, '-' or '_', an optional leading '#'.
+SimilarTag = Annotated[
+    str, Field(min_length=1, max_length=51, pattern=r"^#?[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
+]
 
 
 class SearchItem(BaseModel):
@@ -60,3 +67,35 @@ class ReindexResult(BaseModel):
     copied: int = Field(description="Items read from posts.")
     tombstones: int = Field(description="Deletions carried over from the old index.")
     seconds: float
+
+
+class SimilarRequest(BaseModel):
+    """A question as it is being written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=MAX_SIMILAR_TITLE_CHARS)
+    body: str | None = Field(default=None, max_length=MAX_SIMILAR_BODY_CHARS)
+    tags: list[SimilarTag] = Field(default_factory=list, max_length=50)
+    group_id: UUID | None = Field(
+        default=None,
+        description="The group the question will be asked in: its questions and public ones.",
+    )
+    limit: int = Field(default=5, ge=1, le=20)
+
+
+class SimilarQuestion(BaseModel):
+    question_id: UUID
+    title: str | None
+    snippet: str = Field(description="HTML-escaped text; matches wrapped in <mark>…</mark>.")
+    score: float = Field(description="Higher is more similar; comparable within one request.")
+    tags: list[str]
+    group_id: UUID | None
+    visibility: Visibility
+    created_at: datetime
+    has_accepted_answer: bool
+    duplicate_of: UUID | None = Field(description="Closed as a duplicate of this question.")
+
+
+class SimilarQuestions(BaseModel):
+    items: list[SimilarQuestion]

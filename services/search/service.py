@@ -17,13 +17,15 @@ from services.search.engines.base import (
     IndexDoc,
     SearchEngine,
     SearchFilters,
+    SearchHit,
     SearchPage,
+    SimilarQuery,
     TextQuery,
     normalise_tag,
 )
 from services.search.models import SearchGroup, SearchMembership, SearchThanks, SearchUser
 from shared.auth import Principal
-from shared.events.contracts import ContentEvent, ContentSnapshot
+from shared.events.contracts import ContentEvent, ContentSnapshot, QuestionSnapshot
 from shared.ids import as_utc
 from shared.projections import do_apply_fact
 
@@ -47,6 +49,8 @@ def doc_from_snapshot(data: ContentSnapshot) -> IndexDoc:
         created_at=data.created_at,
         updated_at=data.updated_at,
         mentions=tuple(dict.fromkeys(data.mentions)),
+        accepted_answer_id=data.accepted_answer_id if isinstance(data, QuestionSnapshot) else None,
+        duplicate_of=data.duplicate_of if isinstance(data, QuestionSnapshot) else None,
     )
 
 
@@ -194,6 +198,19 @@ def search_content(
     """One page of the content the caller may see that matches the query."""
     groups = list_member_groups(session=session, user_id=principal.user_id)
     return engine.search(query, filters, groups, cursor, limit)
+
+
+def find_similar_questions(
+    *,
+    session: Session,
+    engine: SearchEngine,
+    principal: Principal,
+    draft: SimilarQuery,
+    limit: int,
+) -> list[SearchHit]:
+    """The questions the caller may see that are most like their draft, best first."""
+    groups = list_member_groups(session=session, user_id=principal.user_id)
+    return engine.similar_questions(draft, groups, limit)
 
 
 def find_experts(

@@ -28,26 +28,223 @@ MAX_QUERY_TERMS = 16
 # Words are runs of letters and digits; everything else (quotes, `*`, `-`, `(`) is a separator.
 _WORD = re.compile(r"[^\W_]+")
 
+# English function words, dropped from queries by both engines alike (the index keeps them:
+# a query made only of them still searches for them). The Snowball English list without
+# its contractions, plus "can", "will", "get" and "use": question phrasing, not topic. BM25's
+# IDF already weighs them low, but left in, any-term matching would fetch and score nearly
+# every document for "how do I ...", which is the cost and the noise we avoid.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "get",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "ought",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "use",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
+
+
+def content_words(text: str) -> list[str]:
+    """The distinct lower-case words of `text` without stop words, in order of appearance."""
+    words = dict.fromkeys(word.lower() for word in _WORD.findall(text))
+    return [word for word in words if word not in STOP_WORDS]
+
 
 @dataclass(frozen=True)
 class TextQuery:
-    """User text reduced to plain words; engines turn it into their own syntax, ANDed."""
+    """User text reduced to plain words; engines match any of them, ranked by BM25."""
 
     terms: tuple[str, ...]
     tag: str  # the whole text as a tag, for "is this item tagged with the topic"
 
     @classmethod
     def parse(cls, text: str) -> "TextQuery":
-        """The words of `text`, or a 400 when there are none to search for."""
-        terms = tuple(dict.fromkeys(word.lower() for word in _WORD.findall(text[:MAX_QUERY_CHARS])))
-        if not terms:
+        """The content words of `text` (its stop words if nothing else), or a 400 if none."""
+        words = tuple(dict.fromkeys(word.lower() for word in _WORD.findall(text[:MAX_QUERY_CHARS])))
+        if not words:
             raise BadRequest("the query has no words to search for")
+        terms = tuple(word for word in words if word not in STOP_WORDS) or words
         return cls(terms=terms[:MAX_QUERY_TERMS], tag=normalise_tag(text[:MAX_QUERY_CHARS]))
 
 
 def normalise_tag(tag: str) -> str:
     """Tags compare lower-case, without a leading '#', with spaces as '-'."""
     return "-".join(tag.strip().lower().removeprefix("#").split())
+
+
+# A draft's body is long and mostly context: only its most frequent content words join
+# the query, so a pasted log cannot make the query (or its cost) unbounded.
+MAX_SIMILAR_BODY_TERMS = 20
+MAX_SIMILAR_TITLE_CHARS = 300
+MAX_SIMILAR_BODY_CHARS = 30_000
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """A draft question as a query: its title's words, its body's salient words, its tags.
+
+    Title words are the question as stated; body words are capped to the draft's
+    `MAX_SIMILAR_BODY_TERMS` most frequent (ties: first seen) not already in the title;
+    tags only boost. How each part weighs is the engines' `SIMILAR_*` weights.
+    """
+
+    title_terms: tuple[str, ...]
+    body_terms: tuple[str, ...]
+    tags: tuple[str, ...]
+    group_id: UUID | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        title: str,
+        body: str | None = None,
+        tags: Sequence[str] = (),
+        group_id: UUID | None = None,
+    ) -> "SimilarQuery":
+        """The draft's query, or a 400 when neither title nor body has a word."""
+        title_words = [w.lower() for w in _WORD.findall(title[:MAX_SIMILAR_TITLE_CHARS])]
+        title_terms = tuple(dict.fromkeys(w for w in title_words if w not in STOP_WORDS)) or tuple(
+            dict.fromkeys(title_words)
+        )
+        counts: dict[str, int] = {}
+        for word in _WORD.findall((body or "")[:MAX_SIMILAR_BODY_CHARS]):
+            word = word.lower()
+            if word not in STOP_WORDS and word not in title_terms:
+                counts[word] = counts.get(word, 0) + 1
+        # sorted() is stable, so equal counts keep their first-seen order.
+        body_terms = sorted(counts, key=lambda word: -counts[word])[:MAX_SIMILAR_BODY_TERMS]
+        if not title_terms and not body_terms:
+            raise BadRequest("the draft has no words to compare")
+        return cls(
+            title_terms=title_terms[:MAX_QUERY_TERMS],
+            body_terms=tuple(body_terms),
+            tags=tuple(dict.fromkeys(t for t in map(normalise_tag, tags) if t)),
+            group_id=group_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -68,6 +265,9 @@ class IndexDoc:
     created_at: datetime
     updated_at: datetime
     mentions: tuple[str, ...] = ()
+    # Questions only: the accepted answer and the question this one duplicates.
+    accepted_answer_id: UUID | None = None
+    duplicate_of: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +300,8 @@ class SearchHit:
     tags: tuple[str, ...]
     created_at: datetime
     score: float  # higher is more relevant; comparable within one query only
+    has_accepted_answer: bool = False  # questions only
+    duplicate_of: UUID | None = None  # questions only
 
 
 @dataclass(frozen=True)
@@ -151,6 +353,12 @@ class SearchEngine(Protocol):
         limit: int,
     ) -> SearchPage:
         """One page of visible matches, best first; `next_cursor` continues after it."""
+        ...
+
+    def similar_questions(
+        self, draft: SimilarQuery, principal_groups: Collection[UUID], limit: int
+    ) -> list[SearchHit]:
+        """Visible questions most like the draft, best first (public and the draft's group)."""
         ...
 
     def experts(

@@ -13,12 +13,15 @@ scoring of every match is fast enough; OpenSearch is the engine for more.
 Storage: `search_document` holds metadata, version and tombstones (an explicit
 INTEGER PRIMARY KEY, so VACUUM keeps rowids); `search_fts` holds the text under the
 same rowid; `search_document_tag` makes tag filters an index lookup. Ranking is
-bm25 with the title weighted 10, tags 4, body 1.
+bm25 with the title weighted 10, tags 4, body 1, over any of the query's words
+(porter-stemmed; stop words are dropped by `TextQuery`): more matching words and rarer
+ones score higher. Questions also keep their accepted answer and `duplicate_of`.
 """
 
 import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -33,6 +36,7 @@ from services.search.engines.base import (
     SearchFilters,
     SearchHit,
     SearchPage,
+    SimilarQuery,
     TextQuery,
     ThanksLookup,
 )
@@ -50,7 +54,7 @@ SCHEMA = (
         deleted INTEGER NOT NULL DEFAULT 0,
         kind TEXT, title TEXT, author_id TEXT, group_id TEXT, visibility TEXT,
         parent_id TEXT, thread_id TEXT, tags TEXT NOT NULL DEFAULT '[]',
-        created_at TEXT, updated_at TEXT)""",
+        created_at TEXT, updated_at TEXT, accepted_answer_id TEXT, duplicate_of TEXT)""",
     "CREATE INDEX IF NOT EXISTS search_document_thread ON search_document (thread_id)",
     "CREATE INDEX IF NOT EXISTS search_document_author ON search_document (author_id)",
     "CREATE INDEX IF NOT EXISTS search_document_group ON search_document (group_id)",
@@ -68,10 +72,19 @@ SNIPPET = f"snippet(search_fts, 1, '{OPEN}', '{CLOSE}', '…', 24)"
 CANDIDATE_CAP = 5000
 
 
+# Columns added after the first release: an index created before them gains them at start
+# (the engine's storage is its own, created here rather than by Alembic; see engines/).
+ADDED_COLUMNS = {"accepted_answer_id": "TEXT", "duplicate_of": "TEXT"}
+
+
 def create_schema(connection: Connection) -> None:
-    """Create the engine's tables if they are missing."""
+    """Create the engine's tables if they are missing, and add columns they lack."""
     for statement in SCHEMA:
         connection.execute(text(statement))
+    present = {row.name for row in connection.execute(text("PRAGMA table_info(search_document)"))}
+    for name, kind in ADDED_COLUMNS.items():
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE search_document ADD COLUMN {name} {kind}"))
 
 
 def _stamp(value: datetime) -> str:
@@ -87,6 +100,19 @@ def _unstamp(value: str) -> datetime:
 def _match_expression(query: TextQuery) -> str:
     """Each word as an FTS5 string (terms hold no quotes), all required."""
     return " ".join(f'"{term}"' for term in query.terms)
+
+
+def _any_term_expression(terms: Sequence[str]) -> str:
+    """Each word as an FTS5 string (terms hold no quotes), any of them matching."""
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+# Similar questions: a draft's title words weigh in full, its body words at this share
+# (the body elaborates; the title states the question), and each tag it shares with a
+# question multiplies that question's score by 1 + SIMILAR_TAG_BOOST (a boost, never a
+# match by itself). The same weights as the OpenSearch engine's.
+SIMILAR_BODY_WEIGHT = 0.3
+SIMILAR_TAG_BOOST = 0.2
 
 
 def _visible(alias: str) -> str:
@@ -150,13 +176,17 @@ class EmbeddedEngine:
                 "tags": json.dumps(tags),
                 "created_at": _stamp(doc.created_at),
                 "updated_at": _stamp(doc.updated_at),
+                "accepted_answer_id": _text_or_none(doc.accepted_answer_id),
+                "duplicate_of": _text_or_none(doc.duplicate_of),
             }
             if stored is None:
                 seq = self._run(
                     """INSERT INTO search_document (id, version, deleted, kind, title, author_id,
-                        group_id, visibility, parent_id, thread_id, tags, created_at, updated_at)
+                        group_id, visibility, parent_id, thread_id, tags, created_at, updated_at,
+                        accepted_answer_id, duplicate_of)
                     VALUES (:id, :version, 0, :kind, :title, :author_id, :group_id, :visibility,
-                        :parent_id, :thread_id, :tags, :created_at, :updated_at)
+                        :parent_id, :thread_id, :tags, :created_at, :updated_at,
+                        :accepted_answer_id, :duplicate_of)
                     RETURNING seq""",
                     params,
                 ).scalar_one()
@@ -166,7 +196,8 @@ class EmbeddedEngine:
                     """UPDATE search_document SET version = :version, deleted = 0, kind = :kind,
                         title = :title, author_id = :author_id, group_id = :group_id,
                         visibility = :visibility, parent_id = :parent_id, thread_id = :thread_id,
-                        tags = :tags, created_at = :created_at, updated_at = :updated_at
+                        tags = :tags, created_at = :created_at, updated_at = :updated_at,
+                        accepted_answer_id = :accepted_answer_id, duplicate_of = :duplicate_of
                     WHERE seq = :seq""",
                     {**params, "seq": seq},
                 )
@@ -211,7 +242,7 @@ class EmbeddedEngine:
         limit: int,
     ) -> SearchPage:
         params: dict[str, Any] = {
-            "match": _match_expression(query),
+            "match": _any_term_expression(query.terms),
             "principal_groups": json.dumps([str(group) for group in principal_groups]),
             "limit": limit + 1,
         }
@@ -246,7 +277,8 @@ class EmbeddedEngine:
             params.update(after_rank=float(rank), after_seq=seq)
         sql = f"""SELECT * FROM (
                 SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
-                    d.tags, d.created_at, {SNIPPET} AS snippet, {BM25} AS rank
+                    d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of,
+                    {SNIPPET} AS snippet, {BM25} AS rank
                 FROM search_fts JOIN search_document AS d ON d.seq = search_fts.rowid
                 WHERE {" AND ".join(conditions)}
             ) {after} ORDER BY rank, seq LIMIT :limit"""
@@ -257,6 +289,57 @@ class EmbeddedEngine:
             rows = rows[:limit]
             next_cursor = encode_cursor([rows[-1].rank, rows[-1].seq])
         return SearchPage(hits=[_hit(row) for row in rows], next_cursor=next_cursor)
+
+    def similar_questions(
+        self, draft: SimilarQuery, principal_groups: Collection[UUID], limit: int
+    ) -> list[SearchHit]:
+        params: dict[str, Any] = {
+            "principal_groups": json.dumps([str(group) for group in principal_groups]),
+            "tags": json.dumps(list(draft.tags)),
+            "limit": limit,
+        }
+        # One FTS5 query per part of the draft (FTS5 weighs columns, not query words),
+        # summed per question; bm25 is lower-is-better, so its negation is the score.
+        parts = []
+        for name, terms, weight in (
+            ("title", draft.title_terms, 1.0),
+            ("body", draft.body_terms, SIMILAR_BODY_WEIGHT),
+        ):
+            if terms:
+                params[f"{name}_match"] = _any_term_expression(terms)
+                parts.append(
+                    f"SELECT rowid AS seq, -{BM25} * {weight} AS score"
+                    f" FROM search_fts WHERE search_fts MATCH :{name}_match"
+                )
+        scope = ""
+        if draft.group_id is not None:
+            scope = "AND (d.visibility = 'public' OR d.group_id = :group_id)"
+            params["group_id"] = str(draft.group_id)
+        # MATERIALIZED: bm25() only works where its FTS5 query is evaluated, never in a
+        # subquery SQLite would flatten into the join below.
+        ctes = [f"part{i} AS MATERIALIZED ({part})" for i, part in enumerate(parts)]
+        union = " UNION ALL ".join(f"SELECT seq, score FROM part{i}" for i in range(len(parts)))
+        sql = f"""WITH {", ".join(ctes)},
+            text_scores AS (SELECT seq, SUM(score) AS score FROM ({union}) GROUP BY seq)
+            SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
+                d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of, '' AS snippet,
+                s.score * (1 + {SIMILAR_TAG_BOOST} * (
+                    SELECT COUNT(*) FROM search_document_tag AS t
+                    WHERE t.doc_seq = d.seq AND t.tag IN (SELECT value FROM json_each(:tags))
+                )) AS score
+            FROM text_scores AS s JOIN search_document AS d ON d.seq = s.seq
+            WHERE d.kind = 'question' AND d.deleted = 0 AND {_visible("d")} {scope}
+            ORDER BY score DESC, d.seq LIMIT :limit"""
+        with _fts_errors():
+            rows = self._run(sql, params).all()
+        snippets = self._snippets_for(
+            _any_term_expression((*draft.title_terms, *draft.body_terms)),
+            [row.seq for row in rows],
+        )
+        return [
+            replace(_hit(row, score=float(row.score)), snippet=snippets.get(row.seq, ""))
+            for row in rows
+        ]
 
     def experts(
         self,
@@ -330,9 +413,13 @@ class EmbeddedEngine:
 
     def _snippets(self, topic: TextQuery, seqs: list[int]) -> dict[int, str]:
         """Highlighted snippets where the text matches, the body's opening otherwise."""
+        return self._snippets_for(_match_expression(topic), seqs)
+
+    def _snippets_for(self, match: str, seqs: list[int]) -> dict[int, str]:
+        """Highlighted snippets where `match` matches the text, the body's opening otherwise."""
         if not seqs:
             return {}
-        params = {"seqs": json.dumps(seqs), "match": _match_expression(topic)}
+        params = {"seqs": json.dumps(seqs), "match": match}
         in_seqs = "rowid IN (SELECT value FROM json_each(:seqs))"
         snippets = {
             row.rowid: plain_snippet(row.body)
@@ -348,7 +435,11 @@ class EmbeddedEngine:
         return snippets
 
 
-def _hit(row: Row[Any]) -> SearchHit:
+def _text_or_none(value: UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+def _hit(row: Row[Any], score: float | None = None) -> SearchHit:
     return SearchHit(
         id=UUID(row.id),
         kind=row.kind,
@@ -360,5 +451,7 @@ def _hit(row: Row[Any]) -> SearchHit:
         tags=tuple(json.loads(row.tags)),
         created_at=_unstamp(row.created_at),
         # bm25 is lower-is-better; expose higher-is-better.
-        score=-float(row.rank),
+        score=-float(row.rank) if score is None else score,
+        has_accepted_answer=bool(row.accepted_answer_id),
+        duplicate_of=UUID(row.duplicate_of) if row.duplicate_of else None,
     )

@@ -5,7 +5,8 @@ timestamp>`, created at start-up when missing, with explicit mappings (`dynamic:
 strict`, so a field we did not plan is an error, never a silent new mapping). Text
 (title, body, tags.text) goes through one analyzer (standard tokenizer, possessive,
 lower case, ASCII folding, Porter stemming, like the embedded engine's
-`porter unicode61 remove_diacritics`; no stop words, so "and or not" is searchable);
+`porter unicode61 remove_diacritics`; stop words are kept in the index and dropped from
+queries by `TextQuery`, one list for both engines, so "and or not" is still searchable);
 identifiers, kind, visibility, tags and mentions are keywords; dates are dates.
 
 Versions: every write is an index operation with external versioning on the event's
@@ -42,6 +43,7 @@ from services.search.engines.base import (
     SearchFilters,
     SearchHit,
     SearchPage,
+    SimilarQuery,
     TextQuery,
     ThanksLookup,
 )
@@ -56,6 +58,8 @@ from services.search.engines.highlight import CLOSE, OPEN, plain_snippet, render
 from services.search.engines.opensearch_schema import (
     INDEX_SETTINGS,
     MAPPINGS,
+    any_term_query,
+    similar_query,
     source_of,
     stamp,
     text_query,
@@ -74,7 +78,18 @@ SNIPPET_CHARS = 150
 # Experts consider at most this many on-topic items, newest first.
 CANDIDATE_CAP = 5000
 CANDIDATE_SOURCE = ["id", "author_id", "kind", "title", "created_at", "tags"]
-HIT_SOURCE = ["id", "kind", "title", "author_id", "group_id", "visibility", "tags", "created_at"]
+HIT_SOURCE = [
+    "id",
+    "kind",
+    "title",
+    "author_id",
+    "group_id",
+    "visibility",
+    "tags",
+    "created_at",
+    "accepted_answer_id",
+    "duplicate_of",
+]
 
 
 class BulkItemError(Exception):
@@ -138,6 +153,9 @@ class OpenSearchEngine:
         """Create the concrete index and its alias if missing; the index the alias names."""
         existing = self.indices_of(self.alias)
         if existing:
+            # Fields added since the index was made (adding is always allowed; a changed
+            # field or analyzer needs a rebuild: POST /admin/reindex).
+            self.client.indices.put_mapping(index=self.alias, body=MAPPINGS)
             return existing[0]
         name = self.new_index_name()
         self.create_index(name, aliases=[self.alias])
@@ -247,7 +265,7 @@ class OpenSearchEngine:
             conditions.append({"range": {"created_at": bounds}})
         body: dict[str, Any] = {
             "size": limit + 1,
-            "query": {"bool": {"must": [text_query(query)], "filter": conditions}},
+            "query": {"bool": {"must": [any_term_query(query.terms)], "filter": conditions}},
             # The id breaks score ties, so the order is total and search_after is exact.
             "sort": [{"_score": "desc"}, {"id": "asc"}],
             "_source": HIT_SOURCE,
@@ -275,6 +293,42 @@ class OpenSearchEngine:
             hits = hits[:limit]
             next_cursor = encode_cursor(hits[-1]["sort"])
         return SearchPage(hits=[_hit(hit) for hit in hits], next_cursor=next_cursor)
+
+    def similar_questions(
+        self, draft: SimilarQuery, principal_groups: Collection[UUID], limit: int
+    ) -> list[SearchHit]:
+        conditions = [*visible_to(principal_groups), {"term": {"kind": "question"}}]
+        if draft.group_id is not None:
+            conditions.append(
+                {
+                    "bool": {
+                        "should": [
+                            {"term": {"visibility": "public"}},
+                            {"term": {"group_id": str(draft.group_id)}},
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                }
+            )
+        body: dict[str, Any] = {
+            "size": limit,
+            "query": similar_query(draft, conditions),
+            "sort": [{"_score": "desc"}, {"id": "asc"}],
+            "_source": HIT_SOURCE,
+            "track_total_hits": False,
+            "highlight": {
+                "pre_tags": [OPEN],
+                "post_tags": [CLOSE],
+                "fields": {
+                    "body": {
+                        "number_of_fragments": 1,
+                        "fragment_size": SNIPPET_CHARS,
+                        "no_match_size": SNIPPET_CHARS,
+                    }
+                },
+            },
+        }
+        return [_hit(hit) for hit in self._search(body)["hits"]["hits"]]
 
     def experts(
         self,
@@ -466,4 +520,6 @@ def _hit(hit: dict[str, Any]) -> SearchHit:
         tags=tuple(source.get("tags") or ()),
         created_at=unstamp(source["created_at"]),
         score=float(hit["_score"]),
+        has_accepted_answer=bool(source.get("accepted_answer_id")),
+        duplicate_of=UUID(source["duplicate_of"]) if source.get("duplicate_of") else None,
     )

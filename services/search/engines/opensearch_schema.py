@@ -5,14 +5,14 @@ tokenisation; the permission filter every query carries. Versions, tombstones an
 rebuilds are the engine's business (`engines/opensearch.py`).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from opensearchpy import OpenSearch
 
-from services.search.engines.base import Deletion, IndexDoc, TextQuery
+from services.search.engines.base import Deletion, IndexDoc, SimilarQuery, TextQuery
 from services.search.engines.highlight import clean
 
 TEXT_FIELDS = ["title^10", "body", "tags.text^4"]
@@ -53,6 +53,9 @@ MAPPINGS = {
         "thread_id": _KEYWORD,
         "created_at": {"type": "date"},
         "updated_at": {"type": "date"},
+        # Questions only (absent elsewhere).
+        "accepted_answer_id": _KEYWORD,
+        "duplicate_of": _KEYWORD,
     },
 }
 INDEX_SETTINGS = {
@@ -76,6 +79,50 @@ def stamp(value: datetime) -> str:
 
 def unstamp(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def any_term_query(terms: Sequence[str], *, boost: float = 1.0) -> dict[str, Any]:
+    """Any of the words, each in any text field, scored by BM25 summed over the words.
+
+    Term-centric (`cross_fields`), like FTS5's bm25 over weighted columns: a word found
+    in the title counts as in the title, wherever the other words are.
+    """
+    return {
+        "multi_match": {
+            "query": " ".join(terms),
+            "type": "cross_fields",
+            "operator": "or",
+            "fields": TEXT_FIELDS,
+            "boost": boost,
+        }
+    }
+
+
+# Similar questions: as the embedded engine's weights (see embedded.py).
+SIMILAR_BODY_WEIGHT = 0.3
+SIMILAR_TAG_BOOST = 0.2
+
+
+def similar_query(draft: SimilarQuery, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The draft's title words in full, its body words at a share, tags as a multiplier."""
+    parts = []
+    if draft.title_terms:
+        parts.append(any_term_query(draft.title_terms))
+    if draft.body_terms:
+        parts.append(any_term_query(draft.body_terms, boost=SIMILAR_BODY_WEIGHT))
+    # 1 + SIMILAR_TAG_BOOST per shared tag, multiplying the text score (never a match alone).
+    functions: list[dict[str, Any]] = [{"weight": 1}]
+    functions += [
+        {"filter": {"term": {"tags": tag}}, "weight": SIMILAR_TAG_BOOST} for tag in draft.tags
+    ]
+    return {
+        "function_score": {
+            "query": {"bool": {"should": parts, "minimum_should_match": 1, "filter": filters}},
+            "functions": functions,
+            "score_mode": "sum",
+            "boost_mode": "multiply",
+        }
+    }
 
 
 def text_query(query: TextQuery) -> dict[str, Any]:
@@ -123,6 +170,8 @@ def source_of(doc: IndexDoc) -> dict[str, Any]:
         "thread_id": str(doc.thread_id) if doc.thread_id else None,
         "created_at": stamp(doc.created_at),
         "updated_at": stamp(doc.updated_at),
+        "accepted_answer_id": str(doc.accepted_answer_id) if doc.accepted_answer_id else None,
+        "duplicate_of": str(doc.duplicate_of) if doc.duplicate_of else None,
     }
 
 

@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from services.search.main import create_app
 from shared.events.contracts import (
+    AnswerCreated,
     ArticleCreated,
+    CommentCreated,
     ContentKind,
     ContentSnapshot,
     GroupMemberAdded,
@@ -18,6 +20,7 @@ from shared.events.contracts import (
     PostCreated,
     PostDeleted,
     PostUpdated,
+    QuestionCreated,
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
@@ -111,6 +114,63 @@ def post(
 
 def article(**fields: Any) -> ContentSnapshot:
     return post(kind="article", event=ArticleCreated, **fields)
+
+
+def question(
+    *,
+    title: str,
+    body: str = "",
+    tags: list[str] | None = None,
+    group_id: UUID | None = None,
+    accepted_answer_id: UUID | None = None,
+    duplicate_of: UUID | None = None,
+    created_at: datetime | None = None,
+    content_id: UUID | None = None,
+    author_id: UUID | None = None,
+) -> QuestionCreated:
+    """A question: its thread is itself."""
+    qid = content_id or new_id()
+    created = created_at or utcnow()
+    return QuestionCreated(
+        content_id=qid,
+        kind="question",
+        author_id=author_id or new_id(),
+        group_id=group_id,
+        visibility="private" if group_id else "public",
+        version=1,
+        title=title,
+        body=body,
+        tags=tags or [],
+        mentions=[],
+        parent_id=None,
+        thread_id=qid,
+        created_at=created,
+        updated_at=created,
+        accepted_answer_id=accepted_answer_id,
+        duplicate_of=duplicate_of,
+    )
+
+
+def answer_to(asked: ContentSnapshot, *, body: str, **fields: Any) -> ContentSnapshot:
+    return post(
+        kind="answer",
+        event=AnswerCreated,
+        thread_id=asked.content_id,
+        group_id=asked.group_id,
+        body=body,
+        **fields,
+    )
+
+
+def comment_on(asked: ContentSnapshot, *, body: str, **fields: Any) -> ContentSnapshot:
+    return post(
+        kind="comment",
+        event=CommentCreated,
+        thread_id=asked.content_id,
+        group_id=asked.group_id,
+        body=body,
+        **fields,
+    )
 
 
 def reply(*, thread: ContentSnapshot, **fields: Any) -> ContentSnapshot:

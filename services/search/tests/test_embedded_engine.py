@@ -7,12 +7,18 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
-from services.search.engines.base import Deletion, IndexDoc, SearchFilters, TextQuery
+from services.search.engines.base import (
+    Deletion,
+    IndexDoc,
+    SearchFilters,
+    SimilarQuery,
+    TextQuery,
+)
 from services.search.engines.embedded import EmbeddedEngine, create_schema
 from services.search.service import doc_from_snapshot
-from services.search.tests.conftest import post, reply
+from services.search.tests.conftest import post, question, reply
 from shared.db import make_engine
 from shared.ids import new_id, utcnow
 
@@ -124,3 +130,28 @@ def test_thanks_are_asked_for_visible_candidates_only(connection: Connection) ->
     assert thanks.asked == {public.id}
     assert expert.user_id == public.author_id and expert.thanks == 10
     assert [item.thanks for item in expert.evidence] == [10]
+
+
+def test_an_index_made_before_question_fields_gains_them_at_start(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        # The table as the first release created it, without the question columns.
+        connection.execute(
+            text(
+                """CREATE TABLE search_document (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                version INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, kind TEXT,
+                title TEXT, author_id TEXT, group_id TEXT, visibility TEXT, parent_id TEXT,
+                thread_id TEXT, tags TEXT NOT NULL DEFAULT '[]', created_at TEXT,
+                updated_at TEXT)"""
+            )
+        )
+        create_schema(connection)
+        create_schema(connection)  # every start runs it: idempotent
+        asked = question(title="Old index", body="upgraded", accepted_answer_id=new_id())
+        EmbeddedEngine(connection).index([doc_from_snapshot(asked)])
+        (hit,) = EmbeddedEngine(connection).similar_questions(
+            SimilarQuery.parse("old index"), [], 5
+        )
+    engine.dispose()
+
+    assert hit.id == asked.content_id and hit.has_accepted_answer

@@ -6,11 +6,17 @@ from uuid import UUID
 
 import pytest
 
-from services.search.engines.base import Deletion, IndexDoc, SearchFilters, TextQuery
+from services.search.engines.base import (
+    Deletion,
+    IndexDoc,
+    SearchFilters,
+    SimilarQuery,
+    TextQuery,
+)
 from services.search.engines.opensearch import BulkItemError, OpenSearchEngine
-from services.search.engines.opensearch_schema import connect
+from services.search.engines.opensearch_schema import INDEX_SETTINGS, MAPPINGS, connect
 from services.search.service import doc_from_snapshot
-from services.search.tests.conftest import post
+from services.search.tests.conftest import post, question
 from shared.events.failures import is_transient
 from shared.ids import new_id
 from shared.testing.opensearch import opensearch_prefix
@@ -158,3 +164,32 @@ def test_thanks_are_asked_for_visible_candidates_only(engine: OpenSearchEngine) 
     assert thanks.asked == {public.id}
     assert expert.user_id == public.author_id and expert.thanks == 10
     assert [item.thanks for item in expert.evidence] == [10]
+
+
+def test_an_index_made_before_question_fields_gains_them_at_start() -> None:
+    with opensearch_prefix() as (url, prefix):
+        engine = OpenSearchEngine(connect(url), prefix)
+        old_mappings = {
+            **MAPPINGS,
+            "properties": {
+                name: field
+                for name, field in MAPPINGS["properties"].items()  # type: ignore[attr-defined]
+                if name not in ("accepted_answer_id", "duplicate_of")
+            },
+        }
+        engine.client.indices.create(
+            index=engine.new_index_name(),
+            body={
+                "settings": INDEX_SETTINGS,
+                "mappings": old_mappings,
+                "aliases": {engine.alias: {}},
+            },
+        )
+        engine.ensure_index()
+        asked = question(title="Old index", body="upgraded", accepted_answer_id=new_id())
+        engine.index([doc_from_snapshot(asked)])
+        engine.client.indices.refresh(index=engine.alias)
+
+        (hit,) = engine.similar_questions(SimilarQuery.parse("old index"), [], 5)
+
+    assert hit.id == asked.content_id and hit.has_accepted_answer

@@ -12,6 +12,7 @@ from services.search.tests.conftest import (
     joined,
     left,
     post,
+    question,
     reply,
     search_ids,
     settle_content,
@@ -90,9 +91,43 @@ def test_experts_for_a_non_member_ignore_private_content_entirely(
     assert experts(search_client, outsider, "etcd") == []
 
 
+def similar_ids(client: TestClient, headers: Headers, **draft: Any) -> list[str]:
+    response = client.post("/questions/similar", json=draft, headers=headers)
+    assert response.status_code == 200, response.text
+    return [item["question_id"] for item in response.json()["items"]]
+
+
+def test_a_private_groups_question_is_never_suggested_to_an_outsider(
+    search_client: TestClient, people: People, publish_events: Callable[..., None]
+) -> None:
+    group, member_id = new_id(), new_id()
+    member, outsider = people.header(member_id), people.header(new_id())
+    secret = question(title="Quarterly layoffs plan", body="layoffs plan details", group_id=group)
+    public = question(title="Quarterly planning", body="how we plan the quarter")
+    publish_events(joined(group, member_id))
+    settle_content(search_client, member, publish_events, secret, public)
+    wait_for(lambda: str(secret.content_id) in similar_ids(search_client, member, title="layoffs"))
+
+    draft = {"title": "quarterly layoffs plan", "body": "layoffs"}
+    assert similar_ids(search_client, member, **draft)[0] == str(secret.content_id)
+    assert similar_ids(search_client, outsider, **draft) == [str(public.content_id)]
+    # Naming the group in the draft grants nothing.
+    assert similar_ids(search_client, outsider, **draft, group_id=str(group)) == [
+        str(public.content_id)
+    ]
+    assert similar_ids(search_client, outsider, title="layoffs") == []
+
+    publish_events(left(group, member_id))
+    wait_for(lambda: similar_ids(search_client, member, title="layoffs") == [])
+
+
 def test_every_endpoint_needs_a_valid_token(search_client: TestClient) -> None:
     for path, params in (("/search", {"q": "x"}), ("/experts", {"topic": "x"})):
         for headers in ({}, {"Authorization": "Bearer garbage"}, {"Authorization": "Token x"}):
             response = search_client.get(path, params=params, headers=headers)
             assert response.status_code == 401, (path, headers)
             assert response.headers["content-type"].startswith("application/problem+json")
+    for headers in ({}, {"Authorization": "Bearer garbage"}):
+        response = search_client.post("/questions/similar", json={"title": "x"}, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["content-type"].startswith("application/problem+json")

@@ -2,13 +2,13 @@
 
 import pytest
 
-from services.search.engines.base import MAX_QUERY_TERMS, TextQuery, normalise_tag
+from services.search.engines.base import MAX_QUERY_TERMS, STOP_WORDS, TextQuery, normalise_tag
 from shared.errors import BadRequest
 
 
 def test_only_words_survive_so_fts_syntax_cannot_reach_the_engine() -> None:
     query = TextQuery.parse('"NEAR(kubernetes* -pods) AND title:x^ {y}')
-    assert query.terms == ("near", "kubernetes", "pods", "and", "title", "x", "y")
+    assert query.terms == ("near", "kubernetes", "pods", "title", "x", "y")
 
 
 def test_words_are_lower_cased_and_deduplicated_in_order() -> None:
@@ -33,3 +33,16 @@ def test_the_number_of_terms_is_capped() -> None:
 def test_the_topic_as_a_tag_is_normalised() -> None:
     assert TextQuery.parse("  #Machine Learning ").tag == "machine-learning"
     assert normalise_tag("#K8s") == "k8s"
+
+
+def test_stop_words_are_dropped_so_a_question_searches_for_its_content_words() -> None:
+    query = TextQuery.parse("How do I stake my ADA with a pool?")
+    assert query.terms == ("stake", "ada", "pool")
+
+
+def test_a_query_of_stop_words_only_keeps_them_rather_than_failing() -> None:
+    assert TextQuery.parse("to be or not to be").terms == ("to", "be", "or", "not")
+
+
+def test_stop_words_are_lower_case_words_as_the_parser_sees_them() -> None:
+    assert all(word == word.lower() and word.isalnum() for word in STOP_WORDS)

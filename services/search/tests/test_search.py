@@ -7,10 +7,13 @@ from fastapi.testclient import TestClient
 
 from services.search.tests.conftest import (
     People,
+    answer_to,
     article,
+    comment_on,
     deleted,
     joined,
     post,
+    question,
     reply,
     search_ids,
     search_items,
@@ -42,7 +45,7 @@ def test_search_finds_posts_and_articles_with_highlighted_escaped_snippets(
     assert items[str(note.content_id)]["score"] > 0
 
 
-def test_stemmed_words_and_all_terms_are_required(
+def test_stemmed_words_match_and_items_matching_more_terms_rank_first(
     search_client: TestClient, people: People, publish_events: Callable[..., None]
 ) -> None:
     me = people.header(new_id())
@@ -50,11 +53,61 @@ def test_stemmed_words_and_all_terms_are_required(
     one = post(body="deploying by hand")
     settle_content(search_client, me, publish_events, both, one)
 
-    assert search_ids(search_client, me, "deploy helm") == [str(both.content_id)]
+    assert search_ids(search_client, me, "deploy helm") == [
+        str(both.content_id),
+        str(one.content_id),
+    ]
     assert set(search_ids(search_client, me, "deployed")) == {
         str(both.content_id),
         str(one.content_id),
     }
+
+
+def test_a_plain_language_question_finds_the_thread_that_answers_it(
+    search_client: TestClient, people: People, publish_events: Callable[..., None]
+) -> None:
+    me = people.header(new_id())
+    thread = post(
+        title="Pods restarting in CrashLoopBackOff",
+        body="Our kubernetes pods restart every few minutes after the upgrade",
+    )
+    answer = reply(thread=thread, body="Check the liveness probe: it kills slow pods")
+    unrelated = post(title="Lunch", body="Where do we go for lunch on Friday?")
+    settle_content(search_client, me, publish_events, thread, answer, unrelated)
+
+    found = search_ids(search_client, me, "Why do my Kubernetes pods keep restarting?")
+
+    assert found[:2] == [str(thread.content_id), str(answer.content_id)]
+    assert str(unrelated.content_id) not in found
+
+
+def test_a_rarer_matching_word_ranks_above_a_common_one(
+    search_client: TestClient, people: People, publish_events: Callable[..., None]
+) -> None:
+    me = people.header(new_id())
+    common = [post(body=f"notes about the cluster number {i}") for i in range(6)]
+    rare = post(body="notes about the etcd quorum")
+    settle_content(search_client, me, publish_events, *common, rare)
+
+    assert search_ids(search_client, me, "cluster etcd")[0] == str(rare.content_id)
+
+
+def test_questions_answers_and_comments_are_searchable_by_kind(
+    search_client: TestClient, people: People, publish_events: Callable[..., None]
+) -> None:
+    me = people.header(new_id())
+    asked = question(title="Staking rewards", body="When are staking rewards paid?")
+    answered = answer_to(asked, body="Staking rewards are paid each epoch")
+    remark = comment_on(asked, body="Staking rewards also depend on the pool")
+    settle_content(search_client, me, publish_events, asked, answered, remark)
+
+    def kinds(kind: str) -> list[str]:
+        return search_ids(search_client, me, "staking rewards", kind=kind)
+
+    assert kinds("question") == [str(asked.content_id)]
+    assert kinds("answer") == [str(answered.content_id)]
+    assert kinds("comment") == [str(remark.content_id)]
+    assert search_items(search_client, me, "staking rewards")[0]["kind"] == "question"
 
 
 def test_a_match_in_the_title_ranks_above_a_match_in_the_body(
