@@ -16,7 +16,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from shared.db import is_unique_violation
+from shared.db import is_unique_violation, is_write_conflict
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ T = TypeVar("T")
 def run_once(engine: Engine, work: Callable[[Session], T]) -> tuple[T | None, bool]:
     """Run `work` in a transaction of its own and commit it; (result, whether it committed).
 
-    A unique violation (another process recorded the same work first) rolls back and
-    returns (None, False): the caller treats it as done elsewhere.
+    A unique violation (another process recorded the same work first) or a write
+    conflict (another process changed what this one read) rolls back and returns
+    (None, False): the work was done elsewhere, or the next tick looks again.
     """
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -35,7 +36,7 @@ def run_once(engine: Engine, work: Callable[[Session], T]) -> tuple[T | None, bo
             session.commit()
         except Exception as exc:
             session.rollback()
-            if is_unique_violation(exc):
+            if is_unique_violation(exc) or is_write_conflict(exc):
                 return None, False
             raise
     return result, True

@@ -36,12 +36,21 @@ def escalate_due(
         due = service.list_due(session=session, now=now)
     reports = []
     for question_id in due:
-        report, committed = run_once(
-            engine,
-            partial(
-                _escalate_one, engines=engines, question_id=question_id, now=now, settings=settings
-            ),
-        )
+        try:
+            report, committed = run_once(
+                engine,
+                partial(
+                    _escalate_one,
+                    engines=engines,
+                    question_id=question_id,
+                    now=now,
+                    settings=settings,
+                ),
+            )
+        except Exception:
+            # One question that cannot be ranked now must not hold up the others.
+            log.exception("escalating question %s failed; retrying at the next tick", question_id)
+            continue
         if report is not None and committed:
             log.info(
                 "question %s: round %d asked %d people",

@@ -54,6 +54,7 @@ class RoutingAsk(SQLModel, table=True):
     question_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     round: int
+    position: int  # 1 = the best of the round
     routed_at: datetime = Field(index=True)
     reason: str
     evidence: list[dict[str, object]] = Field(

@@ -333,12 +333,13 @@ def do_record_round(
         )
     )
     session.flush()
-    for pick in picks:
+    for position, pick in enumerate(picks, start=1):
         session.add(
             RoutingAsk(
                 question_id=question.question_id,
                 user_id=pick.user_id,
                 round=round_number,
+                position=position,
                 routed_at=now,
                 reason=pick.reason,
                 evidence=[item.model_dump(mode="json") for item in pick.evidence],
@@ -571,7 +572,7 @@ def get_routing(
     asks = session.exec(
         select(RoutingAsk)
         .where(RoutingAsk.question_id == question_id)
-        .order_by(col(RoutingAsk.round), col(RoutingAsk.routed_at), col(RoutingAsk.user_id))
+        .order_by(col(RoutingAsk.round), col(RoutingAsk.position))
     ).all()
     ids = [ask.user_id for ask in asks]
     handles = {

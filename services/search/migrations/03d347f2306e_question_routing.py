@@ -1,8 +1,8 @@
 """question routing
 
-Revision ID: 857e76d08f4d
+Revision ID: 03d347f2306e
 Revises: fdd84cc439ea
-Create Date: 2026-12-02 06:53:04.515833
+Create Date: 2026-12-02 06:56:04.720530
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "857e76d08f4d"
+revision: str = "03d347f2306e"
 down_revision: str | Sequence[str] | None = "fdd84cc439ea"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("question_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("round", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("routed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("evidence", sa.JSON(), nullable=False),
