@@ -1,4 +1,4 @@
-"""Routing test helpers: the search service on real NATS with a controllable schedule.
+"""Routing test fixtures and helpers: the search service on real NATS with a controllable schedule.
 
 Until the expert ranking weighs the Q&A kinds (question, answer: the ranking slice of
 issue 8; `engines/expertise.py` has weights for posts, replies and articles only), a
@@ -154,8 +154,9 @@ class Publisher:
                     durable = consumer.consumer.durable
                     expected[durable] = expected.get(durable, 0) + 1
         self.publish_events(*events)
-        for durable, count in expected.items():
-            wait_for(lambda d=durable, c=count: processed(self.client, d) >= c, timeout=20)
+        wait_for(
+            lambda: all(processed(self.client, d) >= c for d, c in expected.items()), timeout=20
+        )
         self.counts = expected
 
 

@@ -6,6 +6,7 @@ restricted `question.routed` in the outbox.
 """
 
 import json
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -14,12 +15,8 @@ from sqlmodel import Session, col, select
 
 from services.search.routing.models import RoutingAsk
 from services.search.tests.conftest import People, registered
-from services.search.tests.routing_fixtures import (  # noqa: F401 - fixtures
+from services.search.tests.routing.conftest import (
     ROUTED_SUBJECT,
-    admin_header,
-    client,
-    publish,
-    start_search,
     Publisher,
     answer,
     asked_in_round,
@@ -44,7 +41,7 @@ ONE_ENGINE = pytest.mark.parametrize(
 )
 
 
-def routed_events(client: TestClient, question_id: UUID) -> list[tuple[str, dict[str, object]]]:
+def routed_events(client: TestClient, question_id: UUID) -> list[tuple[str, dict[str, Any]]]:
     with Session(db(client)) as session:
         rows = session.exec(
             select(OutboxMessage)
@@ -135,7 +132,7 @@ def test_a_private_groups_question_is_asked_only_of_its_members(
     assert asked_in_round(body, 1) == [str(member)]
     [(subject, payload)] = routed_events(client, asked.content_id)
     assert subject == ROUTED_SUBJECT
-    assert payload["data"]["visibility"] == "private"  # type: ignore[index]
+    assert payload["data"]["visibility"] == "private"
 
 
 def test_a_public_question_is_ranked_only_on_public_evidence(
@@ -168,7 +165,7 @@ def test_a_public_question_is_ranked_only_on_public_evidence(
     assert person["reason"] == "you were asked because you wrote 1 post on #mithril"
     [(_subject, payload)] = routed_events(client, asked.content_id)
     private_ids = {str(item.content_id) for item in private_posts}
-    assert not private_ids & {item["content_id"] for item in payload["data"]["evidence"]}  # type: ignore[index]
+    assert not private_ids & {item["content_id"] for item in payload["data"]["evidence"]}
 
 
 @ONE_ENGINE
