@@ -324,3 +324,32 @@ def test_questions_from_the_past_are_remembered_but_nobody_is_asked(
     wait_routed(client, old.content_id)
     assert routing(client, people.header(asker), old.content_id)["rounds"] == []
     assert routed_events(client, old.content_id) == []
+
+
+def test_a_groups_question_is_never_ranked_on_another_groups_content(
+    client: TestClient, publish: Publisher, people: People
+) -> None:
+    """Both groups are the asker's; the question's readers are only the first group's."""
+    asker, expert, other_expert, owner = new_id(), new_id(), new_id(), new_id()
+    group_id, group_events = group_with(owner, asker, expert, other_expert)
+    other_id, other_events = group_with(owner, asker, expert, other_expert)
+    publish(*group_events, *other_events)
+    wait_for(lambda: members_known(client, group_id, 4) and members_known(client, other_id, 4))
+    in_group = evidence(expert, 1, tag="treasury", group_id=group_id)
+    settle(
+        client,
+        people.header(asker),
+        publish,
+        *in_group,
+        *evidence(expert, 5, tag="treasury", group_id=other_id),
+        *evidence(other_expert, 6, tag="treasury", group_id=other_id),
+    )
+    asked = question(asker, tags=["treasury"], group_id=group_id)
+    publish(asked)
+    wait_routed(client, asked.content_id)
+
+    body = routing(client, people.header(asker), asked.content_id)
+    assert asked_in_round(body, 1) == [str(expert)]
+    [person] = body["rounds"][0]["people"]
+    assert [item["content_id"] for item in person["evidence"]] == [str(in_group[0].content_id)]
+    assert person["reason"] == "you were asked because you wrote 1 post on #treasury"
