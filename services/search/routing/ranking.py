@@ -51,8 +51,11 @@ def is_member(*, session: Session, group_id: UUID, user_id: UUID) -> bool:
 
 
 def can_read(*, session: Session, question: RoutingQuestion, principal: Principal) -> bool:
-    """Whether this person may read the question (a private group's: members and admins)."""
-    if question.visibility != "private" or principal.is_admin:
+    """Whether this person may read the question (a private group's: its members only).
+
+    As in posts, being an admin grants no access to a private group's content.
+    """
+    if question.visibility != "private":
         return True
     if question.group_id is None:
         return principal.user_id == question.asker_id

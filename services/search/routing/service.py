@@ -357,9 +357,9 @@ def do_set_group_escalation(
 ) -> RoutingGroupSetting:
     """A group owner (or an admin) sets the group's delay; open questions are rescheduled."""
     group = session.get(SearchGroup, group_id)
+    # A private group stays hidden from non-members, admins included (as in identity).
     visible = group is not None and (
         group.visibility != "private"
-        or principal.is_admin
         or is_member(session=session, group_id=group_id, user_id=principal.user_id)
     )
     if group is None or not visible:

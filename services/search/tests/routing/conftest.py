@@ -35,6 +35,7 @@ from shared.events.contracts import (
     AnswerCreated,
     GroupCreated,
     GroupMemberAdded,
+    GroupVisibility,
     QuestionCreated,
 )
 from shared.events.envelope import EventData
@@ -228,15 +229,17 @@ def answer(to: QuestionCreated, author: UUID) -> AnswerCreated:
     )
 
 
-def group_with(owner: UUID, *members: UUID) -> tuple[UUID, list[EventData]]:
+def group_with(
+    owner: UUID, *members: UUID, visibility: GroupVisibility = "private"
+) -> tuple[UUID, list[EventData]]:
     group_id = new_id()
     events: list[EventData] = [
         GroupCreated(
-            group_id=group_id, visibility="private", slug="core", name="Core team", owner_id=owner
+            group_id=group_id, visibility=visibility, slug="core", name="Core team", owner_id=owner
         ),
         *[
             GroupMemberAdded(
-                group_id=group_id, visibility="private", user_id=user, role="member", version=1
+                group_id=group_id, visibility=visibility, user_id=user, role="member", version=1
             )
             for user in members
         ],

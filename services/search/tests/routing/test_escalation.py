@@ -170,17 +170,21 @@ def test_only_a_groups_owner_or_an_admin_sets_its_delay(
 ) -> None:
     owner, member, outsider = new_id(), new_id(), new_id()
     group_id, group_events = group_with(owner, member)
-    publish(*group_events)
-    wait_for(lambda: members_known(client, group_id, 2))
+    open_id, open_events = group_with(owner, member, visibility="open")
+    publish(*group_events, *open_events)
+    wait_for(lambda: members_known(client, group_id, 2) and members_known(client, open_id, 2))
     path = f"/routing/groups/{group_id}"
     body = {"escalation_hours": 6}
     assert client.put(path, json=body, headers=people.header(member)).status_code == 403
+    assert client.put(path, json=body, headers=people.header(owner)).status_code == 200
+    # A private group stays hidden from non-members, admins included.
     assert client.put(path, json=body, headers=people.header(outsider)).status_code == 404
-    assert (
-        client.put(f"/routing/groups/{new_id()}", json=body, headers=admin_header).status_code
-        == 404
-    )
-    assert client.put(path, json=body, headers=admin_header).status_code == 200
+    assert client.put(path, json=body, headers=admin_header).status_code == 404
+    open_path = f"/routing/groups/{open_id}"
+    assert client.put(open_path, json=body, headers=people.header(outsider)).status_code == 403
+    assert client.put(open_path, json=body, headers=admin_header).status_code == 200
+    unknown = f"/routing/groups/{new_id()}"
+    assert client.put(unknown, json=body, headers=admin_header).status_code == 404
     for bad in ({"escalation_hours": 0}, {"escalation_hours": -1}, {}, {"hours": 3}):
         refused = client.put(path, json=bad, headers=people.header(owner))
         assert refused.status_code == 422, bad

@@ -169,7 +169,7 @@ def test_a_public_question_is_ranked_only_on_public_evidence(
 
 
 @ONE_ENGINE
-def test_only_the_asker_and_admins_read_the_rounds(
+def test_only_the_asker_and_admins_read_the_rounds_and_a_private_group_stays_hidden(
     client: TestClient, publish: Publisher, people: People, admin_header: dict[str, str]
 ) -> None:
     asker, expert, reader, outsider, owner = (new_id() for _ in range(5))
@@ -181,19 +181,26 @@ def test_only_the_asker_and_admins_read_the_rounds(
         people.header(asker),
         publish,
         *evidence(expert, 2, tag="ouroboros", group_id=group_id),
+        *evidence(expert, 1, tag="ouroboros"),
     )
-    asked = question(asker, tags=["ouroboros"], group_id=group_id)
-    publish(asked)
-    wait_routed(client, asked.content_id)
+    private = question(asker, tags=["ouroboros"], group_id=group_id)
+    public = question(asker, tags=["ouroboros"])
+    publish(private, public)
+    wait_routed(client, private.content_id)
+    wait_routed(client, public.content_id)
 
-    path = f"/routing/questions/{asked.content_id}"
+    path = f"/routing/questions/{private.content_id}"
     assert client.get(path, headers=people.header(asker)).status_code == 200
-    assert client.get(path, headers=admin_header).status_code == 200
     refused = client.get(path, headers=people.header(reader))
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
-    # Someone who may not read the question does not learn that it exists.
+    # Someone who may not read the question does not learn that it exists; as in posts,
+    # being an admin grants no access to a private group's content.
     assert client.get(path, headers=people.header(outsider)).status_code == 404
+    assert client.get(path, headers=admin_header).status_code == 404
+    public_path = f"/routing/questions/{public.content_id}"
+    assert client.get(public_path, headers=admin_header).status_code == 200
+    assert client.get(public_path, headers=people.header(outsider)).status_code == 403
     assert client.get(f"/routing/questions/{new_id()}", headers=admin_header).status_code == 404
     assert client.get(path).status_code == 401
 
