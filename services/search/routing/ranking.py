@@ -99,7 +99,9 @@ def topic_label(question: RoutingQuestion) -> str:
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
 
 
 def explain(
@@ -107,7 +109,7 @@ def explain(
 ) -> str:
     """The human reason: what the person wrote on the topic, and anything that demoted them."""
     written = ", ".join(_plural(count, kind) for kind, count in kinds.most_common())
-    reason = f"you were asked because you wrote {written} on {label}"
+    reason = f"you were asked because you wrote {written or 'about'} on {label}"
     if thanks:
         reason += f", thanked {_plural(thanks, 'time')}"
     if declines:
