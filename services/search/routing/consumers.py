@@ -1,5 +1,6 @@
 """Routing's event handlers: a new question is routed; answers, acceptances, closes and
-deletions stop its escalation; tag follows feed its last round.
+deletions stop its escalation (deleting a question's last answer resumes it); tag follows
+feed its last round.
 
 All question and answer events go through one durable consumer, so they apply in the
 order posts wrote them (an answer never arrives before its question). Each handler runs
@@ -18,6 +19,7 @@ from shared.events.consumer import Consumer
 from shared.events.contracts import (
     AnswerAccepted,
     AnswerCreated,
+    AnswerDeleted,
     FollowCreated,
     FollowDeleted,
     QuestionClosed,
@@ -54,7 +56,16 @@ def routing_consumers(engines: EngineFactory, settings: RoutingSettings) -> Sequ
                 question_id=question_id,
                 author_id=data.author_id,
                 at=as_utc(data.created_at),
+                answer_id=data.content_id,
             )
+
+    def on_answer_deleted(session: Session, envelope: CloudEvent, data: AnswerDeleted) -> None:
+        service.do_forget_answer(
+            session=session,
+            answer_id=data.content_id,
+            at=as_utc(data.deleted_at),
+            settings=settings,
+        )
 
     def on_answer_accepted(session: Session, envelope: CloudEvent, data: AnswerAccepted) -> None:
         if data.answer_id is not None:
@@ -86,6 +97,7 @@ def routing_consumers(engines: EngineFactory, settings: RoutingSettings) -> Sequ
                 QuestionDeleted: on_question_deleted,
                 QuestionClosed: on_question_closed,
                 AnswerCreated: on_answer_created,
+                AnswerDeleted: on_answer_deleted,
                 AnswerAccepted: on_answer_accepted,
             },
         ),

@@ -65,6 +65,16 @@ class RoutingAsk(SQLModel, table=True):
     decline_reason: str | None = None
 
 
+class RoutingAnswer(SQLModel, table=True):
+    """An answer to a routed question: deleting the last one lets the question escalate again."""
+
+    __tablename__ = "routing_answer"
+
+    answer_id: UUID = Field(primary_key=True)
+    question_id: UUID = Field(index=True)
+    author_id: UUID
+
+
 class RoutingGroupSetting(SQLModel, table=True):
     """A group's escalation delay, set by its owner (groups without a row use the default)."""
 
@@ -92,6 +102,7 @@ TABLES: list[type[SQLModel]] = [
     RoutingQuestion,
     RoutingRound,
     RoutingAsk,
+    RoutingAnswer,
     RoutingGroupSetting,
     RoutingTagFollow,
 ]

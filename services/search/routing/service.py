@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from services.search.engines.base import SearchEngine, normalise_tag
 from services.search.models import SearchGroup, SearchUser
 from services.search.routing.models import (
+    RoutingAnswer,
     RoutingAsk,
     RoutingGroupSetting,
     RoutingQuestion,
@@ -242,12 +243,22 @@ def _stop(question: RoutingQuestion, status: str) -> None:
 
 
 def do_mark_answered(
-    *, session: Session, question_id: UUID, author_id: UUID | None, at: datetime
+    *,
+    session: Session,
+    question_id: UUID,
+    author_id: UUID | None,
+    at: datetime,
+    answer_id: UUID | None = None,
 ) -> None:
     """An answer (or an acceptance) stops escalation; a routed author is marked answered."""
     question = session.get(RoutingQuestion, question_id)
     if question is None:
         return
+    known = answer_id is not None and session.get(RoutingAnswer, answer_id) is not None
+    if answer_id is not None and author_id is not None and not known:
+        session.add(
+            RoutingAnswer(answer_id=answer_id, question_id=question_id, author_id=author_id)
+        )
     if question.status in (OPEN, "historic"):
         _stop(question, ANSWERED)
         session.add(question)
@@ -257,6 +268,35 @@ def do_mark_answered(
     if ask is not None and ask.status != ANSWERED:
         ask.status, ask.responded_at = ANSWERED, as_utc(at)
         session.add(ask)
+
+
+def do_forget_answer(
+    *, session: Session, answer_id: UUID, at: datetime, settings: RoutingSettings
+) -> None:
+    """An answer was deleted: a routed question left with none escalates again from `at`."""
+    answer = session.get(RoutingAnswer, answer_id)
+    if answer is None:
+        return
+    session.delete(answer)
+    session.flush()
+    question = session.get(RoutingQuestion, answer.question_id)
+    remaining = session.exec(
+        select(RoutingAnswer.answer_id).where(RoutingAnswer.question_id == answer.question_id)
+    ).first()
+    if question is None or remaining is not None or question.status != ANSWERED:
+        return
+    if question.rounds == 0:
+        question.status = "historic"  # never routed: nothing to resume
+    else:
+        question.status = OPEN
+        hours = escalation_hours(session=session, group_id=question.group_id, settings=settings)
+        question.last_routed_at = max(as_utc(question.last_routed_at), at)
+        question.next_round_at = (
+            question.last_routed_at + timedelta(hours=hours)
+            if question.rounds < LAST_ROUND
+            else None
+        )
+    session.add(question)
 
 
 def do_update_question(*, session: Session, data: QuestionSnapshot) -> None:

@@ -38,7 +38,13 @@ from services.search.tests.routing.conftest import (
     settle,
 )
 from shared.db import make_engine
-from shared.events.contracts import FollowCreated, FollowDeleted, QuestionClosed, QuestionDeleted
+from shared.events.contracts import (
+    AnswerDeleted,
+    FollowCreated,
+    FollowDeleted,
+    QuestionClosed,
+    QuestionDeleted,
+)
 from shared.events.outbox import OutboxMessage
 from shared.ids import new_id, utcnow
 from shared.testing.backends import postgres_url
@@ -348,3 +354,34 @@ def test_the_schedule_survives_a_restart(
             if row.subject == ROUTED_SUBJECT
         ]
     assert sorted(payloads) == [1, 1, 1, 2, 2, 2]
+
+
+@ONE_ENGINE
+def test_deleting_the_only_answer_lets_the_question_escalate_again(
+    client: TestClient, publish: Publisher, people: People
+) -> None:
+    asker, stranger = new_id(), new_id()
+    experts = ranked_experts(6)
+    settle(client, people.header(asker), publish, *expert_posts(experts))
+    asked = question(asker, tags=["plutus"])
+    publish(asked)
+    wait_routed(client, asked.content_id)
+    reply = answer(asked, stranger)
+    publish(reply)
+    assert escalate(client, after=DAY + MINUTE) == []
+
+    publish(
+        AnswerDeleted(
+            content_id=reply.content_id,
+            kind="answer",
+            author_id=stranger,
+            group_id=None,
+            visibility="public",
+            version=2,
+            deleted_at=utcnow(),
+        )
+    )
+    stored = routed_question(client, asked.content_id)
+    assert stored is not None and stored.status == "open"
+    [report] = escalate(client, after=DAY + MINUTE)
+    assert (report.round, report.asked) == (2, experts[3:6])
