@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.digests.digest import build_digest
@@ -22,6 +21,7 @@ from services.digests.service import to_utc
 from shared.events.contracts import DigestReady, DigestReadyItem, DigestReadySection
 from shared.events.outbox import record_event
 from shared.ids import utcnow
+from shared.schedule import run_once
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,13 @@ def send_digests(
         if window_end
         else latest_boundary(period=period, now=now, hour_utc=hour_utc)
     )
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            report = do_send_digests(session=session, period=period, now=now, window_end=end)
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            log.info("%s digests for %s were sent by another process", period, end.isoformat())
-            return DigestRunReport(period=period, window_end=end, sent=0, already_sent=True)
+    report, committed = run_once(
+        engine,
+        lambda session: do_send_digests(session=session, period=period, now=now, window_end=end),
+    )
+    if not committed or report is None:
+        log.info("%s digests for %s were sent by another process", period, end.isoformat())
+        return DigestRunReport(period=period, window_end=end, sent=0, already_sent=True)
     if not report.already_sent:
         log.info("sent %d %s digest(s) for %s", report.sent, period, end.isoformat())
     return report

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from services.digests.delivery import DigestRunReport, latest_boundary, send_digests
 from services.digests.schemas import DigestPeriod
 from shared.ids import utcnow
+from shared.schedule import run_every
 from shared.web import stop_tasks
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,12 @@ def send_due_digests(*, engine: Engine, now: datetime, hour_utc: int) -> list[Di
 
 async def run_schedule(engine: Engine, settings: DigestSettings) -> None:
     """Wake every tick and send what is due; an error is logged and the next tick retries."""
-    while True:
-        # Sleep first: after a restart the consumers catch up before anything is sent.
-        await asyncio.sleep(settings.tick_seconds)
-        try:
-            await asyncio.to_thread(
-                send_due_digests, engine=engine, now=utcnow(), hour_utc=settings.hour_utc
-            )
-        except Exception:
-            log.exception("sending digests failed; retrying at the next tick")
+    await run_every(
+        settings.tick_seconds,
+        # Looked up on each tick, so the function can be replaced (tests make it fail).
+        lambda: send_due_digests(engine=engine, now=utcnow(), hour_utc=settings.hour_utc),
+        name="sending digests",
+    )
 
 
 async def start(app: FastAPI) -> None:

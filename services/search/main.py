@@ -1,6 +1,7 @@
 """The search service: content search and "who knows about X", fed by events."""
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -10,7 +11,13 @@ from services.search.engines import OPENSEARCH, engine_factory, engine_name, ope
 from services.search.engines import prepare_engine as prepare_search_engine
 from services.search.models import SearchGroup, SearchMembership, SearchThanks, SearchUser
 from services.search.routes import router
+from services.search.routing import escalation
+from services.search.routing.consumers import routing_consumers
+from services.search.routing.models import TABLES as ROUTING_TABLES
+from services.search.routing.routes import router as routing_router
+from services.search.routing.settings import RoutingSettings
 from shared.auth import TokenVerifier
+from shared.events.consumer import Consumer
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app
 
@@ -20,6 +27,12 @@ async def start(app: FastAPI) -> None:
     # Fails the start (not the first request) when the configured engine cannot run.
     app.state.engine_factory = engine_factory(settings)
     await asyncio.to_thread(prepare_search_engine, settings, app.state.engine)
+    await escalation.start(app, RoutingSettings())
+
+
+def all_consumers(settings: Settings) -> Sequence[Consumer]:
+    """Content and projections, then routing (which ranks through the same engine)."""
+    return (*consumers(settings), *routing_consumers(engine_factory(settings), RoutingSettings()))
 
 
 async def check_search_engine(app: FastAPI) -> None:
@@ -34,11 +47,12 @@ SPEC = ServiceSpec(
     name="search",
     title="Knowflow search",
     description="Search over posts, replies and articles; who knows about a topic.",
-    routers=[router],
+    routers=[router, routing_router],
     # The content index is the engine's own storage (see engines/), prepared at start.
-    tables=[SearchUser, SearchGroup, SearchMembership, SearchThanks],
-    consumers=consumers,
+    tables=[SearchUser, SearchGroup, SearchMembership, SearchThanks, *ROUTING_TABLES],
+    consumers=all_consumers,
     on_startup=start,
+    on_shutdown=escalation.stop,
     readiness_checks=[check_search_engine],
     migrations=Path(__file__).parent / "migrations",
 )

@@ -214,10 +214,21 @@ def find_similar_questions(
 
 
 def find_experts(
-    *, session: Session, engine: SearchEngine, principal: Principal, topic: TextQuery, limit: int
+    *,
+    session: Session,
+    engine: SearchEngine,
+    principal: Principal,
+    topic: TextQuery,
+    limit: int,
+    groups: Collection[UUID] | None = None,
 ) -> list[tuple[Expert, SearchUser | None]]:
-    """People ranked by the evidence the caller may see, with their profiles."""
-    groups = list_member_groups(session=session, user_id=principal.user_id)
+    """People ranked by the evidence the caller may see, with their profiles.
+
+    `groups` narrows the evidence to these of the caller's groups (routing: a public
+    question is ranked on public content only); None means all of them.
+    """
+    member_of = list_member_groups(session=session, user_id=principal.user_id)
+    groups = member_of if groups is None else [group for group in member_of if group in groups]
     experts = engine.experts(
         topic,
         groups,
