@@ -38,6 +38,7 @@ class GroupView:
 
     visibility: GroupVisibility
     is_member: bool
+    is_owner: bool = False  # a member with the owner role
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ HIDDEN = IdentityAnswer("hidden")
 class _GroupReply(BaseModel):
     visibility: GroupVisibility
     is_member: bool
+    owner_id: UUID | None = None
     membership_version: int = 0
 
 
@@ -67,7 +69,7 @@ class IdentityGroups:
         self.base_url = base_url.rstrip("/")
         self.authorization = authorization
 
-    def ask(self, group_id: UUID) -> IdentityAnswer:
+    def ask(self, group_id: UUID, user_id: UUID | None = None) -> IdentityAnswer:
         """Identity's view of the group for the caller; never raises."""
         headers = outgoing_headers()
         if self.authorization:
@@ -88,8 +90,11 @@ class IdentityGroups:
             reply = _GroupReply.model_validate_json(response.content)
         except ValidationError:
             return UNAVAILABLE
+        is_owner = reply.is_member and user_id is not None and reply.owner_id == user_id
         return IdentityAnswer(
-            "found", GroupView(reply.visibility, reply.is_member), reply.membership_version
+            "found",
+            GroupView(reply.visibility, reply.is_member, is_owner),
+            reply.membership_version,
         )
 
 
@@ -143,9 +148,11 @@ def local_group_view(*, session: Session, group_id: UUID, user_id: UUID) -> Grou
     if group is None:
         return None
     membership = session.get(KnownMembership, (group_id, user_id), populate_existing=True)
+    is_member = membership is not None and membership.is_member
     return GroupView(
         visibility=cast(GroupVisibility, group.visibility),
-        is_member=membership is not None and membership.is_member,
+        is_member=is_member,
+        is_owner=is_member and membership is not None and membership.role == "owner",
     )
 
 
@@ -185,6 +192,7 @@ def do_remember_membership(
     is_member: bool,
     version: int,
     as_of: datetime,
+    role: str = "member",
 ) -> None:
     """Record whether a user belongs to a group (idempotent; an older version never wins)."""
     do_apply_fact(
@@ -195,6 +203,7 @@ def do_remember_membership(
             "group_id": group_id,
             "user_id": user_id,
             "is_member": is_member,
+            "role": role if is_member else "member",
             "version": version,
             "as_of": as_of.astimezone(UTC),
         },
@@ -222,7 +231,7 @@ def confirmed_group_view(
     local = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
     if not needs_confirmation(local):
         return local
-    answer = identity.ask(group_id)
+    answer = identity.ask(group_id, principal.user_id)
     view = resolve_group_view(local=local, answer=answer)
     if view is not None and answer.membership_version != UNVERSIONED:
         # Remember what identity confirmed, so reads right after agree with the write; its
@@ -236,6 +245,7 @@ def confirmed_group_view(
             is_member=view.is_member,
             version=answer.membership_version,
             as_of=now,
+            role="owner" if view.is_owner else "member",
         )
     return view
 
@@ -248,6 +258,20 @@ def check_group_for_posting(
         session=session, principal=principal, group_id=group_id, identity=identity
     )
     return check_may_post(view, group_id)
+
+
+def is_group_owner(
+    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
+) -> bool:
+    """Whether the caller owns the group (projection first, identity when it says no)."""
+    if group_id is None:
+        return False
+    local = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
+    if local is not None and local.is_owner:
+        return True
+    answer = identity.ask(group_id, principal.user_id)
+    view = resolve_group_view(local=local, answer=answer)
+    return view is not None and view.is_owner
 
 
 def can_read(

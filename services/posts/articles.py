@@ -3,7 +3,8 @@
 Functions here add rows and outbox events to the caller's session and never commit.
 """
 
-from typing import cast
+from datetime import datetime
+from typing import Any, cast
 from uuid import UUID
 
 from sqlmodel import Session, col, select
@@ -13,7 +14,7 @@ from services.posts.access import (
     check_group_for_posting,
     item_visibility,
 )
-from services.posts.models import Article, ArticleRevision, Post
+from services.posts.models import Answer, Article, ArticleRevision, Comment, Post, Question
 from services.posts.parsing import MAX_TAGS, parse_mentions, parse_tags, unique
 from services.posts.schemas import ARTICLE_BODY_MAX, ArticleCreate, ArticleUpdate
 from services.posts.service import (
@@ -27,7 +28,7 @@ from services.posts.service import (
     list_thread,
 )
 from shared.auth import Principal
-from shared.errors import BadRequest, NotFound
+from shared.errors import BadRequest, Conflict, NotFound
 from shared.events.contracts import (
     ArticleCreated,
     ArticleDeleted,
@@ -36,6 +37,7 @@ from shared.events.contracts import (
 )
 from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
+from shared.observability import forwarded_prefix_var
 from shared.pagination import decode_cursor, encode_cursor
 
 
@@ -54,7 +56,7 @@ def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
         mentions=list(article.mentions),
         parent_id=None,
         thread_id=None,
-        source_thread_id=article.source_thread_id,
+        source_thread_id=article.source_thread_id or article.source_question_id,
         created_at=as_utc(article.created_at),
         updated_at=as_utc(article.updated_at),
     )
@@ -93,7 +95,7 @@ def _article_place(
     session: Session,
     principal: Principal,
     group_id: UUID | None,
-    thread: Post | None,
+    thread: Post | Question | None,
     identity: IdentityGroups,
 ) -> tuple[UUID | None, Visibility]:
     """Where a new article lives; one from a private thread stays in that thread's group."""
@@ -124,12 +126,31 @@ def _add_revision(*, session: Session, article: Article, editor_id: UUID) -> Non
     )
 
 
+def contributor(user_id: UUID, handle: str) -> dict[str, str]:
+    return {"user_id": str(user_id), "handle": handle}
+
+
+def credited(authors: list[tuple[UUID, str]]) -> list[dict[str, str]]:
+    """Each author once, in the order they first appear (a known handle wins over none)."""
+    handles: dict[UUID, str] = {}
+    for user_id, handle in authors:
+        if not handles.get(user_id):
+            handles[user_id] = handle
+    return [contributor(user_id, handle) for user_id, handle in handles.items()]
+
+
 def do_create_article(
-    *, session: Session, principal: Principal, request: ArticleCreate, identity: IdentityGroups
+    *,
+    session: Session,
+    principal: Principal,
+    request: ArticleCreate,
+    identity: IdentityGroups,
+    question: Question | None = None,
+    contributors: list[dict[str, str]] | None = None,
 ) -> Article:
     """Write an article as revision 1; its tags are the given ones plus its #hashtags."""
-    thread = None
-    if request.source_thread_id is not None:
+    thread: Post | Question | None = question
+    if request.source_thread_id is not None and question is None:
         thread = check_thread_root(
             session=session,
             principal=principal,
@@ -153,7 +174,9 @@ def do_create_article(
         given_tags=list(request.tags),
         tags=unique([*request.tags, *parse_tags(request.body)], MAX_TAGS),
         mentions=parse_mentions(request.body),
-        source_thread_id=thread.id if thread else None,
+        source_thread_id=thread.id if isinstance(thread, Post) else None,
+        source_question_id=question.id if question else None,
+        contributors=contributors or [contributor(principal.user_id, principal.handle)],
     )
     session.add(article)
     session.flush()
@@ -258,10 +281,108 @@ def do_formalize(
     root = check_thread_root(
         session=session, principal=principal, post_id=post_id, identity=identity
     )
-    body = compose_thread(list_thread(session=session, root=root))
+    check_not_formalized(
+        session=session, existing=select(Article).where(Article.source_thread_id == root.id)
+    )
+    thread = list_thread(session=session, root=root)
+    body = compose_thread(thread)
     if len(body) > ARTICLE_BODY_MAX:
         raise BadRequest(f"the thread is longer than an article may be ({ARTICLE_BODY_MAX})")
     request = ArticleCreate(title=title, body=body, source_thread_id=root.id)
+    authors = [(post.author_id, post.author_handle) for post in thread]
     return do_create_article(
-        session=session, principal=principal, request=request, identity=identity
+        session=session,
+        principal=principal,
+        request=request,
+        identity=identity,
+        contributors=credited([*authors, (principal.user_id, principal.handle)]),
+    )
+
+
+class AlreadyFormalized(Conflict):
+    """A thread is formalized once; the answer points at its article."""
+
+    def __init__(self, article_id: UUID) -> None:
+        super().__init__(
+            f"this thread is already formalized as article {article_id}", article_id=str(article_id)
+        )
+        self.headers = {"Location": f"{forwarded_prefix_var.get()}/articles/{article_id}"}
+
+
+def check_not_formalized(*, session: Session, existing: Any) -> None:
+    """409 pointing at the live article a thread was already formalized as, if any."""
+    article = session.exec(existing.where(col(Article.deleted_at).is_(None))).first()
+    if article is not None:
+        raise AlreadyFormalized(article.id)
+
+
+def compose_question(
+    question: Question, answers: list[Answer], comments: dict[UUID, list[Comment]]
+) -> str:
+    """A question thread as Markdown: the question, its answers (accepted first), comments."""
+
+    def by(handle: str, author_id: UUID, verb: str, at: datetime) -> str:
+        written = as_utc(at).strftime("%Y-%m-%d %H:%M UTC")
+        return f"**{handle or author_id}** {verb} ({written}):"
+
+    def notes(parent_id: UUID) -> list[str]:
+        return [
+            f"> {by(c.author_handle, c.author_id, 'commented', c.created_at)} {c.body.strip()}"
+            for c in comments.get(parent_id, [])
+        ]
+
+    parts = [
+        "\n\n".join(
+            [
+                by(question.author_handle, question.author_id, "asked", question.created_at),
+                f"### {question.title}",
+                question.body.strip(),
+                *notes(question.id),
+            ]
+        )
+    ]
+    for answer in answers:
+        verb = "answered (accepted)" if answer.id == question.accepted_answer_id else "answered"
+        parts.append(
+            "\n\n".join(
+                [
+                    by(answer.author_handle, answer.author_id, verb, answer.created_at),
+                    answer.body.strip(),
+                    *notes(answer.id),
+                ]
+            )
+        )
+    return "\n\n---\n\n".join(parts)
+
+
+def do_formalize_question(
+    *,
+    session: Session,
+    principal: Principal,
+    question: Question,
+    answers: list[Answer],
+    comments: dict[UUID, list[Comment]],
+    title: str,
+    identity: IdentityGroups,
+) -> Article:
+    """Make an article of a (readable) question thread, crediting every author in it."""
+    check_not_formalized(
+        session=session,
+        existing=select(Article).where(Article.source_question_id == question.id),
+    )
+    body = compose_question(question, answers, comments)
+    if len(body) > ARTICLE_BODY_MAX:
+        raise BadRequest(f"the thread is longer than an article may be ({ARTICLE_BODY_MAX})")
+    authors = [(question.author_id, question.author_handle)]
+    for answer in answers:
+        authors.append((answer.author_id, answer.author_handle))
+    for thread_comments in comments.values():
+        authors += [(comment.author_id, comment.author_handle) for comment in thread_comments]
+    return do_create_article(
+        session=session,
+        principal=principal,
+        request=ArticleCreate(title=title, body=body, tags=list(question.tags)),
+        identity=identity,
+        question=question,
+        contributors=credited([*authors, (principal.user_id, principal.handle)]),
     )

@@ -39,6 +39,7 @@ def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdd
         is_member=True,
         version=data.version,
         as_of=as_of,
+        role=data.role,
     )
 
 

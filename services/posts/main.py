@@ -6,16 +6,23 @@ import httpx
 from fastapi import FastAPI
 
 from services.posts.access import IDENTITY_TIMEOUT_SECONDS
+from services.posts.answer_routes import router as answer_router
 from services.posts.consumers import consumers
 from services.posts.models import (
+    Answer,
     Article,
     ArticleRevision,
+    Comment,
     ContentTag,
     KnownGroup,
     KnownMembership,
     Post,
+    QARevision,
+    Question,
     Reaction,
+    Vote,
 )
+from services.posts.question_routes import router as question_router
 from services.posts.routes import router
 from shared.auth import TokenVerifier
 from shared.settings import Settings
@@ -34,9 +41,25 @@ async def stop(app: FastAPI) -> None:
 SPEC = ServiceSpec(
     name="posts",
     title="Knowflow posts",
-    description="Flow posts and replies, stock articles with revisions, group visibility.",
-    routers=[router],
-    tables=[Post, Article, ArticleRevision, ContentTag, KnownGroup, KnownMembership, Reaction],
+    description=(
+        "Flow posts and replies, stock articles with revisions, questions and answers, "
+        "group visibility."
+    ),
+    routers=[router, question_router, answer_router],
+    tables=[
+        Post,
+        Article,
+        ArticleRevision,
+        ContentTag,
+        KnownGroup,
+        KnownMembership,
+        Reaction,
+        Question,
+        Answer,
+        Comment,
+        QARevision,
+        Vote,
+    ],
     consumers=consumers,
     on_startup=start,
     on_shutdown=stop,

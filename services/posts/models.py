@@ -1,4 +1,5 @@
-"""Posts' tables: posts and replies, articles with their revisions, tags, and the group projection."""
+"""Posts' tables: posts and replies, articles with their revisions, questions with their answers,
+comments, revisions and votes, tags, and the group projection."""
 
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,14 @@ class Article(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     source_thread_id: UUID | None = Field(default=None, foreign_key="posts_post.id", index=True)
+    # A question thread formalized (posts_post's key cannot point at a question).
+    source_question_id: UUID | None = Field(
+        default=None, foreign_key="posts_question.id", index=True
+    )
+    # Everyone credited: the thread's authors and the formalizer ([{user_id, handle}]).
+    contributors: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -106,6 +115,7 @@ class KnownMembership(SQLModel, table=True):
     group_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     is_member: bool = True
+    role: str = Field(default="member", sa_column_kwargs={"server_default": "member"})
     version: int = 0  # identity's version of the membership (0: from before versions)
     as_of: datetime
 
@@ -118,4 +128,122 @@ class Reaction(SQLModel, table=True):
     post_id: UUID = Field(foreign_key="posts_post.id", primary_key=True)
     user_id: UUID = Field(primary_key=True)
     kind: str = Field(primary_key=True)  # "like" | "thanks"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Question(SQLModel, table=True):
+    """A question; `version` grows with every change of it (edit, acceptance, close, delete).
+
+    `score`, `answer_count` and `last_activity_at` are kept by atomic UPDATEs (votes and
+    answers are not changes of the question), so they never bump `version`.
+    """
+
+    __tablename__ = "posts_question"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: str  # Visibility
+    title: str
+    body: str
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    base_score: int = 0  # votes from an imported source site, anonymous
+    score: int = Field(default=0, index=True)
+    vote_version: int = 0
+    answer_count: int = 0
+    accepted_answer_id: UUID | None = None
+    accepted_at: datetime | None = None
+    duplicate_of: UUID | None = Field(default=None, foreign_key="posts_question.id", index=True)
+    closed_at: datetime | None = None
+    source: str | None = Field(default=None, unique=True, max_length=200)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
+    deleted_at: datetime | None = None
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return versioned(cls)
+
+
+class Answer(SQLModel, table=True):
+    """An answer to a question, in its question's group and visibility."""
+
+    __tablename__ = "posts_answer"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: str  # Visibility
+    body: str
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    base_score: int = 0
+    score: int = 0
+    vote_version: int = 0
+    source: str | None = Field(default=None, unique=True, max_length=200)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return versioned(cls)
+
+
+class Comment(SQLModel, table=True):
+    """A short comment on a question or an answer (`parent_id`), in the question's thread."""
+
+    __tablename__ = "posts_comment"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    parent_id: UUID = Field(index=True)
+    parent_kind: str  # "question" | "answer"
+    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    group_id: UUID | None = None
+    visibility: str  # Visibility
+    body: str
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str | None = Field(default=None, unique=True, max_length=200)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return versioned(cls)
+
+
+class QARevision(SQLModel, table=True):
+    """Every state a question or answer has had, numbered from 1; never changed once written."""
+
+    __tablename__ = "posts_qa_revision"
+
+    item_id: UUID = Field(primary_key=True)
+    number: int = Field(primary_key=True)
+    kind: str  # "question" | "answer"
+    editor_id: UUID
+    title: str | None = None
+    body: str
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Vote(SQLModel, table=True):
+    """One person's vote on one question or answer."""
+
+    __tablename__ = "posts_vote"
+
+    item_id: UUID = Field(primary_key=True)
+    user_id: UUID = Field(primary_key=True)
+    kind: str  # "question" | "answer"
+    value: int  # -1 | 1
     created_at: datetime = Field(default_factory=utcnow)

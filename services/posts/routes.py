@@ -39,6 +39,10 @@ NOT_YOURS: Responses = {403: {"description": "Someone else's item"}, **NOT_FOUND
 READ_ONE: Responses = {**WITH_ETAG, **NOT_FOUND}
 CHANGE: Responses = {**WITH_ETAG, **NOT_YOURS, **PRECONDITION_FAILED}
 REMOVE: Responses = {**NOT_YOURS, **PRECONDITION_FAILED}
+FORMALIZED: dict[str, Any] = {
+    "description": "The thread is already formalized: `article_id` and `Location` name it",
+    "headers": {"Location": {"description": "The article", "schema": {"type": "string"}}},
+}
 TagParam = Annotated[str | None, Query(max_length=51, description="A tag, with or without '#'.")]
 
 
@@ -65,6 +69,7 @@ def article_public(article: Article) -> ArticlePublic:
     return ArticlePublic.model_validate(
         {
             **article.model_dump(),
+            "source_thread_id": article.source_thread_id or article.source_question_id,
             "created_at": as_utc(article.created_at),
             "updated_at": as_utc(article.updated_at),
         }
@@ -212,6 +217,7 @@ def list_replies(
     responses={
         400: {"description": "The thread is too long for an article"},
         403: {"description": "Not a member of the thread's group"},
+        409: FORMALIZED,
         **NOT_FOUND,
     },
 )

@@ -117,6 +117,11 @@ class Formalize(Strict):
     title: Title
 
 
+class Contributor(BaseModel):
+    user_id: UUID
+    handle: str
+
+
 class ArticlePublic(BaseModel):
     id: UUID
     author_id: UUID
@@ -127,7 +132,13 @@ class ArticlePublic(BaseModel):
     body: str
     tags: list[str]
     mentions: list[str]
-    source_thread_id: UUID | None
+    source_thread_id: UUID | None = Field(
+        description="The thread (post or question) this article formalizes."
+    )
+    contributors: list[Contributor] = Field(
+        default_factory=list,
+        description="Everyone credited: the thread's authors and who formalized it.",
+    )
     version: int = Field(description="The number of the latest revision.")
     created_at: datetime
     updated_at: datetime
