@@ -190,6 +190,7 @@ class ImportReport:
     existing: dict[str, int] = field(default_factory=dict)
     failed: dict[str, list[str]] = field(default_factory=dict)
     group_id: UUID | None = None
+    importer_id: UUID | None = None  # the account the import acted as (owns its group)
     seconds: float = 0.0
 
     def count(self, kind: str, status: int) -> None:
@@ -313,6 +314,7 @@ async def import_dump(
             },
         )
         importer_id = UUID(importer["id"])
+        report.importer_id = importer_id
         api = Gateway(client, lambda: tokens(importer_id), bootstrap.in_flight)
 
         group_id = await _group(api, group, visibility, site) if group else None
