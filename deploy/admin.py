@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import httpx
@@ -30,7 +30,13 @@ from rich.progress import (
 )
 from sqlmodel import Session, select
 
-from deploy.stackexchange_import import IMPORTER_HANDLE, import_dump, read_dump
+from deploy.stackexchange_import import (
+    IMPORTER_HANDLE,
+    Dump,
+    ImportReport,
+    import_dump,
+    read_dump,
+)
 from shared.auth import KeyFiles, TokenIssuer, load_or_create_private_key
 from shared.db import make_engine
 from shared.events.bus import Bus
@@ -175,6 +181,18 @@ class RichProgress:
             self.bar.advance(self.task)
 
 
+def run_import(dump: Dump, **options: Any) -> ImportReport:
+    """`import_dump` with a progress bar on the terminal."""
+    columns = (
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns) as bar:
+        return asyncio.run(import_dump(dump, progress=RichProgress(bar), **options))
+
+
 @import_cli.command("stackexchange")
 def import_stackexchange(
     folder: Annotated[
@@ -204,24 +222,14 @@ def import_stackexchange(
         f"{dump.host}: {len(dump.contributors())} people, {len(dump.site.questions)} questions, "
         f"{len(dump.site.answers)} answers, {len(dump.comments)} comments"
     )
-    columns = (
-        TextColumn("{task.description:>12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+    report = run_import(
+        dump,
+        gateway_url=gateway_url,
+        tokens=AdminTokens(settings),
+        group=group,
+        visibility="private" if private else "open",
+        concurrency=concurrency,
     )
-    with Progress(*columns) as bar:
-        report = asyncio.run(
-            import_dump(
-                dump,
-                gateway_url=gateway_url,
-                tokens=AdminTokens(settings),
-                group=group,
-                visibility="private" if private else "open",
-                concurrency=concurrency,
-                progress=RichProgress(bar),
-            )
-        )
     for line in report.lines():
         typer.echo(line)
     typer.echo(dump.site.attribution)
