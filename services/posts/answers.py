@@ -16,6 +16,7 @@ from services.posts.access import IdentityGroups, check_group_for_posting
 from services.posts.models import Answer, Comment, Question
 from services.posts.parsing import parse_mentions
 from services.posts.qa_common import (
+    SCORE_MAX,
     authored,
     check_manager,
     check_origin,
@@ -24,6 +25,7 @@ from services.posts.qa_common import (
     do_count_answer,
     do_touch_question,
     existing_by_source,
+    is_score,
 )
 from services.posts.qa_schemas import AnswerCreate, CommentCreate
 from services.posts.questions import do_set_accepted
@@ -44,8 +46,9 @@ from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
 from shared.pagination import decode_cursor, encode_cursor
 
-# Sorts after every score: the cursor of a page that ends with the accepted answer.
-AFTER_ACCEPTED = [2**62, "0001-01-01T00:00:00+00:00", "00000000-0000-0000-0000-000000000000"]
+# Before every answer in (score desc, created asc, id asc): the cursor of a page ending
+# with the accepted answer.
+AFTER_ACCEPTED = [SCORE_MAX, "0001-01-01T00:00:00+00:00", "00000000-0000-0000-0000-000000000000"]
 
 
 def check_may_write(
@@ -250,7 +253,7 @@ def list_answers(
             )
     else:
         try:
-            if not isinstance(values[0], int) or isinstance(values[0], bool):
+            if not is_score(values[0]):
                 raise ValueError
             score = values[0]
             created_at = as_utc(datetime.fromisoformat(str(values[1])))

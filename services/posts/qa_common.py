@@ -18,8 +18,19 @@ from shared.errors import BadRequest, Forbidden, NotFound
 from shared.ids import utcnow
 from shared.pagination import decode_cursor, encode_cursor
 
+# Scores are 32-bit integers (PostgreSQL INTEGER): a cursor holding another is forged.
+SCORE_MAX = 2**31 - 1
 QUESTION_TABLE = cast(Table, Question.__table__)  # type: ignore[attr-defined]
 ANSWER_TABLE = cast(Table, Answer.__table__)  # type: ignore[attr-defined]
+
+
+def is_score(value: object) -> bool:
+    """Whether a cursor value can be a score (an int the column holds, not a bool)."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -SCORE_MAX - 1 <= value <= SCORE_MAX
+    )
 
 
 def check_origin(principal: Principal, origin: Origin | None) -> None:

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, StrictInt
 
 from services.posts.schemas import NOT_BLANK, Strict, Tags, Title, _not_blank
 from shared.events.contracts import Visibility
@@ -27,11 +27,21 @@ CommentBody = Annotated[
 ]
 
 
+def _text(value: object) -> object:
+    # Pydantic would read a number as a Unix time; the schema says an RFC 3339 string.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+OriginTime = Annotated[AwareDatetime, BeforeValidator(_text)]
+
+
 class Origin(Strict):
     """Where an imported item comes from (administrators only): its author, time and key."""
 
     author_id: UUID
-    created_at: AwareDatetime
+    created_at: OriginTime
     source: str = Field(
         min_length=1,
         max_length=SOURCE_MAX,
@@ -40,7 +50,7 @@ class Origin(Strict):
 
 
 class ScoredOrigin(Origin):
-    score: int = Field(
+    score: StrictInt = Field(
         default=0,
         ge=-(2**31),
         le=2**31 - 1,

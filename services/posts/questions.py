@@ -27,6 +27,7 @@ from services.posts.qa_common import (
     do_add_revision,
     do_touch_question,
     existing_by_source,
+    is_score,
 )
 from services.posts.qa_schemas import QuestionCreate, QuestionSort, QuestionUpdate
 from services.posts.service import SOURCE, do_set_tags, flush_or_conflict, tagged
@@ -308,7 +309,7 @@ def sort_cursor(cursor: str | None, sort: QuestionSort) -> tuple[Any, UUID] | No
     try:
         after_id = UUID(str(raw_id))
         if sort == "votes":
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not is_score(value):
                 raise ValueError
             return value, after_id
         if not isinstance(value, str):

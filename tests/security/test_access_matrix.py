@@ -86,8 +86,38 @@ def world(gateway: httpx.Client) -> Json:
             f"/posts/{private_post['id']}/reactions", headers=member, json={"kind": "thanks"}
         )
     )
+    private_question = created(
+        gateway.post(
+            "/questions",
+            headers=owner,
+            json={"title": "Vault keys?", "body": "where", "group_id": private["id"]},
+        )
+    )
+    private_answer = created(
+        gateway.post(
+            f"/questions/{private_question['id']}/answers", headers=member, json={"body": "here"}
+        )
+    )
+    private_comment = created(
+        gateway.post(
+            f"/answers/{private_answer['id']}/comments", headers=member, json={"body": "sure"}
+        )
+    )
+    public_question = created(
+        gateway.post("/questions", headers=owner, json={"title": "Open keys?", "body": "where"})
+    )
+    public_answer = created(
+        gateway.post(
+            f"/questions/{public_question['id']}/answers", headers=member, json={"body": "there"}
+        )
+    )
     return {
         "people": people,
+        "private_question": private_question["id"],
+        "private_answer": private_answer["id"],
+        "private_comment": private_comment["id"],
+        "public_question": public_question["id"],
+        "public_answer": public_answer["id"],
         "private_group": private["id"],
         "open_group": open_group["id"],
         "private_post": private_post["id"],
@@ -167,6 +197,63 @@ def cases(world: Json) -> list[Case]:
         Case("DELETE", f"/groups/{open_group}/members/{owner_id}", expect(0, 403, 403, 403)),
         # Someone else's follow does not exist for anyone else.
         Case("DELETE", f"/follows/{world['follow']}", expect(0, 404, 404, 404)),
+        *qa_cases(world),
+    ]
+
+
+def qa_cases(world: Json) -> list[Case]:
+    """Questions, answers and comments: a private group's thread is hidden like its posts."""
+    group = world["private_group"]
+    pq, pans, pc = world["private_question"], world["private_answer"], world["private_comment"]
+    uq, uans = world["public_question"], world["public_answer"]
+    hidden = expect(200, 200, 404, 404)
+    return [
+        Case("GET", f"/questions/{pq}", hidden),
+        Case("GET", f"/questions/{pq}/answers", hidden),
+        Case("GET", f"/questions/{pq}/revisions", hidden),
+        Case("GET", f"/questions/{pq}/revisions/1", hidden),
+        Case("GET", f"/answers/{pans}", hidden),
+        Case("GET", f"/answers/{pans}/revisions", hidden),
+        Case("PATCH", f"/questions/{pq}", expect(0, 403, 404, 404), body={"title": "defaced"}),
+        Case("DELETE", f"/questions/{pq}", expect(0, 403, 404, 404)),
+        Case("PUT", f"/questions/{pq}/vote", expect(403, 200, 404, 404), body={"value": 1}),
+        Case(
+            "PUT",
+            f"/questions/{pq}/accepted-answer",
+            expect(0, 403, 404, 404),
+            body={"answer_id": pans},
+        ),
+        Case("POST", f"/questions/{pq}/close", expect(0, 403, 404, 404), body={"duplicate_of": uq}),
+        Case("POST", f"/questions/{pq}/answers", expect(0, 0, 404, 404), body={"body": "in"}),
+        Case("POST", f"/questions/{pq}/comments", expect(0, 0, 404, 404), body={"body": "in"}),
+        Case("POST", f"/answers/{pans}/comments", expect(0, 0, 404, 404), body={"body": "in"}),
+        Case("PUT", f"/answers/{pans}/vote", expect(0, 403, 404, 404), body={"value": 1}),
+        Case("PATCH", f"/answers/{pans}", expect(0, 0, 404, 404), body={"body": "defaced"}),
+        Case("DELETE", f"/answers/{pans}", expect(0, 0, 404, 404)),
+        Case("PATCH", f"/comments/{pc}", expect(403, 0, 404, 404), body={"body": "defaced"}),
+        Case("DELETE", f"/comments/{pc}", expect(403, 0, 404, 404)),
+        Case("POST", f"/questions/{pq}/formalize", expect(0, 0, 404, 404), body={"title": "mine"}),
+        Case(
+            "POST",
+            "/questions",
+            expect(0, 0, 404, 404),
+            body={"title": "t", "body": "b", "group_id": group},
+        ),
+        # A public thread: someone else's question or answer is theirs (and owners', admins').
+        Case("PATCH", f"/questions/{uq}", expect(0, 403, 403, 0), body={"title": "defaced"}),
+        Case("DELETE", f"/questions/{uq}", expect(0, 403, 403, 0)),
+        Case(
+            "PUT",
+            f"/questions/{uq}/accepted-answer",
+            expect(0, 403, 403, 0),
+            body={"answer_id": uans},
+        ),
+        Case("PATCH", f"/answers/{uans}", expect(403, 0, 403, 0), body={"body": "defaced"}),
+        Case("DELETE", f"/answers/{uans}", expect(403, 0, 403, 0)),
+        Case("PUT", f"/answers/{uans}/vote", expect(0, 403, 0, 0), body={"value": 1}),
+        # Knowledge health: the group's owners and administrators.
+        Case("GET", f"/knowledge-health/groups/{group}", expect(200, 403, 404, 200)),
+        Case("GET", "/knowledge-health/tags", expect(403, 403, 403, 200)),
     ]
 
 
@@ -214,7 +301,7 @@ def test_listings_never_show_a_private_group_to_outsiders_or_admins(
 ) -> None:
     for actor in ("outsider", "admin"):
         headers = world["people"][actor]["headers"]
-        for path in ("/posts", "/articles"):
+        for path in ("/posts", "/articles", "/questions"):
             listed = gateway.get(path, headers=headers, params={"group_id": world["private_group"]})
             assert listed.status_code in (200, 404), listed.text
             if listed.status_code == 200:

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from services.posts.main import create_app
 from services.posts.models import KnownMembership
+from shared.auth import TokenIssuer
 from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
@@ -186,3 +187,32 @@ def identity_stub() -> Iterator[IdentityStub]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def admin(token_issuer: TokenIssuer) -> User:
+    """An administrator (imports, knowledge health, any item)."""
+    user_id = new_id()
+    token = token_issuer.issue(user_id=user_id, handle="root", is_admin=True)
+    return User(user_id, "root", {"Authorization": f"Bearer {token}"})
+
+
+def ask(client: TestClient, asker: User, **fields: Any) -> dict[str, Any]:
+    """Ask a question (201) and return it."""
+    payload = {"title": "How do we rotate secrets?", "body": "Every how often?", **fields}
+    response = client.post("/questions", json=payload, headers=asker.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def answer(
+    client: TestClient, author: User, question_id: object, body: str = "Every 90 days."
+) -> dict[str, Any]:
+    """Answer a question (201) and return the answer."""
+    response = client.post(
+        f"/questions/{question_id}/answers", json={"body": body}, headers=author.headers
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created

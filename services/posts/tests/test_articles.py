@@ -240,3 +240,37 @@ def test_hashtags_in_a_body_are_capped_with_given_tags_first(
         assert created_post.status_code == 201, created_post.text
         assert len(created_post.json()["tags"]) <= MAX_TAGS
         assert len(created_post.json()["mentions"]) <= MAX_MENTIONS
+
+
+def test_a_thread_is_formalized_once_and_later_attempts_point_to_the_article(
+    posts: TestClient, user: Callable[[str], User]
+) -> None:
+    ada, bob = user("ada"), user("bob")
+    root = post(posts, ada, "How do we rotate #secrets?")
+    reply = post(posts, bob, "With #vault", parent_id=root["id"])
+    first = posts.post(f"/posts/{root['id']}/formalize", json={"title": "t"}, headers=ada.headers)
+    assert first.status_code == 201, first.text
+    again = posts.post(f"/posts/{reply['id']}/formalize", json={"title": "t"}, headers=bob.headers)
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["article_id"] == first.json()["id"]
+    assert again.headers["location"] == f"/articles/{first.json()['id']}"
+
+
+def test_a_formalized_thread_credits_every_author_and_the_formalizer(
+    posts: TestClient, user: Callable[[str], User]
+) -> None:
+    ada, bob, cyd = user("ada"), user("bob"), user("cyd")
+    root = post(posts, ada, "How do we rotate #secrets?")
+    post(posts, bob, "With #vault", parent_id=root["id"])
+    post(posts, ada, "Thanks!", parent_id=root["id"])
+    formal = posts.post(
+        f"/posts/{root['id']}/formalize", json={"title": "t"}, headers=cyd.headers
+    ).json()
+    assert formal["contributors"] == [
+        {"user_id": str(ada.id), "handle": "ada"},
+        {"user_id": str(bob.id), "handle": "bob"},
+        {"user_id": str(cyd.id), "handle": "cyd"},
+    ]
+    plain = article(posts, bob)
+    assert plain["contributors"] == [{"user_id": str(bob.id), "handle": "bob"}]

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from services.posts.tests.conftest import Groups, User
+from services.posts.tests.conftest import Groups, User, answer, ask
 from services.posts.tests.test_articles import article
 from services.posts.tests.test_service import post
 from shared.auth import TokenIssuer
@@ -42,3 +42,21 @@ def test_internal_content_is_forbidden_to_non_admins(
 ) -> None:
     assert posts.get("/internal/content", headers=user("ada").headers).status_code == 403
     assert posts.get("/internal/content").status_code == 401
+
+
+def test_questions_answers_and_comments_are_listed_for_reindexing(
+    posts: TestClient, user: Callable[[str], User], admin: User
+) -> None:
+    ada, bob = user("ada"), user("bob")
+    question = ask(posts, ada, tags=["ops"])
+    reply = answer(posts, bob, question["id"])
+    comment = posts.post(
+        f"/answers/{reply['id']}/comments", json={"body": "ok"}, headers=ada.headers
+    ).json()
+    items = posts.get("/internal/content", headers=admin.headers).json()["items"]
+    kinds = {item["content_id"]: item["kind"] for item in items}
+    assert kinds == {question["id"]: "question", reply["id"]: "answer", comment["id"]: "comment"}
+    by_id = {item["content_id"]: item for item in items}
+    assert by_id[question["id"]]["title"] == question["title"]
+    assert by_id[reply["id"]]["thread_id"] == question["id"]
+    assert by_id[reply["id"]]["tags"] == ["ops"]
