@@ -50,6 +50,7 @@ def measure(site: str, concurrency: int) -> dict[str, Any]:
                 )
 
             first = run()
+            load = os.getloadavg()[0]
             again = run()
     requests = sum(first.created.values()) + sum(first.existing.values())
     return {
@@ -62,6 +63,7 @@ def measure(site: str, concurrency: int) -> dict[str, Any]:
         "items_per_second": round(requests / first.seconds, 1),
         "rerun_seconds": round(again.seconds, 1),
         "rerun_created": again.total_created,
+        "load_average_1m": round(load, 1),
     }
 
 
@@ -90,15 +92,16 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}; a fresh platform per site "
         f"(SQLite, embedded search), {args.concurrency} requests in flight, through the gateway.",
         "",
-        "| site | items | first import | items/s | goal ≤ 300 s | rerun | created by rerun |",
-        "|---|---|---|---|---|---|---|",
+        "| site | items | first import | items/s | goal ≤ 300 s | rerun | created by rerun "
+        "| load (1 min) after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['site']} | {row['items']} | {row['first_seconds']} s | "
             f"{row['items_per_second']} | "
             f"{'met' if row['first_seconds'] <= GOAL_SECONDS else 'missed'} | "
-            f"{row['rerun_seconds']} s | {row['rerun_created']} |"
+            f"{row['rerun_seconds']} s | {row['rerun_created']} | {row['load_average_1m']} |"
         )
     lines += [
         "",
