@@ -278,7 +278,15 @@ async def _each(
         await work(item)
         progress.advance()
 
-    await asyncio.gather(*(one(item) for item in items))
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # A crash or Ctrl-C stops the phase at once: nothing is left half-sent behind it.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def import_dump(
