@@ -4,7 +4,7 @@
     report = await import_dump(plan, gateway_url=..., tokens=...)
 
 Everyone who wrote something (asked, answered or commented) becomes an imported account
-(`POST /users/import`: original time, no password); then questions, answers, comments and
+(`POST /users`, admins: original time, no password); then questions, answers, comments and
 acceptances go in with the admin-only `origin` (author, original time, `source` = the
 item's URL on the site, the site's score). The services answer a known `source` with 200
 and the existing item, so a second run creates nothing and a run cut short is finished by
@@ -30,7 +30,7 @@ from uuid import UUID
 import httpx
 from markdownify import markdownify
 
-from deploy.stackexchange import Site, load_site, parse_time
+from deploy.stackexchange import Answer, Question, Site, User, load_site, parse_time
 
 IMPORTER_HANDLE = "knowflow_importer"
 IMPORTER_SOURCE = "knowflow:stackexchange-importer"
@@ -313,7 +313,7 @@ async def import_dump(
         bootstrap = Gateway(client, lambda: tokens(None), asyncio.Semaphore(concurrency))
         # The import acts as its own (imported, password-less) admin account: it owns the group.
         importer = await bootstrap.create(
-            "/users/import",
+            "/users",
             {
                 "handle": IMPORTER_HANDLE,
                 "display_name": "Stack Exchange import",
@@ -353,7 +353,7 @@ async def import_dump(
             except ImportFailed as exc:
                 report.fail(kind, f"{label}: {exc}")
 
-        async def person(user: Any) -> None:
+        async def person(user: User) -> None:
             async def go() -> None:
                 body = {
                     "handle": handle_for(user.display_name, user.id),
@@ -361,10 +361,10 @@ async def import_dump(
                     "created_at": user.created_at.isoformat(),
                     "source": dump.source("user", user.id),
                 }
-                response = await api.send("POST", "/users/import", body)
+                response = await api.send("POST", "/users", body)
                 if response.status_code == 409:
                     body["handle"] = fallback_handle(str(body["handle"]), dump.host, user.id)
-                    response = await api.send("POST", "/users/import", body)
+                    response = await api.send("POST", "/users", body)
                 if response.status_code not in (200, 201):
                     raise ImportFailed(f"{response.status_code} {response.text[:300]}")
                 users[user.id] = UUID(response.json()["id"])
@@ -388,7 +388,7 @@ async def import_dump(
                 found["score"] = score
             return found
 
-        async def question(item: Any) -> None:
+        async def question(item: Question) -> None:
             source = dump.source("question", item.id)
 
             async def go() -> None:
@@ -411,7 +411,7 @@ async def import_dump(
 
             await guarded("question", source, go())
 
-        async def answer(item: Any) -> None:
+        async def answer(item: Answer) -> None:
             source = dump.source("answer", item.id)
 
             async def go() -> None:
@@ -455,14 +455,15 @@ async def import_dump(
             q for q in questions if q.accepted_answer_id and q.accepted_answer_id in answer_ids
         ]
 
-        async def acceptance(item: Any) -> None:
+        async def acceptance(item: Question) -> None:
             source = f"{dump.source('question', item.id)}#accepted"
 
             async def go() -> None:
-                question_id, answer_id = posts.get(item.id), posts.get(item.accepted_answer_id)
+                accepted_id = item.accepted_answer_id or 0
+                question_id, answer_id = posts.get(item.id), posts.get(accepted_id)
                 if question_id is None or answer_id is None or item.owner not in users:
                     raise ImportFailed("its question, answer or asker was not imported")
-                answered = site.answers[item.accepted_answer_id]
+                answered = site.answers[accepted_id]
                 at = max(
                     site.accepted_at.get(answered.id, answered.created_at), answered.created_at
                 )

@@ -108,7 +108,7 @@ def update_me(
 
 
 @router.post(
-    "/users/import",
+    "/users",
     tags=["users"],
     status_code=status.HTTP_201_CREATED,
     responses={

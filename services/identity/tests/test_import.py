@@ -38,7 +38,7 @@ def test_admin_imports_an_account_with_its_original_time_and_a_registration_even
     client: TestClient,
 ) -> None:
     admin = register(client, "ada")
-    response = client.post("/users/import", json=imported(), headers=bearer(admin))
+    response = client.post("/users", json=imported(), headers=bearer(admin))
     assert response.status_code == 201, response.text
     user = response.json()
     assert user["handle"] == "satoshi_42" and user["display_name"] == "Satoshi"
@@ -52,9 +52,9 @@ def test_a_second_import_from_the_same_source_answers_200_with_the_same_account(
     client: TestClient,
 ) -> None:
     admin = register(client, "ada")
-    first = client.post("/users/import", json=imported(), headers=bearer(admin))
+    first = client.post("/users", json=imported(), headers=bearer(admin))
     again = client.post(
-        "/users/import", json=imported(display_name="Changed"), headers=bearer(admin)
+        "/users", json=imported(display_name="Changed"), headers=bearer(admin)
     )
     assert first.status_code == 201 and again.status_code == 200, again.text
     assert again.json() == first.json()
@@ -66,15 +66,15 @@ def test_a_second_import_from_the_same_source_answers_200_with_the_same_account(
 def test_only_an_admin_imports_accounts(client: TestClient) -> None:
     register(client, "ada")
     grace = register(client, "grace")
-    response = client.post("/users/import", json=imported(), headers=bearer(grace))
+    response = client.post("/users", json=imported(), headers=bearer(grace))
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
-    assert client.post("/users/import", json=imported()).status_code == 401
+    assert client.post("/users", json=imported()).status_code == 401
 
 
 def test_an_imported_account_cannot_sign_in(client: TestClient) -> None:
     admin = register(client, "ada")
-    client.post("/users/import", json=imported(), headers=bearer(admin))
+    client.post("/users", json=imported(), headers=bearer(admin))
     for password in ("", "whatever1"):
         response = client.post("/auth/login", json={"login": "satoshi_42", "password": password})
         assert response.status_code in (401, 422)
@@ -85,7 +85,7 @@ def test_an_imported_account_cannot_sign_in(client: TestClient) -> None:
 
 def test_importing_onto_a_taken_handle_is_409(client: TestClient) -> None:
     admin = register(client, "ada")
-    response = client.post("/users/import", json=imported(handle="ada"), headers=bearer(admin))
+    response = client.post("/users", json=imported(handle="ada"), headers=bearer(admin))
     assert response.status_code == 409
 
 
@@ -102,7 +102,7 @@ def test_importing_onto_a_taken_handle_is_409(client: TestClient) -> None:
 )
 def test_bad_imports_are_422(client: TestClient, changes: dict[str, Any]) -> None:
     admin = register(client, "ada")
-    response = client.post("/users/import", json=imported(**changes), headers=bearer(admin))
+    response = client.post("/users", json=imported(**changes), headers=bearer(admin))
     assert response.status_code == 422, response.text
 
 
@@ -119,3 +119,10 @@ def test_the_first_person_to_register_after_an_import_is_still_the_admin(
         session.commit()
     first = register(client, "ada")
     assert first["user"]["is_admin"] is True
+
+
+def test_the_import_path_advertises_only_post(client: TestClient) -> None:
+    # At /users/import, GET /users/{user_id} matched too and OPTIONS advertised GET.
+    response = client.options("/users")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
