@@ -53,9 +53,7 @@ def test_a_second_import_from_the_same_source_answers_200_with_the_same_account(
 ) -> None:
     admin = register(client, "ada")
     first = client.post("/users", json=imported(), headers=bearer(admin))
-    again = client.post(
-        "/users", json=imported(display_name="Changed"), headers=bearer(admin)
-    )
+    again = client.post("/users", json=imported(display_name="Changed"), headers=bearer(admin))
     assert first.status_code == 201 and again.status_code == 200, again.text
     assert again.json() == first.json()
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
