@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint format typecheck unit up down opensearch postgres bench clean
+.PHONY: setup run demo test lint format typecheck unit up down opensearch postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/python -m deploy.launch
+
+# The platform with a shared Stack Exchange site imported (the first time only).
+demo: setup
+	$(BIN)/python -m deploy.demo
 
 lint: setup
 	$(BIN)/ruff check .

@@ -215,18 +215,23 @@ def main() -> int:
                 f"  API docs: {platform.gateway_url}/docs   (Ctrl-C stops everything)", flush=True
             )
             print(f"  logs: {platform.var_dir}/logs/", flush=True)
-            while True:
-                if crashed := platform.failed():
-                    print(
-                        f"{crashed} stopped unexpectedly; see {platform.var_dir}/logs/{crashed}.log",
-                        file=sys.stderr,
-                    )
-                    return 1
-                time.sleep(0.5)
+            return watch(platform)
     except KeyboardInterrupt:
         pass
     print("Knowflow stopped.", flush=True)
     return 0
+
+
+def watch(platform: Platform) -> int:
+    """Keep running until Ctrl-C (KeyboardInterrupt) or until a process dies (1)."""
+    while True:
+        if crashed := platform.failed():
+            print(
+                f"{crashed} stopped unexpectedly; see {platform.var_dir}/logs/{crashed}.log",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

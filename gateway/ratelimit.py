@@ -43,7 +43,7 @@ from prometheus_client import Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.routing import API_PREFIX, RouteTable
-from shared.auth import TokenVerifier
+from shared.auth import Principal, TokenVerifier
 from shared.observability import new_request_id
 from shared.settings import Quota, Settings
 
@@ -409,8 +409,10 @@ class RateLimiter:
         max_body_bytes: int,
         observe: Callable[[str, int, float], None],
         refusal_delay: float = 0.0,
+        exempt_admins: bool = False,
     ) -> None:
         self.app = app
+        self.exempt_admins = exempt_admins
         self.policies = policies
         self.buckets = buckets
         self.verifier = verifier
@@ -446,6 +448,7 @@ class RateLimiter:
             max_body_bytes=settings.max_body_bytes,
             observe=observe,
             refusal_delay=settings.rate_limit_refusal_delay_seconds,
+            exempt_admins=settings.rate_limit_exempt_admins,
         )
 
     async def start(self) -> None:
@@ -454,15 +457,18 @@ class RateLimiter:
     async def stop(self) -> None:
         await self.buckets.stop()
 
-    def client_key(self, scope: Scope, authorization: bytes | None) -> str:
-        """The verified user (a dict hit in the verifier's cache), else the peer IP."""
+    def principal(self, authorization: bytes | None) -> Principal | None:
+        """The verified caller (a dict hit in the verifier's cache), if already seen."""
         if authorization is not None:
             scheme, _, token = authorization.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer":
-                principal = self.verifier.cached(token.strip())
-                if principal is not None:
-                    return f"u-{principal.user_id}"
-        return ip_key(scope)
+                return self.verifier.cached(token.strip())
+        return None
+
+    def client_key(self, scope: Scope, authorization: bytes | None) -> str:
+        """The verified user, else the peer IP."""
+        principal = self.principal(authorization)
+        return f"u-{principal.user_id}" if principal is not None else ip_key(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -475,6 +481,11 @@ class RateLimiter:
                 authorization = value
             elif name == b"x-request-id":
                 request_id = value
+        if self.exempt_admins:
+            principal = self.principal(authorization)
+            if principal is not None and principal.is_admin:
+                await self.app(scope, receive, send)
+                return
         wanted = [(self.policies.route_class(method, path), self.client_key(scope, authorization))]
         login = method == "POST" and path == LOGIN
         if login:

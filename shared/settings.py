@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     rate_limit_kv_bucket: str = "knowflow_ratelimit"
     rate_limit_sync_seconds: float = 0.1
     rate_limit_refusal_delay_seconds: float = 0.1  # a 429 is held this long (slows floods)
+    # Admin tokens (ops jobs such as `knowflow-admin import`) spend no tokens.
+    rate_limit_exempt_admins: bool = True
 
     # Identity: concurrent argon2 hashes (64 MiB each), how many may wait for one and how
     # long; beyond that a login or registration is answered 503 with Retry-After.

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.main import Gateway, create_app
 from gateway.tests.conftest import EchoUpstream, gateway_settings, serve
+from shared.ids import new_id
 from shared.natsserver import free_port
 from shared.settings import Quota
 
@@ -203,3 +204,37 @@ def test_limits_can_be_switched_off(
         responses = [httpx.get(url + "/api/v1/posts", headers=headers) for _ in range(3)]
     assert [response.status_code for response in responses] == [200, 200, 200]
     assert "ratelimit" not in responses[0].headers
+
+
+def test_admin_tokens_are_not_throttled_so_ops_imports_run_at_full_speed(
+    limited_gateway: Callable[..., Any], token_issuer: Any, auth_header: AuthHeader
+) -> None:
+    with limited_gateway(writes=2) as (_, url):
+        admin = {
+            "Authorization": f"Bearer {token_issuer.issue(user_id=new_id(), handle='ops', is_admin=True)}"
+        }
+        httpx.get(url + "/api/v1/users/me", headers=admin)  # first sight: counted per IP
+        admin_statuses = {
+            httpx.post(url + "/api/v1/posts", headers=admin, json={}).status_code for _ in range(5)
+        }
+        member = auth_header(handle="member")
+        httpx.get(url + "/api/v1/users/me", headers=member)
+        member_statuses = [
+            httpx.post(url + "/api/v1/posts", headers=member, json={}).status_code for _ in range(3)
+        ]
+    assert admin_statuses == {201}
+    assert member_statuses == [201, 201, 429]
+
+
+def test_admins_can_be_throttled_like_everyone_when_ops_say_so(
+    limited_gateway: Callable[..., Any], token_issuer: Any
+) -> None:
+    with limited_gateway(writes=2, rate_limit_exempt_admins=False) as (_, url):
+        admin = {
+            "Authorization": f"Bearer {token_issuer.issue(user_id=new_id(), handle='ops', is_admin=True)}"
+        }
+        httpx.get(url + "/api/v1/users/me", headers=admin)
+        statuses = [
+            httpx.post(url + "/api/v1/posts", headers=admin, json={}).status_code for _ in range(3)
+        ]
+    assert statuses == [201, 201, 429]

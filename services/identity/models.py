@@ -24,6 +24,9 @@ class User(SQLModel, table=True):
     skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     is_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    # Set on accounts imported by an admin (e.g. a Stack Exchange user's URL): such an
+    # account has no password (cannot sign in) and a second import with it finds it.
+    import_source: str | None = Field(default=None, max_length=200, unique=True, index=True)
     # Goes up on every profile change; names the profile's ETag and guards its UPDATEs.
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 

@@ -19,6 +19,7 @@ from services.identity.schemas import (
     ProfileUpdate,
     RegisterRequest,
     TokenResponse,
+    UserImport,
     UserMe,
     UserPublic,
 )
@@ -104,6 +105,26 @@ def update_me(
     user = service.do_update_profile(session=session, user=user, update=body)
     response.headers["ETag"] = profile_etag(user)
     return UserMe.model_validate(user, from_attributes=True)
+
+
+@router.post(
+    "/users",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "Already imported from that source: the existing account"},
+        403: {"description": "Only an admin imports accounts"},
+        409: {"description": "The handle is taken by another account"},
+    },
+)
+def import_user(
+    principal: CurrentUser, body: UserImport, session: SessionDep, response: Response
+) -> UserPublic:
+    """Bring an account from elsewhere (admin): original creation time, no password."""
+    user, created = service.do_import_user(session=session, principal=principal, request=body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return UserPublic.model_validate(user, from_attributes=True)
 
 
 @router.get(

@@ -5,7 +5,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from shared.events.contracts import FollowTarget, GroupVisibility
 
@@ -31,6 +39,20 @@ class RegisterRequest(Strict):
     email: EmailStr = Field(max_length=254, json_schema_extra={"pattern": NOT_SPECIAL_USE})
     password: str = Field(min_length=8, max_length=256)
     display_name: str = Field(min_length=1, max_length=100)
+
+
+class UserImport(Strict):
+    """An account brought from elsewhere by an admin: no email, no password."""
+
+    handle: Handle
+    display_name: str = Field(min_length=1, max_length=100)
+    created_at: AwareDatetime = Field(description="When the account was made at its source.")
+    source: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Where it comes from (e.g. the user's URL); a second import finds it.",
+    )
+    bio: str = Field(default="", max_length=2000)
 
 
 class LoginRequest(Strict):

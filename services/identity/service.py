@@ -21,6 +21,7 @@ from services.identity.schemas import (
     GroupCreate,
     ProfileUpdate,
     RegisterRequest,
+    UserImport,
 )
 from shared.auth import Principal
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -43,6 +44,7 @@ SOURCE = "/knowflow/identity"
 password_hasher = BoundedHasher(PasswordHasher())
 # Verifying against this keeps a login for an unknown user as slow as for a known one.
 _DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
+IMPORTED_EMAIL_DOMAIN = "imported.invalid"
 
 
 def do_register(*, session: Session, request: RegisterRequest) -> User:
@@ -58,7 +60,13 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
     if taken is not None:
         field = "handle" if taken.handle == request.handle else "email"
         raise Conflict(f"that {field} is already registered")
-    is_first = session.exec(select(func.count()).select_from(User)).one() == 0
+    # Imported accounts do not count: whoever registers first on a fresh platform is admin.
+    is_first = (
+        session.exec(
+            select(func.count()).select_from(User).where(col(User.import_source).is_(None))
+        ).one()
+        == 0
+    )
     user = User(
         handle=request.handle,
         email=email,
@@ -76,17 +84,57 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
     return user
 
 
+def do_import_user(
+    *, session: Session, principal: Principal, request: UserImport
+) -> tuple[User, bool]:
+    """An admin brings an account from elsewhere; the one already imported from that source.
+
+    The account has no password, so nobody can sign in as it (there is no way yet to claim
+    it). Its email is a placeholder under `.invalid` (RFC 6761), which registration refuses,
+    so it can never collide with a real one. Returns the user and whether it is new.
+    """
+    if not principal.is_admin:
+        raise Forbidden("only an admin imports accounts")
+    existing = session.exec(select(User).where(User.import_source == request.source)).first()
+    if existing is not None:
+        return existing, False
+    if session.exec(select(User).where(User.handle == request.handle)).first() is not None:
+        raise Conflict("that handle is already registered")
+    user = User(
+        handle=request.handle,
+        email="",
+        password_hash="",
+        display_name=request.display_name,
+        bio=request.bio,
+        created_at=request.created_at,
+        import_source=request.source,
+    )
+    user.email = f"imported-{user.id}@{IMPORTED_EMAIL_DOMAIN}"
+    session.add(user)
+    session.flush()
+    record_event(
+        session,
+        UserRegistered(user_id=user.id, handle=user.handle, display_name=user.display_name),
+        source=SOURCE,
+    )
+    return user, True
+
+
 def check_credentials(*, session: Session, login: str, password: str) -> User:
     """The user whose handle or email and password match, or 401."""
     login = login.strip().lower()
     user = session.exec(
         select(User).where(or_(col(User.handle) == login, col(User.email) == login))
     ).first()
+    # An imported account has no password: as slow to refuse as an unknown login.
+    has_password = user is not None and bool(user.password_hash)
     try:
-        password_hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        password_hasher.verify(
+            user.password_hash if user and has_password else _DUMMY_HASH, password
+        )
     except (VerificationError, InvalidHashError):
         raise Unauthorized("wrong login or password") from None
-    if user is None:
+    if user is None or not has_password:
         raise Unauthorized("wrong login or password")
     return user
 
