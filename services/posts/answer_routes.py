@@ -22,7 +22,7 @@ from services.posts.qa_schemas import (
     VoteCreate,
     VotePublic,
 )
-from services.posts.question_routes import NOT_ALLOWED, ORIGIN_REPLAY, VOTED
+from services.posts.question_routes import NOT_ALLOWED, ORIGIN_REPLAY, REVISIONS, VOTED
 from services.posts.routes import NOT_FOUND
 from services.posts.votes import do_vote
 from shared.auth import CurrentUser
@@ -170,7 +170,7 @@ def delete_answer(
     answers.do_delete_answer(session=session, principal=principal, answer=answer, question=question)
 
 
-@router.get("/answers/{answer_id}/revisions", tags=["answers"], responses=NOT_FOUND)
+@router.get("/answers/{answer_id}/revisions", tags=["answers"], responses=REVISIONS)
 def list_answer_revisions(
     answer_id: UUID,
     principal: CurrentUser,
@@ -192,7 +192,7 @@ def list_answer_revisions(
 @router.put(
     "/answers/{answer_id}/vote",
     tags=["answers"],
-    responses={**VOTED, 409: {"description": "Voted concurrently"}},
+    responses=VOTED,
 )
 def vote_answer(
     answer_id: UUID,

@@ -49,8 +49,11 @@ NOT_ALLOWED: Responses = {
 ORIGIN_REPLAY: Responses = {
     200: {"description": "An import replaying an `origin.source`: the existing item"},
     403: {"description": "Not a member of the group, or `origin` from a non-administrator"},
+    409: {"description": "The same `origin.source` imported concurrently; retry"},
 }
-VOTED: Responses = {403: {"description": "Voting on your own item"}, **NOT_FOUND}
+CONCURRENT: Responses = {409: {"description": "Changed concurrently; retry"}}
+VOTED: Responses = {403: {"description": "Voting on your own item"}, **NOT_FOUND, **CONCURRENT}
+REVISIONS: Responses = {400: {"description": "Malformed cursor"}, **NOT_FOUND}
 Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -172,7 +175,7 @@ def update_question(
 @router.delete(
     "/questions/{question_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_ALLOWED, **PRECONDITION_FAILED},
+    responses={**NOT_ALLOWED, **PRECONDITION_FAILED, **CONCURRENT},
 )
 def delete_question(
     question_id: UUID,
@@ -196,7 +199,7 @@ def delete_question(
     questions.do_delete_question(session=session, question=question)
 
 
-@router.get("/questions/{question_id}/revisions", responses=NOT_FOUND)
+@router.get("/questions/{question_id}/revisions", responses=REVISIONS)
 def list_question_revisions(
     question_id: UUID,
     principal: CurrentUser,
@@ -231,9 +234,7 @@ def read_question_revision(
     )
 
 
-@router.put(
-    "/questions/{question_id}/vote", responses={**VOTED, 409: {"description": "Voted concurrently"}}
-)
+@router.put("/questions/{question_id}/vote", responses=VOTED)
 def vote_question(
     question_id: UUID,
     body: VoteCreate,

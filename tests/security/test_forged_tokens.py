@@ -96,7 +96,12 @@ def current_kid(running: Platform) -> str:
 
 
 Forger = Callable[[Platform], str]
-NOW = int(time.time())
+
+
+def now() -> int:
+    """The time when a token is forged (at the test, not at import: a long suite outlives +600 s)."""
+    return int(time.time())
+
 
 FORGED: dict[str, Forger] = {
     "alg none": lambda p: unsigned(
@@ -126,7 +131,7 @@ FORGED: dict[str, Forger] = {
     ),
     "tampered payload": tampered,
     "expired": lambda p: eddsa(
-        keys_of(p).current, claims(iat=NOW - 1000, nbf=NOW - 1000, exp=NOW - 300)
+        keys_of(p).current, claims(iat=now() - 1000, nbf=now() - 1000, exp=now() - 300)
     ),
     "wrong audience": lambda p: eddsa(keys_of(p).current, claims(aud="another-system")),
     "no audience": lambda p: eddsa(keys_of(p).current, claims(aud=None)),
@@ -134,12 +139,12 @@ FORGED: dict[str, Forger] = {
     "typ JWT": lambda p: eddsa(keys_of(p).current, claims(), typ="JWT"),
     "typ of an ID token": lambda p: eddsa(keys_of(p).current, claims(), typ="id_token+jwt"),
     "no typ": lambda p: eddsa(keys_of(p).current, claims(), typ=None),
-    "over-long lifetime": lambda p: eddsa(keys_of(p).current, claims(exp=NOW + 7 * 24 * 3600)),
+    "over-long lifetime": lambda p: eddsa(keys_of(p).current, claims(exp=now() + 7 * 24 * 3600)),
     "not yet valid (nbf)": lambda p: eddsa(
-        keys_of(p).current, claims(nbf=NOW + 600, exp=NOW + 900)
+        keys_of(p).current, claims(nbf=now() + 600, exp=now() + 900)
     ),
     "issued in the future (iat)": lambda p: eddsa(
-        keys_of(p).current, claims(iat=NOW + 600, nbf=None, exp=NOW + 900)
+        keys_of(p).current, claims(iat=now() + 600, nbf=None, exp=now() + 900)
     ),
     "no expiry": lambda p: eddsa(keys_of(p).current, claims(exp=None)),
     "subject not a user id": lambda p: eddsa(keys_of(p).current, claims(sub="admin")),

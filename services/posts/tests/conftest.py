@@ -149,13 +149,19 @@ class IdentityStub:
     seen_authorization: list[str | None] = field(default_factory=list)
 
     def answer(
-        self, group_id: UUID, visibility: GroupVisibility, is_member: bool, version: int = 1
+        self,
+        group_id: UUID,
+        visibility: GroupVisibility,
+        is_member: bool,
+        version: int = 1,
+        owner_id: UUID | None = None,
     ) -> None:
         """From now on, answer for this group; `version` is the caller's membership version."""
         self.groups[str(group_id)] = {
             "visibility": visibility,
             "is_member": is_member,
             "membership_version": version,
+            **({"owner_id": str(owner_id)} if owner_id else {}),
         }
 
 

@@ -136,3 +136,25 @@ def test_identity_saying_not_a_member_is_still_a_refusal(
     )
     assert hidden.status_code == 404
     assert not is_member(posts_with_identity, UUID(str(open_group)), eve.id)
+
+
+def test_the_owner_identity_names_may_accept_before_the_projection_hears_of_the_group(
+    posts_with_identity: TestClient, identity_stub: IdentityStub, user: Callable[[str], User]
+) -> None:
+    owner, asker, helper = user("olga"), user("ann"), user("hal")
+    group_id = new_id()
+    identity_stub.answer(group_id, "private", is_member=True, owner_id=owner.id)
+    question = posts_with_identity.post(
+        "/questions",
+        json={"title": "t", "body": "b", "group_id": str(group_id)},
+        headers=asker.headers,
+    ).json()
+    reply = posts_with_identity.post(
+        f"/questions/{question['id']}/answers", json={"body": "b"}, headers=helper.headers
+    ).json()
+    path = f"/questions/{question['id']}/accepted-answer"
+    refused = posts_with_identity.put(path, json={"answer_id": reply["id"]}, headers=helper.headers)
+    assert refused.status_code == 403
+    accepted = posts_with_identity.put(path, json={"answer_id": reply["id"]}, headers=owner.headers)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["accepted_answer_id"] == reply["id"]

@@ -1,6 +1,7 @@
 """Answers, comments and votes through the HTTP API."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -191,3 +192,22 @@ def test_answering_in_an_open_group_needs_membership(
         f"/questions/{question['id']}/answers", json={"body": "b"}, headers=outsider.headers
     )
     assert response.status_code == 403
+
+
+def test_votes_sent_at_once_all_count(posts: TestClient, user: Callable[[str], User]) -> None:
+    ada = user("ada")
+    question = ask(posts, ada)
+    voters = [user(f"voter{n}") for n in range(8)]
+
+    def vote(voter: User) -> int:
+        path = f"/questions/{question['id']}/vote"
+        return posts.put(path, json={"value": 1}, headers=voter.headers).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(vote, voters))
+    assert statuses == [200] * 8
+    read = posts.get(f"/questions/{question['id']}", headers=ada.headers).json()
+    assert read["score"] == 8
+    votes = [e.data for _, e in outbox_events(posts) if e.type == "knowflow.vote.cast.v1"]
+    assert sorted(v["version"] for v in votes) == list(range(1, 9))
+    assert sorted(v["score"] for v in votes) == list(range(1, 9))

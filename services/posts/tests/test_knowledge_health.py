@@ -118,3 +118,22 @@ def test_group_owners_read_their_group_and_nobody_else_does(
         "/knowledge-health/tags", params={"unanswered_after": 3}, headers=admin.headers
     )
     assert unknown.status_code == 422
+
+
+def test_an_unknown_group_is_a_404_even_for_an_admin(posts: TestClient, admin: User) -> None:
+    response = posts.get(f"/knowledge-health/groups/{new_id()}", headers=admin.headers)
+    assert response.status_code == 404
+    response = posts.get(
+        "/knowledge-health/tags", params={"group_id": str(new_id())}, headers=admin.headers
+    )
+    assert response.status_code == 404
+
+
+def test_an_admin_reads_a_private_groups_figures_without_its_content(
+    posts: TestClient, user: Callable[[str], User], groups: Groups, admin: User
+) -> None:
+    owner = user("olga")
+    secret = groups.create(owner, "private")
+    ask(posts, owner, group_id=str(secret), tags=["ops"])
+    response = posts.get(f"/knowledge-health/groups/{secret}", headers=admin.headers)
+    assert response.status_code == 200 and response.json()["questions"] == 1
