@@ -8,7 +8,15 @@ from fastapi import FastAPI
 from services.search.consumers import consumers
 from services.search.engines import OPENSEARCH, engine_factory, engine_name, opensearch_engine
 from services.search.engines import prepare_engine as prepare_search_engine
-from services.search.models import SearchGroup, SearchMembership, SearchThanks, SearchUser
+from services.search.models import (
+    SearchAcceptance,
+    SearchGroup,
+    SearchItemScore,
+    SearchMembership,
+    SearchSkill,
+    SearchThanks,
+    SearchUser,
+)
 from services.search.routes import router
 from shared.auth import TokenVerifier
 from shared.settings import Settings
@@ -36,7 +44,15 @@ SPEC = ServiceSpec(
     description="Search over posts, replies and articles; who knows about a topic.",
     routers=[router],
     # The content index is the engine's own storage (see engines/), prepared at start.
-    tables=[SearchUser, SearchGroup, SearchMembership, SearchThanks],
+    tables=[
+        SearchUser,
+        SearchGroup,
+        SearchMembership,
+        SearchThanks,
+        SearchItemScore,
+        SearchAcceptance,
+        SearchSkill,
+    ],
     consumers=consumers,
     on_startup=start,
     readiness_checks=[check_search_engine],

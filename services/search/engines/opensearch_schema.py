@@ -5,7 +5,7 @@ tokenisation; the permission filter every query carries. Versions, tombstones an
 rebuilds are the engine's business (`engines/opensearch.py`).
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -85,6 +85,18 @@ def text_query(query: TextQuery) -> dict[str, Any]:
             "query": " ".join(query.terms),
             "type": "cross_fields",
             "operator": "and",
+            "fields": TEXT_FIELDS,
+        }
+    }
+
+
+def any_terms_query(terms: Sequence[str]) -> dict[str, Any]:
+    """Any of the words, in any text field, scored by BM25 (expert candidates)."""
+    return {
+        "multi_match": {
+            "query": " ".join(terms),
+            "type": "cross_fields",
+            "operator": "or",
             "fields": TEXT_FIELDS,
         }
     }
