@@ -154,7 +154,7 @@ class Prior:
 SignalsLookup = Callable[[Collection[UUID]], Mapping[UUID, Signals]]
 
 MAX_EXPERT_QUERY_CHARS = 4000
-MAX_EXPERT_TERMS = 48
+MAX_EXPERT_TERMS = 32
 MAX_EXPERT_TAGS = 10
 # Words that say nothing about a topic; dropped from expert queries (any-term matching
 # would otherwise make every item a candidate).

@@ -38,7 +38,13 @@ from services.search.engines.base import (
     SignalsLookup,
     TextQuery,
 )
-from services.search.engines.expertise import Candidate, as_experts, rank_experts
+from services.search.engines.expertise import (
+    Candidate,
+    active_since,
+    as_experts,
+    rank_experts,
+    reference_time,
+)
 from services.search.engines.highlight import CLOSE, OPEN, clean, plain_snippet, render
 from shared.errors import BadRequest
 from shared.ids import utcnow
@@ -68,7 +74,7 @@ BM25 = "bm25(search_fts, 10.0, 1.0, 4.0)"
 SNIPPET = f"snippet(search_fts, 1, '{OPEN}', '{CLOSE}', '…', 24)"
 # Experts consider at most this many best-matching items, and as many tagged ones, newest
 # first (then every reply in their threads).
-CANDIDATE_CAP = 2000
+CANDIDATE_CAP = 500
 
 
 def create_schema(connection: Connection) -> None:
@@ -338,13 +344,17 @@ class EmbeddedEngine:
                     thread_id=UUID(row.thread_id) if row.thread_id else None,
                 )
             )
+        now = self.now()
         ranked = rank_experts(
             candidates,
             signals=signals([candidate.content_id for candidate in candidates]),
-            now=self.now(),
+            now=now,
             limit=limit,
             query_tags=query.tags,
             priors=priors,
+            recent_answers=self._recent_answers(
+                {c.author_id for c in candidates}, reference_time(candidates, now), params
+            ),
         )
         wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
         by_seq = self._snippets(query, [seqs[content_id] for content_id in wanted])
@@ -354,6 +364,27 @@ class EmbeddedEngine:
             if seqs[content_id] in by_seq
         }
         return as_experts(ranked, snippets)
+
+    def _recent_answers(
+        self, people: Collection[UUID], reference: datetime, params: dict[str, Any]
+    ) -> dict[UUID, int]:
+        """Visible answers and replies per person in the availability window, on any topic."""
+        if not people:
+            return {}
+        rows = self._run(
+            f"""SELECT d.author_id, COUNT(*) AS answers FROM search_document AS d
+                WHERE d.author_id IN (SELECT value FROM json_each(:people))
+                    AND d.kind IN ('answer', 'reply') AND d.deleted = 0 AND {_visible("d")}
+                    AND d.created_at >= :since AND d.created_at <= :until
+                GROUP BY d.author_id""",
+            {
+                "people": json.dumps(sorted(str(person) for person in people)),
+                "principal_groups": params["principal_groups"],
+                "since": _stamp(active_since(reference)),
+                "until": _stamp(reference),
+            },
+        ).all()
+        return {UUID(row.author_id): int(row.answers) for row in rows}
 
     def _snippets(self, query: ExpertQuery, seqs: list[int]) -> dict[int, str]:
         """Highlighted snippets where the text matches, the body's opening otherwise."""

@@ -24,8 +24,14 @@ of the question's group), and this module scores them.
     weight(item)  = KIND[kind] * topical * quality * recency
 
     score(person) = (1 + SPEED_BONUS * share of their answers given within a day)
+                  * (1 + log2(1 + answers they gave in the last ACTIVE_DAYS, on any topic))
                   * Σ weight  +  Σ priors (SKILL_WEIGHT per declared skill on the query,
                                            MEMBER_WEIGHT for a member of the question's group)
+
+Ages are measured from the topic's latest evidence (the newest candidate, never later
+than now), so a replay of past data scores as it would have then, and a topic's experts
+do not all fade together while nobody writes about it. Availability (recent answers on
+any topic, Li & King 2010) says who is around to answer now.
 
 Kinds: answering is the behaviour to predict (answer, article 1.0; a reply to a post
 0.7); asking (question 0.25, post 0.35) and commenting (0.2) show engagement, not yet
@@ -44,7 +50,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from services.search.engines.base import Evidence, Expert, Prior, Signals
@@ -69,6 +75,7 @@ NEGATIVE_FACTOR = 0.5
 THANKS_BONUS = 0.5
 THANKS_CAP = 10
 SPEED_BONUS = 0.25
+ACTIVE_DAYS = 30
 FAST_SECONDS = 86_400.0
 SKILL_WEIGHT = 0.5
 MEMBER_WEIGHT = 0.25
@@ -204,7 +211,9 @@ def fast_share(items: Sequence[Weighed], asked_at: Mapping[UUID, datetime]) -> t
     return fast, known
 
 
-def _summary(items: Sequence[Weighed], fast: int, known: int, priors: Sequence[Prior]) -> str:
+def _summary(
+    items: Sequence[Weighed], fast: int, known: int, active: int, priors: Sequence[Prior]
+) -> str:
     answers = [
         i for i in items if i.candidate.kind in ANSWER_KINDS or i.candidate.kind == "article"
     ]
@@ -224,8 +233,20 @@ def _summary(items: Sequence[Weighed], fast: int, known: int, priors: Sequence[P
         parts.append(f"{commented} comment{'s' if commented != 1 else ''}")
     if known:
         parts.append(f"{fast} of {known} answers within a day")
+    if active:
+        parts.append(f"{active} answer{'s' if active != 1 else ''} in the last {ACTIVE_DAYS} days")
     parts += [prior.why for prior in priors]
     return "; ".join(parts)
+
+
+def reference_time(candidates: Iterable[Candidate], now: datetime) -> datetime:
+    """When the topic last had evidence (never later than now): what ages are counted from."""
+    return min(max((c.created_at for c in candidates), default=now), now)
+
+
+def active_since(reference: datetime) -> datetime:
+    """The start of the window whose answers count as availability."""
+    return reference - timedelta(days=ACTIVE_DAYS)
 
 
 def rank_experts(
@@ -236,14 +257,17 @@ def rank_experts(
     limit: int,
     query_tags: Sequence[str] = (),
     priors: Sequence[Prior] = (),
+    recent_answers: Mapping[UUID, int] | None = None,
 ) -> list[RankedPerson]:
     """The top `limit` people by score (see the module), each with their heaviest items.
 
     `signals` holds votes, acceptance and thanks per candidate id; only the candidates'
-    entries are read.
+    entries are read. `recent_answers` counts each person's visible answers since
+    `active_since(reference_time(candidates, now))`.
     """
     listed = list(candidates)
-    weighed = weigh(listed, query_tags=query_tags, signals=signals, now=now)
+    recent = recent_answers or {}
+    weighed = weigh(listed, query_tags=query_tags, signals=signals, now=reference_time(listed, now))
     asked_at = {c.content_id: c.created_at for c in listed if c.kind in ROOT_KINDS}
     by_person: dict[UUID, list[Weighed]] = defaultdict(list)
     for item in weighed:
@@ -256,7 +280,8 @@ def rank_experts(
         items = by_person.get(user_id, [])
         fast, known = fast_share(items, asked_at)
         speed = 1 + SPEED_BONUS * (fast / known if known else 0.0)
-        total = speed * sum(item.weight for item in items)
+        active = recent.get(user_id, 0)
+        total = speed * (1 + math.log2(1 + active)) * sum(item.weight for item in items)
         total += sum(prior.weight for prior in priors_of.get(user_id, []))
         if total <= 0:
             continue
@@ -273,7 +298,7 @@ def rank_experts(
                         str(item.candidate.content_id),
                     ),
                 )[:EVIDENCE_PER_PERSON],
-                why=_summary(items, fast, known, priors_of.get(user_id, [])),
+                why=_summary(items, fast, known, active, priors_of.get(user_id, [])),
                 priors=priors_of.get(user_id, []),
             )
         )

@@ -29,6 +29,7 @@ and live events reach the new index irrelevant.
 
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +48,13 @@ from services.search.engines.base import (
     SignalsLookup,
     TextQuery,
 )
-from services.search.engines.expertise import Candidate, as_experts, rank_experts
+from services.search.engines.expertise import (
+    Candidate,
+    active_since,
+    as_experts,
+    rank_experts,
+    reference_time,
+)
 from services.search.engines.highlight import CLOSE, OPEN, plain_snippet, render
 from services.search.engines.opensearch_schema import (
     INDEX_SETTINGS,
@@ -70,7 +77,7 @@ log = logging.getLogger(__name__)
 SNIPPET_CHARS = 150
 # Experts consider at most this many best-matching items, and as many tagged ones (newest
 # first), then the replies in their threads.
-CANDIDATE_CAP = 2000
+CANDIDATE_CAP = 500
 CANDIDATE_SOURCE = ["id", "author_id", "kind", "title", "created_at", "tags", "thread_id"]
 HIT_SOURCE = ["id", "kind", "title", "author_id", "group_id", "visibility", "tags", "created_at"]
 
@@ -345,16 +352,53 @@ class OpenSearchEngine:
             )
             for content_id, source in sources.items()
         ]
+        now = self.now()
         ranked = rank_experts(
             candidates,
             signals=signals([candidate.content_id for candidate in candidates]),
-            now=self.now(),
+            now=now,
             limit=limit,
             query_tags=query.tags,
             priors=priors,
+            recent_answers=self._recent_answers(
+                {c.author_id for c in candidates}, reference_time(candidates, now), visible
+            ),
         )
         wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
         return as_experts(ranked, self._snippets(query, wanted))
+
+    def _recent_answers(
+        self, people: Collection[UUID], reference: datetime, visible: list[dict[str, Any]]
+    ) -> dict[UUID, int]:
+        """Visible answers and replies per person in the availability window, on any topic."""
+        if not people:
+            return {}
+        response = self._search(
+            {
+                "size": 0,
+                "query": {
+                    "bool": {
+                        "filter": [
+                            *visible,
+                            {"terms": {"kind": ["answer", "reply"]}},
+                            {"terms": {"author_id": sorted(str(p) for p in people)}},
+                            {
+                                "range": {
+                                    "created_at": {
+                                        "gte": stamp(active_since(reference)),
+                                        "lte": stamp(reference),
+                                    }
+                                }
+                            },
+                        ]
+                    }
+                },
+                "aggs": {"people": {"terms": {"field": "author_id", "size": len(people)}}},
+                "track_total_hits": False,
+            }
+        )
+        buckets = response["aggregations"]["people"]["buckets"]
+        return {UUID(bucket["key"]): int(bucket["doc_count"]) for bucket in buckets}
 
     def _snippets(self, query: ExpertQuery, ids: list[UUID]) -> dict[UUID, str]:
         """Highlighted snippets where the body matches, the body's opening otherwise."""

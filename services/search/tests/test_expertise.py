@@ -12,6 +12,7 @@ from services.search.engines.expertise import (
     as_experts,
     quality,
     rank_experts,
+    reference_time,
     weigh,
 )
 from shared.events.contracts import ContentKind
@@ -188,3 +189,21 @@ def test_a_persons_thanks_count_every_candidate_not_only_the_evidence_shown() ->
     signals = {old[0].content_id: Signals(thanks=1), old[1].content_id: Signals(thanks=1)}
     (person,) = rank_experts([*items, *old], signals=signals, now=NOW, limit=1)
     assert person.thanks == 2
+
+
+def test_people_answering_lately_on_any_topic_are_lifted_by_their_availability() -> None:
+    idle, active = sorted((new_id(), new_id()), key=str)
+    items = [candidate(idle), candidate(active)]
+    ranked = rank_experts(items, signals={}, now=NOW, limit=10, recent_answers={active: 3})
+    assert [p.user_id for p in ranked] == [active, idle]
+    assert ranked[0].score == 3.0  # 1 + log2(1 + 3)
+    assert "3 answers in the last 30 days" in ranked[0].why
+
+
+def test_ages_count_from_the_topics_newest_evidence_not_the_wall_clock() -> None:
+    author = new_id()
+    items = [candidate(author, age_days=1000), candidate(author, age_days=1365)]
+    assert reference_time(items, NOW) == items[0].created_at
+    (person,) = rank_experts(items, signals={}, now=NOW, limit=1)
+    assert abs(person.score - 1.5) < 1e-6  # 1 + 0.5: a year apart
+    assert reference_time([candidate(author, age_days=-5)], NOW) == NOW

@@ -52,9 +52,10 @@ def test_articles_and_answers_outrank_a_single_post_and_show_as_evidence(
     # The tagged article (text and tag match) before the answer (its thread's text match).
     assert evidence == [str(write_up.content_id), str(answer.content_id)]
     assert top["evidence"][0]["weight"] > top["evidence"][1]["weight"]
-    # Answered within a day of the question: a quarter more.
+    # Answered within a day of the question: a quarter more; one answer this month: twice.
     assert "1 of 1 answers within a day" in top["why"]
-    assert abs(top["score"] - 1.25 * sum(item["weight"] for item in top["evidence"])) < 1e-2
+    assert "1 answer in the last 30 days" in top["why"]
+    assert abs(top["score"] - 2.5 * sum(item["weight"] for item in top["evidence"])) < 1e-2
     assert top["evidence"][0]["kind"] == "article" and top["evidence"][0]["title"] == "Ingress"
     assert "tags kubernetes" in top["evidence"][0]["why"]
     assert top["why"].startswith("2 answers on the topic")
