@@ -4,7 +4,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 
 from services.search import reindex, service
 from services.search.engines.base import (
@@ -140,15 +139,7 @@ def experts(
     elif q is not None or tags:
         query = ExpertQuery.parse(q or "", tags)
     else:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "topic"),
-                    "msg": "give `topic`, or `q` and/or `tag`",
-                    "type": "missing",
-                }
-            ]
-        )
+        raise BadRequest("ask with `topic`, or with `q` and/or `tag`")
     ranked = service.find_experts(
         session=session, engine=engine, principal=principal, topic=query, limit=limit
     )
