@@ -1,4 +1,4 @@
-"""Search's event handlers: content into the index, identity and thanks into projections.
+"""Search's event handlers: content into the index; people, thanks, votes into projections.
 
 Each handler runs in the runner's transaction with the processed-event record, so an
 event is applied once; versions (content, membership: shared/projections.py) and event
@@ -23,6 +23,7 @@ from shared.events.consumer import BatchHandler, BatchItem, Consumer, Handler
 from shared.events.contracts import (
     CONTENT_DELETES,
     CONTENT_UPSERTS,
+    AnswerAccepted,
     ContentEvent,
     ContentSnapshot,
     GroupCreated,
@@ -32,6 +33,7 @@ from shared.events.contracts import (
     ReactionRemoved,
     UserProfileUpdated,
     UserRegistered,
+    VoteCast,
 )
 from shared.events.envelope import CloudEvent, EventData
 from shared.ids import as_utc
@@ -115,6 +117,29 @@ def on_user(
         handle=data.handle,
         display_name=data.display_name,
         at=as_utc(envelope.time),
+        skills=data.skills if isinstance(data, UserProfileUpdated) else None,
+    )
+
+
+def on_vote(session: Session, envelope: CloudEvent, data: VoteCast) -> None:
+    """A question's or answer's score after a vote (posts numbers every vote change)."""
+    service.do_set_score(
+        session=session,
+        content_id=data.content_id,
+        author_id=data.author_id,
+        score=data.score,
+        version=data.version,
+        at=as_utc(envelope.time),
+    )
+
+
+def on_accepted(session: Session, envelope: CloudEvent, data: AnswerAccepted) -> None:
+    service.do_set_acceptance(
+        session=session,
+        question_id=data.question_id,
+        answer_id=data.answer_id,
+        version=data.version,
+        at=as_utc(envelope.time),
     )
 
 
@@ -135,7 +160,7 @@ def on_reaction(
 
 
 def consumers(settings: Settings) -> Sequence[Consumer]:
-    """The durable consumers search runs: content, groups, users, thanks."""
+    """The durable consumers search runs: content, groups, users, thanks, votes."""
     if engine_name(settings) == OPENSEARCH:
         engine = opensearch_engine(settings.search_url, settings.search_index_prefix)
         content = Consumer(
@@ -155,4 +180,5 @@ def consumers(settings: Settings) -> Sequence[Consumer]:
         ),
         Consumer("search-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
         Consumer("search-thanks", {ReactionAdded: on_reaction, ReactionRemoved: on_reaction}),
+        Consumer("search-votes", {VoteCast: on_vote, AnswerAccepted: on_accepted}),
     )

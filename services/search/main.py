@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from services.search.consumers import consumers
 from services.search.engines import OPENSEARCH, engine_factory, engine_name, opensearch_engine
 from services.search.engines import prepare_engine as prepare_search_engine
-from services.search.models import SearchGroup, SearchMembership, SearchThanks, SearchUser
+from services.search.models import (
+    SearchAcceptance,
+    SearchGroup,
+    SearchItemScore,
+    SearchMembership,
+    SearchSkill,
+    SearchThanks,
+    SearchUser,
+)
 from services.search.routes import router
 from services.search.routing import escalation
 from services.search.routing.consumers import routing_consumers
@@ -49,7 +57,16 @@ SPEC = ServiceSpec(
     description="Search over posts, replies and articles; who knows about a topic.",
     routers=[router, routing_router],
     # The content index is the engine's own storage (see engines/), prepared at start.
-    tables=[SearchUser, SearchGroup, SearchMembership, SearchThanks, *ROUTING_TABLES],
+    tables=[
+        SearchUser,
+        SearchGroup,
+        SearchMembership,
+        SearchThanks,
+        SearchItemScore,
+        SearchAcceptance,
+        SearchSkill,
+        *ROUTING_TABLES,
+    ],
     consumers=all_consumers,
     on_startup=start,
     on_shutdown=escalation.stop,

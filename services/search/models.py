@@ -1,4 +1,4 @@
-"""Search's projections: people (for expert results), group membership and thanks.
+"""Search's projections: people and their skills, group membership, thanks, votes, acceptance.
 
 The content index itself belongs to the engine (see `engines/`). Membership and thanks
 rows are kept after removal (`is_member=False`, `is_thanked=False`) with the time of
@@ -55,3 +55,35 @@ class SearchThanks(SQLModel, table=True):
     user_id: UUID = Field(primary_key=True)
     is_thanked: bool
     changed_at: datetime
+
+
+class SearchItemScore(SQLModel, table=True):
+    """The vote score of a question or answer, as posts last numbered it (`version`)."""
+
+    __tablename__ = "search_item_score"
+
+    content_id: UUID = Field(primary_key=True)
+    author_id: UUID
+    score: int
+    version: int
+    changed_at: datetime
+
+
+class SearchAcceptance(SQLModel, table=True):
+    """Which answer a question has accepted (None: none any more), at the question's version."""
+
+    __tablename__ = "search_acceptance"
+
+    question_id: UUID = Field(primary_key=True)
+    answer_id: UUID | None = Field(default=None, index=True)
+    version: int
+    changed_at: datetime
+
+
+class SearchSkill(SQLModel, table=True):
+    """A skill a person declares on their profile (normalised like a tag)."""
+
+    __tablename__ = "search_skill"
+
+    skill: str = Field(primary_key=True)
+    user_id: UUID = Field(primary_key=True, index=True)

@@ -7,7 +7,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.search import reindex, service
 from services.search.engines.base import (
+    MAX_EXPERT_QUERY_CHARS,
+    MAX_EXPERT_TAGS,
     MAX_QUERY_CHARS,
+    ExpertQuery,
     SearchEngine,
     SearchFilters,
     SimilarQuery,
@@ -33,6 +36,7 @@ from shared.idempotency import IdempotentRoute
 from shared.ids import UtcDatetime
 from shared.pagination import CursorParam, PageSize
 
+MAX_TAG_CHARS = 50
 router = APIRouter(tags=["search"], route_class=IdempotentRoute)
 
 
@@ -134,24 +138,53 @@ def similar_questions(
     )
 
 
-@router.get("/experts", responses={400: {"description": "Nothing searchable in the topic"}})
+@router.get(
+    "/experts",
+    responses={400: {"description": "Nothing searchable, or both `topic` and `q`/`tag`"}},
+)
 def experts(
     principal: CurrentUser,
     session: SessionDep,
     engine: SearchEngineDep,
-    topic: QueryText,
+    topic: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="A word or tag.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_EXPERT_QUERY_CHARS,
+            description="Free text, e.g. a question's title and body: any word may match.",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(max_length=MAX_EXPERT_TAGS, description="Tags of the question (repeatable)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> ExpertResults:
-    """Who knows about a topic, judged only by what the caller may see."""
+    """Who knows about a topic, or who is likely to answer a question (free text and tags).
+
+    Judged only by what the caller may see.
+    """
+    tags = tag or []
+    if any(len(value) > MAX_TAG_CHARS for value in tags):
+        raise BadRequest(f"a tag has at most {MAX_TAG_CHARS} characters")
+    if topic is not None and (q is not None or tags):
+        raise BadRequest("ask with either `topic`, or `q` and `tag`")
+    if topic is not None:
+        query = ExpertQuery.of(TextQuery.parse(topic))
+    elif q is not None or tags:
+        query = ExpertQuery.parse(q or "", tags)
+    else:
+        raise BadRequest("ask with `topic`, or with `q` and/or `tag`")
     ranked = service.find_experts(
-        session=session,
-        engine=engine,
-        principal=principal,
-        topic=TextQuery.parse(topic),
-        limit=limit,
+        session=session, engine=engine, principal=principal, topic=query, limit=limit
     )
     return ExpertResults(
         topic=topic,
+        q=q,
+        tags=list(query.tags) if topic is None else [],
         experts=[
             ExpertItem(
                 user_id=expert.user_id,
@@ -159,6 +192,7 @@ def experts(
                 display_name=user.display_name if user else None,
                 score=expert.score,
                 thanks=expert.thanks,
+                why=expert.why,
                 evidence=[
                     EvidenceItem(
                         content_id=item.content_id,
@@ -168,6 +202,9 @@ def experts(
                         created_at=item.created_at,
                         weight=item.weight,
                         thanks=item.thanks,
+                        score=item.score,
+                        accepted=item.accepted,
+                        why=item.why,
                     )
                     for item in expert.evidence
                 ],

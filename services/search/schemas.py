@@ -43,6 +43,9 @@ class EvidenceItem(BaseModel):
     created_at: datetime
     weight: float = Field(description="What the item adds to its author's score.")
     thanks: int = Field(description="How many people thanked the author for this item.")
+    score: int = Field(0, description="The item's vote score (questions and answers).")
+    accepted: bool = Field(False, description="An answer its question accepted.")
+    why: str = Field("", description="The factors of the item's weight, in words.")
 
 
 class ExpertItem(BaseModel):
@@ -53,11 +56,14 @@ class ExpertItem(BaseModel):
     thanks: int = Field(
         description="Thanks on all of this person's items on the topic that the caller may see."
     )
+    why: str = Field("", description="Why this person: every factor of the score, in words.")
     evidence: list[EvidenceItem]
 
 
 class ExpertResults(BaseModel):
-    topic: str
+    topic: str | None = None
+    q: str | None = None
+    tags: list[str] = Field(default_factory=list)
     experts: list[ExpertItem]
 
 

@@ -8,22 +8,34 @@ from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from services.search.engines.base import (
     Deletion,
     Expert,
+    ExpertQuery,
     IndexDoc,
+    Prior,
     SearchEngine,
     SearchFilters,
     SearchHit,
     SearchPage,
+    Signals,
     SimilarQuery,
     TextQuery,
     normalise_tag,
 )
-from services.search.models import SearchGroup, SearchMembership, SearchThanks, SearchUser
+from services.search.engines.expertise import MEMBER_WEIGHT, SKILL_WEIGHT
+from services.search.models import (
+    SearchAcceptance,
+    SearchGroup,
+    SearchItemScore,
+    SearchMembership,
+    SearchSkill,
+    SearchThanks,
+    SearchUser,
+)
 from shared.auth import Principal
 from shared.events.contracts import ContentEvent, ContentSnapshot, QuestionSnapshot
 from shared.ids import as_utc
@@ -72,9 +84,18 @@ def do_delete_content(*, engine: SearchEngine, data: ContentEvent) -> None:
 
 
 def do_record_user(
-    *, session: Session, user_id: UUID, handle: str, display_name: str, at: datetime
+    *,
+    session: Session,
+    user_id: UUID,
+    handle: str,
+    display_name: str,
+    at: datetime,
+    skills: Collection[str] | None = None,
 ) -> None:
-    """Remember a person's handle and name, unless a newer change is already known."""
+    """Remember a person's handle, name and skills, unless a newer change is already known.
+
+    `skills` None (a registration) leaves declared skills as they are.
+    """
     user = session.get(SearchUser, user_id)
     if user is None:
         session.add(
@@ -83,6 +104,48 @@ def do_record_user(
     elif as_utc(user.changed_at) <= at:
         user.handle, user.display_name, user.changed_at = handle, display_name, at
         session.add(user)
+    else:
+        return  # an older profile than the one applied
+    if skills is not None:
+        session.execute(delete(SearchSkill).where(col(SearchSkill.user_id) == user_id))
+        session.flush()
+        for skill in dict.fromkeys(tag for tag in map(normalise_tag, skills) if tag):
+            session.add(SearchSkill(skill=skill, user_id=user_id))
+
+
+def do_set_score(
+    *, session: Session, content_id: UUID, author_id: UUID, score: int, version: int, at: datetime
+) -> None:
+    """Record an item's vote score; a vote no newer than the one applied is ignored."""
+    do_apply_fact(
+        session=session,
+        model=SearchItemScore,
+        keys=["content_id"],
+        values={
+            "content_id": content_id,
+            "author_id": author_id,
+            "score": score,
+            "version": version,
+            "changed_at": as_utc(at),
+        },
+    )
+
+
+def do_set_acceptance(
+    *, session: Session, question_id: UUID, answer_id: UUID | None, version: int, at: datetime
+) -> None:
+    """Record a question's accepted answer at the question's version (older ones ignored)."""
+    do_apply_fact(
+        session=session,
+        model=SearchAcceptance,
+        keys=["question_id"],
+        values={
+            "question_id": question_id,
+            "answer_id": answer_id,
+            "version": version,
+            "changed_at": as_utc(at),
+        },
+    )
 
 
 def do_record_group(
@@ -200,6 +263,70 @@ def search_content(
     return engine.search(query, filters, groups, cursor, limit)
 
 
+def count_signals(*, session: Session, content_ids: Collection[UUID]) -> dict[UUID, Signals]:
+    """Votes, acceptance and thanks of each of these items (items with none are absent).
+
+    Callers pass only items the reader may see (an engine's expert candidates), so a
+    signal on anything else cannot reach them.
+    """
+    ids = list(content_ids)
+    thanks = count_thanks(session=session, content_ids=ids)
+    scores: dict[UUID, int] = {}
+    accepted: set[UUID] = set()
+    for start in range(0, len(ids), _THANKS_CHUNK):
+        chunk = ids[start : start + _THANKS_CHUNK]
+        scores.update(
+            session.exec(
+                select(SearchItemScore.content_id, SearchItemScore.score).where(
+                    col(SearchItemScore.content_id).in_(chunk)
+                )
+            ).all()
+        )
+        accepted.update(
+            answer_id
+            for answer_id in session.exec(
+                select(SearchAcceptance.answer_id).where(col(SearchAcceptance.answer_id).in_(chunk))
+            ).all()
+            if answer_id is not None
+        )
+    return {
+        content_id: Signals(
+            score=scores.get(content_id, 0),
+            accepted=content_id in accepted,
+            thanks=thanks.get(content_id, 0),
+        )
+        for content_id in set(thanks) | set(scores) | accepted
+    }
+
+
+def list_priors(*, session: Session, query: ExpertQuery, groups: Collection[UUID]) -> list[Prior]:
+    """Declared skills on the query's tags or words, and members of the question's group.
+
+    Members count only when the caller is one too (so a private group's roster never
+    reaches an outsider).
+    """
+    wanted = sorted(set(query.tags) | set(query.terms))
+    priors = []
+    if wanted:
+        declared = session.exec(
+            select(SearchSkill.user_id, SearchSkill.skill).where(col(SearchSkill.skill).in_(wanted))
+        ).all()
+        for user_id, skill in sorted(declared, key=lambda row: (str(row[0]), row[1])):
+            priors.append(Prior(user_id=user_id, why=f"declares {skill}", weight=SKILL_WEIGHT))
+    if query.group_id is not None and query.group_id in groups:
+        group = session.get(SearchGroup, query.group_id)
+        members = session.exec(
+            select(SearchMembership.user_id).where(
+                SearchMembership.group_id == query.group_id,
+                col(SearchMembership.is_member).is_(True),
+            )
+        ).all()
+        name = group.name if group else "the question's group"
+        for user_id in members:
+            priors.append(Prior(user_id=user_id, why=f"member of {name}", weight=MEMBER_WEIGHT))
+    return priors
+
+
 def find_similar_questions(
     *,
     session: Session,
@@ -218,23 +345,26 @@ def find_experts(
     session: Session,
     engine: SearchEngine,
     principal: Principal,
-    topic: TextQuery,
+    topic: ExpertQuery | TextQuery,
     limit: int,
     groups: Collection[UUID] | None = None,
 ) -> list[tuple[Expert, SearchUser | None]]:
     """People ranked by the evidence the caller may see, with their profiles.
 
+    `topic` is a question as asked (`ExpertQuery`: words, tags, group) or a bare topic.
     `groups` narrows the evidence to these of the caller's groups (routing: a public
     question is ranked on public content only); None means all of them.
     """
+    query = ExpertQuery.of(topic)
     member_of = list_member_groups(session=session, user_id=principal.user_id)
     groups = member_of if groups is None else [group for group in member_of if group in groups]
     experts = engine.experts(
-        topic,
+        query,
         groups,
         limit,
         # Only the candidates (already filtered to what the caller may see) are looked up.
-        thanks=lambda content_ids: count_thanks(session=session, content_ids=content_ids),
+        signals=lambda content_ids: count_signals(session=session, content_ids=content_ids),
+        priors=list_priors(session=session, query=query, groups=groups),
     )
     ids = [expert.user_id for expert in experts]
     users = {

@@ -9,8 +9,9 @@ interchangeable and held to the same behavioural tests. Every engine must:
 - filter by permission inside the query: a caller sees `public` items plus items of
   the groups in `principal_groups`, never a post-filtered page;
 - compute experts only over what the caller may see, with `expertise.rank_experts`,
-  asking `thanks` for the counts of exactly those candidates (thanks live in the
-  service's SQL projection, not in the index, so both engines score them alike).
+  asking `signals` for the votes, acceptance and thanks of exactly those candidates
+  (they live in the service's SQL projections, not in the index, so both engines score
+  them alike), any word of the query matching, with the engine's relevance kept.
 """
 
 import re
@@ -319,6 +320,9 @@ class Evidence:
     created_at: datetime
     weight: float
     thanks: int = 0
+    score: int = 0  # votes
+    accepted: bool = False
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -327,10 +331,190 @@ class Expert:
     score: float
     evidence: list[Evidence] = field(default_factory=list)
     thanks: int = 0  # on all their visible items on the topic
+    why: str = ""  # every factor of the score, in words
 
 
-# Thanks per item, for the given (visible, candidate) item ids; ids without thanks may be absent.
-ThanksLookup = Callable[[Collection[UUID]], Mapping[UUID, int]]
+@dataclass(frozen=True)
+class Signals:
+    """What readers did with an item: its vote score, whether it is accepted, its thanks."""
+
+    score: int = 0
+    accepted: bool = False
+    thanks: int = 0
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Evidence about a person that is not content (a declared skill, a membership)."""
+
+    user_id: UUID
+    why: str
+    weight: float
+
+
+# Signals per item, for the given (visible, candidate) item ids; ids without any may be absent.
+SignalsLookup = Callable[[Collection[UUID]], Mapping[UUID, Signals]]
+
+MAX_EXPERT_QUERY_CHARS = 4000
+MAX_EXPERT_TERMS = 32
+MAX_EXPERT_TAGS = 10
+# Words that say nothing about a topic; dropped from expert queries (any-term matching
+# would otherwise make every item a candidate).
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ExpertQuery:
+    """What to find people for: words (any may match, ranked by relevance) and tags."""
+
+    terms: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    group_id: UUID | None = None  # the question's group: its members are candidates too
+
+    @classmethod
+    def parse(
+        cls, text: str = "", tags: Collection[str] = (), group_id: UUID | None = None
+    ) -> "ExpertQuery":
+        """Free text (a question's title and body) and tags, or a 400 when both are empty."""
+        words = [word.lower() for word in _WORD.findall(text[:MAX_EXPERT_QUERY_CHARS])]
+        terms = tuple(dict.fromkeys(w for w in words if w not in STOP_WORDS))
+        if not terms:  # nothing but stop words: search for them rather than for nothing
+            terms = tuple(dict.fromkeys(words))
+        normalised = tuple(dict.fromkeys(t for t in map(normalise_tag, tags) if t))
+        if not terms and not normalised:
+            raise BadRequest("the query has no words or tags to search for")
+        return cls(
+            terms=terms[:MAX_EXPERT_TERMS], tags=normalised[:MAX_EXPERT_TAGS], group_id=group_id
+        )
+
+    @classmethod
+    def of(cls, query: "ExpertQuery | TextQuery") -> "ExpertQuery":
+        """A topic (a word or a tag, as `/experts?topic=` takes it) as an expert query."""
+        if isinstance(query, ExpertQuery):
+            return query
+        return cls(terms=query.terms, tags=(query.tag,) if query.tag else ())
 
 
 class SearchEngine(Protocol):
@@ -363,11 +547,12 @@ class SearchEngine(Protocol):
 
     def experts(
         self,
-        topic: TextQuery,
+        query: ExpertQuery,
         principal_groups: Collection[UUID],
         limit: int,
         *,
-        thanks: ThanksLookup,
+        signals: SignalsLookup,
+        priors: Sequence[Prior] = (),
     ) -> list[Expert]:
-        """People ranked by visible evidence on the topic (see `expertise`)."""
+        """People ranked by visible evidence on the query, and priors (see `expertise`)."""
         ...

@@ -32,15 +32,23 @@ from sqlalchemy.exc import OperationalError
 from services.search.engines.base import (
     Deletion,
     Expert,
+    ExpertQuery,
     IndexDoc,
+    Prior,
     SearchFilters,
     SearchHit,
     SearchPage,
+    SignalsLookup,
     SimilarQuery,
     TextQuery,
-    ThanksLookup,
 )
-from services.search.engines.expertise import Candidate, as_experts, rank_experts
+from services.search.engines.expertise import (
+    Candidate,
+    active_since,
+    as_experts,
+    rank_experts,
+    reference_time,
+)
 from services.search.engines.highlight import CLOSE, OPEN, clean, plain_snippet, render
 from shared.errors import BadRequest
 from shared.ids import utcnow
@@ -68,8 +76,9 @@ SCHEMA = (
 # Weights title 10, body 1, tags 4: a word in the title says more about the item.
 BM25 = "bm25(search_fts, 10.0, 1.0, 4.0)"
 SNIPPET = f"snippet(search_fts, 1, '{OPEN}', '{CLOSE}', '…', 24)"
-# Experts consider at most this many on-topic items, newest first (older ones weigh little).
-CANDIDATE_CAP = 5000
+# Experts consider at most this many best-matching items, and as many tagged ones, newest
+# first (then every reply in their threads).
+CANDIDATE_CAP = 500
 
 
 # Columns added after the first release: an index created before them gains them at start
@@ -343,42 +352,57 @@ class EmbeddedEngine:
 
     def experts(
         self,
-        topic: TextQuery,
+        query: ExpertQuery,
         principal_groups: Collection[UUID],
         limit: int,
         *,
-        thanks: ThanksLookup,
+        signals: SignalsLookup,
+        priors: Sequence[Prior] = (),
     ) -> list[Expert]:
-        params = {
-            "match": _match_expression(topic),
-            "tag": topic.tag,
+        params: dict[str, Any] = {
+            "match": _any_term_expression(query.terms),
+            "tags": json.dumps(list(query.tags)),
             "principal_groups": json.dumps([str(group) for group in principal_groups]),
             "cap": CANDIDATE_CAP,
         }
-        # Strength 2 = tagged with the topic, 1 = text match; replies inherit their thread's.
-        sql = f"""WITH hits (seq, strength) AS (
-                SELECT rowid, 1 FROM search_fts WHERE search_fts MATCH :match
-                UNION ALL
-                SELECT doc_seq, 2 FROM search_document_tag WHERE tag = :tag
+        text_hits = (
+            f"""SELECT search_fts.rowid AS seq, -{BM25} AS relevance
+                FROM search_fts JOIN search_document AS d ON d.seq = search_fts.rowid
+                WHERE search_fts MATCH :match AND d.deleted = 0 AND {_visible("d")}
+                ORDER BY {BM25} LIMIT :cap"""
+            if query.terms
+            else "SELECT NULL AS seq, 0.0 AS relevance WHERE 0"
+        )
+        # Any word matching (ranked by BM25), or any of the tags, then every answer,
+        # comment or reply in the threads of those items.
+        sql = f"""WITH text_hits AS ({text_hits}),
+            tag_hits AS (
+                SELECT d.seq, 0.0 AS relevance FROM search_document AS d
+                WHERE d.deleted = 0 AND {_visible("d")} AND d.seq IN (
+                    SELECT doc_seq FROM search_document_tag
+                    WHERE tag IN (SELECT value FROM json_each(:tags)))
+                ORDER BY d.created_at DESC LIMIT :cap
             ), on_topic AS (
-                SELECT d.seq, d.id, MAX(h.strength) AS strength
-                FROM hits AS h JOIN search_document AS d ON d.seq = h.seq
-                WHERE d.deleted = 0 AND {_visible("d")}
-                GROUP BY d.seq
+                SELECT h.seq, d.id, MAX(h.relevance) AS relevance
+                FROM (SELECT * FROM text_hits UNION ALL SELECT * FROM tag_hits) AS h
+                JOIN search_document AS d ON d.seq = h.seq
+                GROUP BY h.seq
             ), in_threads AS (
-                SELECT r.seq, MAX(o.strength) AS strength
+                SELECT r.seq, 0.0 AS relevance
                 FROM on_topic AS o JOIN search_document AS r ON r.thread_id = o.id
-                WHERE r.kind = 'reply' AND r.deleted = 0 AND {_visible("r")}
-                GROUP BY r.seq
+                WHERE r.seq != o.seq AND r.kind IN ('reply', 'answer', 'comment')
+                    AND r.deleted = 0 AND {_visible("r")}
             ), candidates AS (
-                SELECT seq, MAX(strength) AS strength FROM (
-                    SELECT seq, strength FROM on_topic
-                    UNION ALL SELECT seq, strength FROM in_threads)
+                SELECT seq, MAX(relevance) AS relevance FROM (
+                    SELECT seq, relevance FROM on_topic
+                    UNION ALL SELECT seq, relevance FROM in_threads)
                 GROUP BY seq
             )
-            SELECT d.seq, d.id, d.author_id, d.kind, d.title, d.created_at, c.strength
+            SELECT d.seq, d.id, d.author_id, d.kind, d.title, d.created_at, d.tags,
+                d.thread_id, c.relevance
             FROM candidates AS c JOIN search_document AS d ON d.seq = c.seq
-            ORDER BY d.created_at DESC, d.seq DESC LIMIT :cap"""
+            ORDER BY c.relevance DESC, d.created_at DESC, d.seq DESC LIMIT :limit"""
+        params["limit"] = 3 * CANDIDATE_CAP
         with _fts_errors():
             rows = self._run(sql, params).all()
         seqs: dict[UUID, int] = {}
@@ -393,17 +417,25 @@ class EmbeddedEngine:
                     kind=row.kind,
                     title=row.title,
                     created_at=_unstamp(row.created_at),
-                    match="tag" if row.strength >= 2 else "text",
+                    relevance=max(float(row.relevance), 0.0),
+                    tags=tuple(json.loads(row.tags)),
+                    thread_id=UUID(row.thread_id) if row.thread_id else None,
                 )
             )
+        now = self.now()
         ranked = rank_experts(
             candidates,
-            thanks=thanks([candidate.content_id for candidate in candidates]),
-            now=self.now(),
+            signals=signals([candidate.content_id for candidate in candidates]),
+            now=now,
             limit=limit,
+            query_tags=query.tags,
+            priors=priors,
+            recent_answers=self._recent_answers(
+                {c.author_id for c in candidates}, reference_time(candidates, now), params
+            ),
         )
         wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
-        by_seq = self._snippets(topic, [seqs[content_id] for content_id in wanted])
+        by_seq = self._snippets(query, [seqs[content_id] for content_id in wanted])
         snippets = {
             content_id: by_seq[seqs[content_id]]
             for content_id in wanted
@@ -411,9 +443,30 @@ class EmbeddedEngine:
         }
         return as_experts(ranked, snippets)
 
-    def _snippets(self, topic: TextQuery, seqs: list[int]) -> dict[int, str]:
+    def _recent_answers(
+        self, people: Collection[UUID], reference: datetime, params: dict[str, Any]
+    ) -> dict[UUID, int]:
+        """Visible answers and replies per person in the availability window, on any topic."""
+        if not people:
+            return {}
+        rows = self._run(
+            f"""SELECT d.author_id, COUNT(*) AS answers FROM search_document AS d
+                WHERE d.author_id IN (SELECT value FROM json_each(:people))
+                    AND d.kind IN ('answer', 'reply') AND d.deleted = 0 AND {_visible("d")}
+                    AND d.created_at >= :since AND d.created_at <= :until
+                GROUP BY d.author_id""",
+            {
+                "people": json.dumps(sorted(str(person) for person in people)),
+                "principal_groups": params["principal_groups"],
+                "since": _stamp(active_since(reference)),
+                "until": _stamp(reference),
+            },
+        ).all()
+        return {UUID(row.author_id): int(row.answers) for row in rows}
+
+    def _snippets(self, query: ExpertQuery, seqs: list[int]) -> dict[int, str]:
         """Highlighted snippets where the text matches, the body's opening otherwise."""
-        return self._snippets_for(_match_expression(topic), seqs)
+        return self._snippets_for(_any_term_expression(query.terms), seqs)
 
     def _snippets_for(self, match: str, seqs: list[int]) -> dict[int, str]:
         """Highlighted snippets where `match` matches the text, the body's opening otherwise."""
@@ -425,6 +478,8 @@ class EmbeddedEngine:
             row.rowid: plain_snippet(row.body)
             for row in self._run(f"SELECT rowid, body FROM search_fts WHERE {in_seqs}", params)
         }
+        if not match:
+            return snippets
         with _fts_errors():
             matched = self._run(
                 f"SELECT rowid, {SNIPPET} AS snippet FROM search_fts"

@@ -30,6 +30,7 @@ and live events reach the new index irrelevant.
 
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -39,20 +40,22 @@ from opensearchpy.exceptions import NotFoundError, RequestError
 from services.search.engines.base import (
     Deletion,
     Expert,
+    ExpertQuery,
     IndexDoc,
+    Prior,
     SearchFilters,
     SearchHit,
     SearchPage,
+    SignalsLookup,
     SimilarQuery,
     TextQuery,
-    ThanksLookup,
 )
 from services.search.engines.expertise import (
     Candidate,
-    Match,
+    active_since,
     as_experts,
     rank_experts,
-    stronger,
+    reference_time,
 )
 from services.search.engines.highlight import CLOSE, OPEN, plain_snippet, render
 from services.search.engines.opensearch_schema import (
@@ -62,7 +65,6 @@ from services.search.engines.opensearch_schema import (
     similar_query,
     source_of,
     stamp,
-    text_query,
     tombstone_of,
     unstamp,
     visible_to,
@@ -75,9 +77,10 @@ from shared.pagination import decode_cursor, encode_cursor
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 150
-# Experts consider at most this many on-topic items, newest first.
-CANDIDATE_CAP = 5000
-CANDIDATE_SOURCE = ["id", "author_id", "kind", "title", "created_at", "tags"]
+# Experts consider at most this many best-matching items, and as many tagged ones (newest
+# first), then the replies in their threads.
+CANDIDATE_CAP = 500
+CANDIDATE_SOURCE = ["id", "author_id", "kind", "title", "created_at", "tags", "thread_id"]
 HIT_SOURCE = [
     "id",
     "kind",
@@ -332,91 +335,124 @@ class OpenSearchEngine:
 
     def experts(
         self,
-        topic: TextQuery,
+        query: ExpertQuery,
         principal_groups: Collection[UUID],
         limit: int,
         *,
-        thanks: ThanksLookup,
+        signals: SignalsLookup,
+        priors: Sequence[Prior] = (),
     ) -> list[Expert]:
         visible = visible_to(principal_groups)
-        newest_first = [{"created_at": "desc"}, {"id": "desc"}]
-        on_topic = self._search(
+        sources: dict[str, dict[str, Any]] = {}
+        relevance: dict[str, float] = {}
+        if query.terms:
+            # Any word matching, best first: the engine's relevance is the topical match.
+            for hit in self._search(
+                {
+                    "size": CANDIDATE_CAP,
+                    "query": {"bool": {"must": [any_term_query(query.terms)], "filter": visible}},
+                    "sort": [{"_score": "desc"}, {"id": "asc"}],
+                    "_source": CANDIDATE_SOURCE,
+                    "track_total_hits": False,
+                }
+            )["hits"]["hits"]:
+                sources[hit["_source"]["id"]] = hit["_source"]
+                relevance[hit["_source"]["id"]] = float(hit["_score"])
+        if query.tags:
+            for hit in self._search(
+                {
+                    "size": CANDIDATE_CAP,
+                    "query": {
+                        "bool": {"filter": [*visible, {"terms": {"tags": list(query.tags)}}]}
+                    },
+                    "sort": [{"created_at": "desc"}, {"id": "desc"}],
+                    "_source": CANDIDATE_SOURCE,
+                    "track_total_hits": False,
+                }
+            )["hits"]["hits"]:
+                sources.setdefault(hit["_source"]["id"], hit["_source"])
+        if sources:
+            # Answers, comments and replies in the threads of those items.
+            for hit in self._search(
+                {
+                    "size": 2 * CANDIDATE_CAP,
+                    "query": {
+                        "bool": {
+                            "filter": [
+                                *visible,
+                                {"terms": {"kind": ["reply", "answer", "comment"]}},
+                                {"terms": {"thread_id": sorted(sources)}},
+                            ]
+                        }
+                    },
+                    "sort": [{"created_at": "desc"}, {"id": "desc"}],
+                    "_source": CANDIDATE_SOURCE,
+                    "track_total_hits": False,
+                }
+            )["hits"]["hits"]:
+                sources.setdefault(hit["_source"]["id"], hit["_source"])
+        candidates = [
+            Candidate(
+                content_id=UUID(content_id),
+                author_id=UUID(source["author_id"]),
+                kind=source["kind"],
+                title=source.get("title"),
+                created_at=unstamp(source["created_at"]),
+                relevance=relevance.get(content_id, 0.0),
+                tags=tuple(source.get("tags") or ()),
+                thread_id=UUID(source["thread_id"]) if source.get("thread_id") else None,
+            )
+            for content_id, source in sources.items()
+        ]
+        now = self.now()
+        ranked = rank_experts(
+            candidates,
+            signals=signals([candidate.content_id for candidate in candidates]),
+            now=now,
+            limit=limit,
+            query_tags=query.tags,
+            priors=priors,
+            recent_answers=self._recent_answers(
+                {c.author_id for c in candidates}, reference_time(candidates, now), visible
+            ),
+        )
+        wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
+        return as_experts(ranked, self._snippets(query, wanted))
+
+    def _recent_answers(
+        self, people: Collection[UUID], reference: datetime, visible: list[dict[str, Any]]
+    ) -> dict[UUID, int]:
+        """Visible answers and replies per person in the availability window, on any topic."""
+        if not people:
+            return {}
+        response = self._search(
             {
-                "size": CANDIDATE_CAP,
+                "size": 0,
                 "query": {
                     "bool": {
                         "filter": [
                             *visible,
+                            {"terms": {"kind": ["answer", "reply"]}},
+                            {"terms": {"author_id": sorted(str(p) for p in people)}},
                             {
-                                "bool": {
-                                    "should": [text_query(topic), {"term": {"tags": topic.tag}}],
-                                    "minimum_should_match": 1,
+                                "range": {
+                                    "created_at": {
+                                        "gte": stamp(active_since(reference)),
+                                        "lte": stamp(reference),
+                                    }
                                 }
                             },
                         ]
                     }
                 },
-                "sort": newest_first,
-                "_source": CANDIDATE_SOURCE,
+                "aggs": {"people": {"terms": {"field": "author_id", "size": len(people)}}},
                 "track_total_hits": False,
             }
-        )["hits"]["hits"]
-        # Strength as in the embedded engine: tagged with the topic beats a text match.
-        matches: dict[str, Match] = {
-            hit["_source"]["id"]: "tag" if topic.tag in hit["_source"]["tags"] else "text"
-            for hit in on_topic
-        }
-        sources = {hit["_source"]["id"]: hit["_source"] for hit in on_topic}
-        if matches:
-            # Replies in a thread whose root is on the topic inherit the root's match.
-            in_threads = self._search(
-                {
-                    "size": CANDIDATE_CAP,
-                    "query": {
-                        "bool": {
-                            "filter": [
-                                *visible,
-                                {"term": {"kind": "reply"}},
-                                {"terms": {"thread_id": sorted(matches)}},
-                            ]
-                        }
-                    },
-                    "sort": newest_first,
-                    "_source": [*CANDIDATE_SOURCE, "thread_id"],
-                    "track_total_hits": False,
-                }
-            )["hits"]["hits"]
-            for hit in in_threads:
-                source = hit["_source"]
-                inherited = matches[source["thread_id"]]
-                own = matches.get(source["id"])
-                matches[source["id"]] = stronger(own, inherited) if own else inherited
-                sources[source["id"]] = source
-        candidates = sorted(
-            (
-                Candidate(
-                    content_id=UUID(content_id),
-                    author_id=UUID(source["author_id"]),
-                    kind=source["kind"],
-                    title=source.get("title"),
-                    created_at=unstamp(source["created_at"]),
-                    match=matches[content_id],
-                )
-                for content_id, source in sources.items()
-            ),
-            key=lambda candidate: (candidate.created_at, str(candidate.content_id)),
-            reverse=True,
-        )[:CANDIDATE_CAP]
-        ranked = rank_experts(
-            candidates,
-            thanks=thanks([candidate.content_id for candidate in candidates]),
-            now=self.now(),
-            limit=limit,
         )
-        wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
-        return as_experts(ranked, self._snippets(topic, wanted))
+        buckets = response["aggregations"]["people"]["buckets"]
+        return {UUID(bucket["key"]): int(bucket["doc_count"]) for bucket in buckets}
 
-    def _snippets(self, topic: TextQuery, ids: list[UUID]) -> dict[UUID, str]:
+    def _snippets(self, query: ExpertQuery, ids: list[UUID]) -> dict[UUID, str]:
         """Highlighted snippets where the body matches, the body's opening otherwise."""
         if not ids:
             return {}
@@ -426,7 +462,7 @@ class OpenSearchEngine:
                 "query": {
                     "bool": {
                         "filter": [{"terms": {"id": [str(i) for i in ids]}}],
-                        "should": [text_query(topic)],
+                        "should": [any_term_query(query.terms)] if query.terms else [],
                     }
                 },
                 "_source": ["id", "body"],

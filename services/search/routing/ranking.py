@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.search import service as search_service
-from services.search.engines.base import SearchEngine, TextQuery
+from services.search.engines.base import ExpertQuery, SearchEngine
 from services.search.models import SearchGroup, SearchMembership
 from services.search.routing.models import RoutingAsk, RoutingQuestion, RoutingTagFollow
 from services.search.routing.settings import RoutingSettings
@@ -81,15 +81,13 @@ def readers_among(
 # --- ranking ---------------------------------------------------------------------------
 
 
-def question_topics(question: RoutingQuestion) -> list[TextQuery]:
-    """The question as asked, as topics for `find_experts`: its text, then each tag."""
-    texts = [" ".join(part for part in (question.title, question.body) if part), *question.tags]
-    topics = []
-    for text in texts:
-        # A text of symbols only has no words to rank on; the others still do.
-        with suppress(BadRequest):
-            topics.append(TextQuery.parse(text))
-    return topics
+def question_query(question: RoutingQuestion) -> ExpertQuery | None:
+    """The question as asked (title, body, tags, group) as one expert query; None if empty."""
+    text = " ".join(part for part in (question.title, question.body) if part)
+    # A question of symbols only, without tags, has nothing to rank on.
+    with suppress(BadRequest):
+        return ExpertQuery.parse(text, question.tags, question.group_id)
+    return None
 
 
 def topic_label(question: RoutingQuestion) -> str:
@@ -194,32 +192,36 @@ def rank_people(
     scores: dict[UUID, float] = defaultdict(float)
     thanks: dict[UUID, int] = defaultdict(int)
     evidence: dict[UUID, dict[UUID, tuple[float, RoutedEvidence]]] = defaultdict(dict)
-    for topic in question_topics(question):
-        ranked = search_service.find_experts(
+    query = question_query(question)
+    ranked = (
+        search_service.find_experts(
             session=session,
             engine=engine,
             principal=asker,
-            topic=topic,
+            topic=query,
             limit=settings.candidates,
             groups=scope,
         )
-        for expert, _user in ranked:
-            scores[expert.user_id] += expert.score
-            thanks[expert.user_id] = max(thanks[expert.user_id], expert.thanks)
-            for item in expert.evidence:
-                if item.content_id == question.question_id:
-                    continue
-                why = f"your {item.kind} on {topic_label(question)}"
-                if item.thanks:
-                    why += f", thanked {_plural(item.thanks, 'time')}"
-                known = evidence[expert.user_id].get(item.content_id)
-                if known is None or known[0] < item.weight:
-                    evidence[expert.user_id][item.content_id] = (
-                        item.weight,
-                        RoutedEvidence(
-                            content_id=item.content_id, kind=item.kind, title=item.title, why=why
-                        ),
-                    )
+        if query is not None
+        else []
+    )
+    for expert, _user in ranked:
+        scores[expert.user_id] += expert.score
+        thanks[expert.user_id] = max(thanks[expert.user_id], expert.thanks)
+        for item in expert.evidence:
+            if item.content_id == question.question_id:
+                continue
+            why = item.why or f"your {item.kind} on {topic_label(question)}"
+            if item.thanks and not item.why:
+                why += f", thanked {_plural(item.thanks, 'time')}"
+            known = evidence[expert.user_id].get(item.content_id)
+            if known is None or known[0] < item.weight:
+                evidence[expert.user_id][item.content_id] = (
+                    item.weight,
+                    RoutedEvidence(
+                        content_id=item.content_id, kind=item.kind, title=item.title, why=why
+                    ),
+                )
     declines = count_declines(session=session, user_ids=list(scores), tags=question.tags)
     for user_id, (count, _tags) in declines.items():
         scores[user_id] *= settings.decline_factor**count

@@ -11,8 +11,10 @@ from sqlalchemy import Connection, text
 
 from services.search.engines.base import (
     Deletion,
+    ExpertQuery,
     IndexDoc,
     SearchFilters,
+    Signals,
     SimilarQuery,
     TextQuery,
 )
@@ -41,19 +43,23 @@ def doc(text: str, **fields: Any) -> IndexDoc:
     return doc_from_snapshot(post(body=text, **fields))
 
 
-def no_thanks(_content_ids: Collection[UUID]) -> Mapping[UUID, int]:
+def no_thanks(_content_ids: Collection[UUID]) -> Mapping[UUID, Signals]:
     return {}
 
 
+def topic(word: str) -> ExpertQuery:
+    return ExpertQuery.of(TextQuery.parse(word))
+
+
 class RecordingThanks:
-    """A thanks lookup that gives every item it is asked about 10 thanks, and remembers."""
+    """A signals lookup that gives every item it is asked about 10 thanks, and remembers."""
 
     def __init__(self) -> None:
         self.asked: set[UUID] = set()
 
-    def __call__(self, content_ids: Collection[UUID]) -> Mapping[UUID, int]:
+    def __call__(self, content_ids: Collection[UUID]) -> Mapping[UUID, Signals]:
         self.asked.update(content_ids)
-        return dict.fromkeys(content_ids, 10)
+        return dict.fromkeys(content_ids, Signals(thanks=10))
 
 
 def test_a_delete_of_an_unseen_item_stops_its_late_create(connection: Connection) -> None:
@@ -95,8 +101,8 @@ def test_a_visible_reply_in_a_thread_the_caller_cannot_see_is_no_evidence(
     answer = reply(thread=root, body="with a cron job")
     answer = answer.model_copy(update={"group_id": None, "visibility": "public"})
     engine.index([doc_from_snapshot(root), doc_from_snapshot(answer)])
-    assert engine.experts(TextQuery.parse("vault"), [], 10, thanks=no_thanks) == []
-    members_view = engine.experts(TextQuery.parse("vault"), [group], 10, thanks=no_thanks)
+    assert engine.experts(topic("vault"), [], 10, signals=no_thanks) == []
+    members_view = engine.experts(topic("vault"), [group], 10, signals=no_thanks)
     assert {expert.user_id for expert in members_view} == {root.author_id, answer.author_id}
 
 
@@ -125,7 +131,7 @@ def test_thanks_are_asked_for_visible_candidates_only(connection: Connection) ->
     engine.index([public, private])
     thanks = RecordingThanks()
 
-    (expert,) = engine.experts(TextQuery.parse("consul"), [], 10, thanks=thanks)
+    (expert,) = engine.experts(topic("consul"), [], 10, signals=thanks)
 
     assert thanks.asked == {public.id}
     assert expert.user_id == public.author_id and expert.thanks == 10

@@ -44,17 +44,21 @@ def test_articles_and_answers_outrank_a_single_post_and_show_as_evidence(
     ranked = ranking(search_client, me, "kubernetes")
 
     assert ranked[0]["user_id"] == str(alice)
-    # The asker's question and bob's mention are one text-matching post each: a tie.
-    assert {e["user_id"] for e in ranked[1:]} == {str(asker), str(bob)}
-    assert ranked[1]["score"] == ranked[2]["score"]
+    # The asker's question (the word in its title) matches better than bob's mention.
+    assert [e["user_id"] for e in ranked[1:]] == [str(asker), str(bob)]
     top = ranked[0]
     assert top["display_name"] == "Alice"
     evidence = [item["content_id"] for item in top["evidence"]]
-    # tagged article: 3 x 2; answer in a thread on the topic: 2 x 1.
+    # The tagged article (text and tag match) before the answer (its thread's text match).
     assert evidence == [str(write_up.content_id), str(answer.content_id)]
-    assert [round(item["weight"]) for item in top["evidence"]] == [6, 2]
-    assert round(top["score"]) == 8
+    assert top["evidence"][0]["weight"] > top["evidence"][1]["weight"]
+    # Answered within a day of the question: a quarter more; one answer this month: twice.
+    assert "1 of 1 answers within a day" in top["why"]
+    assert "1 answer in the last 30 days" in top["why"]
+    assert abs(top["score"] - 2.5 * sum(item["weight"] for item in top["evidence"])) < 1e-2
     assert top["evidence"][0]["kind"] == "article" and top["evidence"][0]["title"] == "Ingress"
+    assert "tags kubernetes" in top["evidence"][0]["why"]
+    assert top["why"].startswith("2 answers on the topic")
     bob_entry = next(e for e in ranked if e["user_id"] == str(bob))
     assert "<mark>kubernetes</mark>" in bob_entry["evidence"][0]["snippet"]
 
@@ -73,8 +77,8 @@ def test_recent_evidence_outweighs_the_same_evidence_a_year_old(
     ranked = ranking(search_client, me, "terraform")
 
     assert [e["user_id"] for e in ranked] == [str(newcomer), str(veteran)]
-    # 365 days at a 90-day half-life: 0.5 ** (365 / 90) of the weight.
-    assert abs(ranked[1]["score"] / ranked[0]["score"] - 0.5 ** (365 / 90)) < 1e-3
+    # 365 days at a one-year half-life: half the weight.
+    assert abs(ranked[1]["score"] / ranked[0]["score"] - 0.5) < 1e-3
 
 
 def test_a_tag_on_the_topic_weighs_more_than_a_mention(
@@ -89,7 +93,8 @@ def test_a_tag_on_the_topic_weighs_more_than_a_mention(
     ranked = ranking(search_client, me, "rust")
 
     assert [e["user_id"] for e in ranked] == [str(tagger), str(mentioner)]
-    assert abs(ranked[0]["score"] - 2 * ranked[1]["score"]) < 1e-3
+    assert ranked[0]["score"] > 2 * ranked[1]["score"]  # the tag, and the tags field's text
+    assert "tags rust" in ranked[0]["evidence"][0]["why"]
 
 
 def test_evidence_is_capped_and_deleted_items_stop_counting(

@@ -8,8 +8,10 @@ import pytest
 
 from services.search.engines.base import (
     Deletion,
+    ExpertQuery,
     IndexDoc,
     SearchFilters,
+    Signals,
     SimilarQuery,
     TextQuery,
 )
@@ -40,15 +42,19 @@ def found(engine: OpenSearchEngine, text: str) -> list[str]:
     return [str(hit.id) for hit in page.hits]
 
 
+def topic(word: str) -> ExpertQuery:
+    return ExpertQuery.of(TextQuery.parse(word))
+
+
 class RecordingThanks:
-    """A thanks lookup that gives every item it is asked about 10 thanks, and remembers."""
+    """A signals lookup that gives every item it is asked about 10 thanks, and remembers."""
 
     def __init__(self) -> None:
         self.asked: set[UUID] = set()
 
-    def __call__(self, content_ids: Collection[UUID]) -> Mapping[UUID, int]:
+    def __call__(self, content_ids: Collection[UUID]) -> Mapping[UUID, Signals]:
         self.asked.update(content_ids)
-        return dict.fromkeys(content_ids, 10)
+        return dict.fromkeys(content_ids, Signals(thanks=10))
 
 
 def test_the_index_is_created_behind_the_alias_with_strict_mappings(
@@ -159,7 +165,7 @@ def test_thanks_are_asked_for_visible_candidates_only(engine: OpenSearchEngine) 
     engine.client.indices.refresh(index=engine.alias)
     thanks = RecordingThanks()
 
-    (expert,) = engine.experts(TextQuery.parse("consul"), [], 10, thanks=thanks)
+    (expert,) = engine.experts(topic("consul"), [], 10, signals=thanks)
 
     assert thanks.asked == {public.id}
     assert expert.user_id == public.author_id and expert.thanks == 10

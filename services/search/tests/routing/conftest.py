@@ -1,14 +1,6 @@
-"""Routing test fixtures and helpers: the search service on real NATS with a controllable schedule.
+"""Routing test fixtures and helpers: the search service on real NATS with a controllable schedule."""
 
-Until the expert ranking weighs the Q&A kinds (question, answer: the ranking slice of
-issue 8; `engines/expertise.py` has weights for posts, replies and articles only), a
-question in the index would make `find_experts` fail on its kind. The service under test
-therefore indexes posts, replies and articles through the real event path but leaves Q&A
-content out of the index; routing itself consumes every Q&A event as in production.
-"""
-
-import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from services.search.engines import EngineFactory
-from services.search.main import SPEC, all_consumers
+from services.search.main import SPEC
 from services.search.models import SearchMembership, SearchUser
 from services.search.routing.escalation import escalate_due
 from services.search.routing.models import RoutingQuestion
@@ -30,7 +22,7 @@ from services.search.routing.service import RoundReport
 from services.search.routing.settings import RoutingSettings
 from services.search.tests.conftest import post, search_ids
 from shared.auth import TokenIssuer, TokenVerifier
-from shared.events.consumer import BatchHandler, Consumer, ProcessedEvent
+from shared.events.consumer import ProcessedEvent
 from shared.events.contracts import (
     AnswerCreated,
     GroupCreated,
@@ -46,33 +38,8 @@ from shared.testing.fixtures import wait_for
 from shared.web import create_service_app
 
 Headers = dict[str, str]
-QA_KINDS = {"question", "answer", "comment"}
 ROUTED_SUBJECT = "events.restricted.question.routed.v1"
 
-
-def _without_qa_indexing(settings: Settings) -> Sequence[Consumer]:
-    chosen = []
-    for consumer in all_consumers(settings):
-        if consumer.durable == "search-content":
-            # Q&A snapshots are ContentSnapshot subclasses named Question*/Answer*/Comment*.
-            def indexed(model: type[EventData]) -> bool:
-                return not model.__name__.startswith(("Question", "Answer", "Comment"))
-
-            batch = consumer.batch_handler
-            consumer = dataclasses.replace(
-                consumer,
-                handlers={model: h for model, h in consumer.handlers.items() if indexed(model)},
-                batch_handler=BatchHandler(
-                    event_types=tuple(filter(indexed, batch.event_types)), handle=batch.handle
-                )
-                if batch
-                else None,
-            )
-        chosen.append(consumer)
-    return chosen
-
-
-TEST_SPEC = dataclasses.replace(SPEC, consumers=_without_qa_indexing)
 
 StartSearch = Callable[..., AbstractContextManager[TestClient]]
 
@@ -105,7 +72,7 @@ def start_search(
             verifier = TokenVerifier(
                 issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=token_issuer.jwks()
             )
-            app = create_service_app(TEST_SPEC, settings=settings, verifier=verifier)
+            app = create_service_app(SPEC, settings=settings, verifier=verifier)
             with TestClient(app, raise_server_exceptions=False) as client:
                 yield client
 
