@@ -129,10 +129,14 @@ def test_a_private_groups_question_is_asked_only_of_its_members(
     wait_routed(client, asked.content_id)
 
     body = routing(client, people.header(asker), asked.content_id)
-    assert asked_in_round(body, 1) == [str(member)]
-    [(subject, payload)] = routed_events(client, asked.content_id)
-    assert subject == ROUTED_SUBJECT
-    assert payload["data"]["visibility"] == "private"
+    # The member who knows first; the owner follows on membership alone (no history).
+    assert asked_in_round(body, 1) == [str(member), str(owner)]
+    assert body["rounds"][0]["people"][1]["evidence"] == []
+    events = routed_events(client, asked.content_id)
+    assert {payload["data"]["user_id"] for _subject, payload in events} == {str(member), str(owner)}
+    for subject, payload in events:
+        assert subject == ROUTED_SUBJECT
+        assert payload["data"]["visibility"] == "private"
 
 
 def test_a_public_question_is_ranked_only_on_public_evidence(
@@ -291,14 +295,17 @@ def test_only_a_person_asked_may_decline_and_not_after_answering(
     client: TestClient, publish: Publisher, people: People
 ) -> None:
     asker, expert, bystander, outsider, owner = (new_id() for _ in range(5))
-    group_id, group_events = group_with(owner, asker, expert, bystander)
+    others = [new_id(), new_id()]
+    group_id, group_events = group_with(owner, asker, expert, bystander, *others)
     publish(*group_events)
-    wait_for(lambda: members_known(client, group_id, 4))
+    wait_for(lambda: members_known(client, group_id, 6))
+    # Three members who know fill the round, so the bystander (membership only) is not asked.
     settle(
         client,
         people.header(asker),
         publish,
         *evidence(expert, 2, tag="voting", group_id=group_id),
+        *[item for other in others for item in evidence(other, 2, tag="voting", group_id=group_id)],
     )
     asked = question(asker, tags=["voting"], group_id=group_id)
     publish(asked)
@@ -356,7 +363,9 @@ def test_a_groups_question_is_never_ranked_on_another_groups_content(
     wait_routed(client, asked.content_id)
 
     body = routing(client, people.header(asker), asked.content_id)
-    assert asked_in_round(body, 1) == [str(expert)]
-    [person] = body["rounds"][0]["people"]
+    # The expert on the group's own content first; the others on membership alone.
+    assert asked_in_round(body, 1)[0] == str(expert)
+    person, *members = body["rounds"][0]["people"]
     assert [item["content_id"] for item in person["evidence"]] == [str(in_group[0].content_id)]
     assert person["reason"] == "you were asked because you wrote 1 post on #treasury"
+    assert all(member["evidence"] == [] for member in members)
