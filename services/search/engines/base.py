@@ -169,12 +169,6 @@ STOP_WORDS = frozenset(
 )
 
 
-def content_words(text: str) -> list[str]:
-    """The distinct lower-case words of `text` without stop words, in order of appearance."""
-    words = dict.fromkeys(word.lower() for word in _WORD.findall(text))
-    return [word for word in words if word not in STOP_WORDS]
-
-
 @dataclass(frozen=True)
 class TextQuery:
     """User text reduced to plain words; engines match any of them, ranked by BM25."""
