@@ -344,6 +344,7 @@ async def import_dump(
         people = [site.users[i] for i in dump.contributors() if i in wanted]
 
         users: dict[int, UUID] = {}
+        handles: dict[int, str] = {}
         posts: dict[int, UUID] = {}
         question_of: dict[int, int] = {answer.id: answer.question_id for answer in answers}
 
@@ -368,6 +369,7 @@ async def import_dump(
                 if response.status_code not in (200, 201):
                     raise ImportFailed(f"{response.status_code} {response.text[:300]}")
                 users[user.id] = UUID(response.json()["id"])
+                handles[user.id] = response.json()["handle"]
                 report.count("user", response.status_code)
                 if group_id is not None:
                     added = await api.send(
@@ -381,6 +383,7 @@ async def import_dump(
         def origin(owner: int, at: datetime, source: str, score: int | None = None) -> Json:
             found: Json = {
                 "author_id": str(users[owner]),
+                "author_handle": handles[owner],
                 "created_at": at.isoformat(),
                 "source": source,
             }

@@ -43,8 +43,8 @@ def authored(principal: Principal, origin: Origin | None) -> tuple[UUID, str, da
     """Who wrote an item and when: the caller now, or the origin's author at its time."""
     if origin is None:
         return principal.user_id, principal.handle, utcnow()
-    # An imported author's handle is not known to posts: identity has it.
-    return origin.author_id, "", origin.created_at.astimezone(UTC)
+    # Posts learns handles from tokens; for an imported author the importer names it.
+    return origin.author_id, origin.author_handle, origin.created_at.astimezone(UTC)
 
 
 Item = TypeVar("Item", Question, Answer, Comment)

@@ -41,6 +41,11 @@ class Origin(Strict):
     """Where an imported item comes from (administrators only): its author, time and key."""
 
     author_id: UUID
+    author_handle: str = Field(
+        default="",
+        pattern=r"^([a-z0-9_]{2,32})?$",
+        description="The author's handle in identity (shown with the item); empty if unknown.",
+    )
     created_at: OriginTime
     source: str = Field(
         min_length=1,

@@ -195,7 +195,7 @@ def test_an_import_shows_original_times_authors_scores_acceptance_and_comments(
     ada = gateway.get(f"/users/{pools['author_id']}").json()
     assert ada["handle"] == "ada_lovelace_3" and ada["display_name"] == "Ada Lovelace"
     assert ada["created_at"].startswith("2021-01-02T03:04:05")
-    # Posts does not know an imported author's handle (only identity does): the id is the link.
+    assert pools["author_handle"] == "ada_lovelace_3"  # named by the importer's origin
 
     question = gateway.get(f"/questions/{pools['id']}").json()
     assert "**post 10**" in question["body"] and "`code`" in question["body"]
@@ -206,7 +206,7 @@ def test_an_import_shows_original_times_authors_scores_acceptance_and_comments(
     assert [a["score"] for a in answers] == [7, 2]
     assert answers[0]["is_accepted"] is True and question["accepted_answer_id"] == answers[0]["id"]
     zoe = gateway.get(f"/users/{answers[0]['author_id']}").json()
-    assert zoe["handle"] == "zoe_unicode_9"
+    assert zoe["handle"] == "zoe_unicode_9" == answers[0]["author_handle"]
     assert answers[0]["created_at"].startswith("2021-02-01T11:30:00")
     assert [c["body"] for c in answers[0]["comments"]] == ["Thanks, that is it."]
 
