@@ -54,8 +54,18 @@ class Origin(Strict):
     )
 
 
+def _integral(value: object) -> object:
+    """JSON Schema's integers include 5.0; strings and booleans stay refused (strict int)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+SourceScore = Annotated[StrictInt, BeforeValidator(_integral)]
+
+
 class ScoredOrigin(Origin):
-    score: StrictInt = Field(
+    score: SourceScore = Field(
         default=0,
         ge=-(2**31),
         le=2**31 - 1,

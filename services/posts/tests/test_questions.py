@@ -559,3 +559,20 @@ def test_an_origin_outside_its_schema_is_422(
         "/questions", json={"title": "t", "body": "b", "origin": whole}, headers=admin.headers
     )
     assert response.status_code == 422, response.text
+
+
+def test_an_origin_score_written_as_an_integral_number_is_accepted(
+    posts: TestClient, admin: User
+) -> None:
+    """JSON Schema counts 7.0 as an integer; schemathesis sends such values as valid data."""
+    origin = {
+        "author_id": str(new_id()),
+        "created_at": "2020-01-01T00:00:00Z",
+        "source": "integral-score",
+        "score": 7.0,
+    }
+    response = posts.post(
+        "/questions", json={"title": "t", "body": "b", "origin": origin}, headers=admin.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["score"] == 7

@@ -374,6 +374,13 @@ def test_deleting_the_only_answer_lets_the_question_escalate_again(
     wait_routed(client, asked.content_id)
     reply = answer(asked, stranger)
     publish(reply)
+
+    def status() -> str | None:
+        stored = routed_question(client, asked.content_id)
+        return stored.status if stored is not None else None
+
+    # The answer and its deletion arrive through the bus: wait for each to be applied.
+    wait_for(lambda: status() not in (None, "open"))
     assert escalate(client, after=DAY + MINUTE) == []
 
     publish(
@@ -387,7 +394,6 @@ def test_deleting_the_only_answer_lets_the_question_escalate_again(
             deleted_at=utcnow(),
         )
     )
-    stored = routed_question(client, asked.content_id)
-    assert stored is not None and stored.status == "open"
+    wait_for(lambda: status() == "open")
     [report] = escalate(client, after=DAY + MINUTE)
     assert (report.round, report.asked) == (2, experts[3:6])
