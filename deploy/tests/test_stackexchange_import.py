@@ -64,7 +64,10 @@ def test_a_cut_stays_within_the_limit_and_says_where_the_whole_is() -> None:
 
 @pytest.mark.parametrize("site", ["cardano", "quantumcomputing"])
 def test_every_shared_site_maps_to_valid_handles_and_tags(site: str) -> None:
-    dump = read_dump(DATA / site)
+    folder = DATA / site
+    if not folder.is_dir():
+        pytest.skip(f"the shared Stack Exchange dumps are not beside this checkout: no {folder}")
+    dump = read_dump(folder)
     people = dump.contributors()
     handles = [handle_for(dump.site.users[i].display_name, i) for i in people]
     assert all(HANDLE.match(handle) for handle in handles)

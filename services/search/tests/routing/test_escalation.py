@@ -19,7 +19,7 @@ from services.search.routing.escalation import escalate_due
 from services.search.routing.models import RoutingRound
 from services.search.routing.service import RoundReport
 from services.search.routing.settings import RoutingSettings
-from services.search.tests.conftest import People
+from services.search.tests.conftest import People, search_ids
 from services.search.tests.routing.conftest import (
     ROUTED_SUBJECT,
     Publisher,
@@ -379,8 +379,11 @@ def test_deleting_the_only_answer_lets_the_question_escalate_again(
         stored = routed_question(client, asked.content_id)
         return stored.status if stored is not None else None
 
-    # The answer and its deletion arrive through the bus: wait for each to be applied.
+    # The answer and its deletion arrive through the bus: wait for each to be applied, in
+    # routing and in the index (a deleted answer still searchable would make its author an
+    # expert for the next round; OpenSearch shows a deletion only after its refresh).
     wait_for(lambda: status() not in (None, "open"))
+    wait_for(lambda: search_ids(client, people.header(asker), "redeemer"), timeout=20)
     assert escalate(client, after=DAY + MINUTE) == []
 
     publish(
@@ -395,5 +398,6 @@ def test_deleting_the_only_answer_lets_the_question_escalate_again(
         )
     )
     wait_for(lambda: status() == "open")
+    wait_for(lambda: not search_ids(client, people.header(asker), "redeemer"), timeout=20)
     [report] = escalate(client, after=DAY + MINUTE)
     assert (report.round, report.asked) == (2, experts[3:6])
