@@ -47,7 +47,7 @@ from shared.migrations import make_revision, pending_differences, upgrade
 from shared.settings import Settings
 from shared.web import ServiceSpec
 
-SERVICES = ("identity", "posts", "search", "digests")
+SERVICES = ("identity", "posts", "search", "digests", "notifications")
 
 cli = typer.Typer(help=__doc__, no_args_is_help=True)
 

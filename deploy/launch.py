@@ -20,7 +20,7 @@ import httpx
 
 from shared.natsserver import start_nats_server, wait_for_port
 
-SERVICES = ("identity", "posts", "search", "digests")
+SERVICES = ("identity", "posts", "search", "digests", "notifications")
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Ports:
     posts: int = 8002
     search: int = 8003
     digests: int = 8004
+    notifications: int = 8005
     nats: int = 4222
 
     def of(self, name: str) -> int:
@@ -63,6 +64,10 @@ class Platform:
                 "KNOWFLOW_POSTS_URL": self.url("posts"),
                 "KNOWFLOW_SEARCH_SERVICE_URL": self.url("search"),
                 "KNOWFLOW_DIGESTS_URL": self.url("digests"),
+                "KNOWFLOW_NOTIFICATIONS_URL": self.url("notifications"),
+                "KNOWFLOW_MAIL_DIR": str(self.var_dir / "mail"),
+                "KNOWFLOW_SIGNING_KEY_FILE": str(self.var_dir / "notifications" / "signing.key"),
+                "KNOWFLOW_PUBLIC_URL": self.gateway_url,
                 "KNOWFLOW_JWT_PRIVATE_KEY_FILE": str(self.var_dir / "identity" / "jwt-ed25519.pem"),
             }
         )
@@ -203,6 +208,7 @@ def main() -> int:
         posts=base + 2,
         search=base + 3,
         digests=base + 4,
+        notifications=base + 5,
         nats=args.nats_port,
     )
     # Installed explicitly: a shell that starts us in the background ignores SIGINT.

@@ -51,6 +51,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/experts", "search"),
     Route("/api/v1/routing", "search"),
     Route("/api/v1/digests", "digests"),
+    Route("/api/v1/notifications", "notifications"),
+    Route("/api/v1/webhooks", "notifications"),
 )
 
 # (method, public path) pairs that are forwarded without a token.
@@ -73,6 +75,7 @@ def upstream_urls(settings: Settings) -> dict[str, str]:
         "posts": settings.posts_url.rstrip("/"),
         "search": settings.search_service_url.rstrip("/"),
         "digests": settings.digests_url.rstrip("/"),
+        "notifications": settings.notifications_url.rstrip("/"),
     }
 
 

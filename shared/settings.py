@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     posts_url: str = "http://127.0.0.1:8002"
     search_service_url: str = "http://127.0.0.1:8003"
     digests_url: str = "http://127.0.0.1:8004"
+    notifications_url: str = "http://127.0.0.1:8005"
+
+    # Where people reach Knowflow: links in e-mails and webhooks are made from it.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Notifications: e-mail. An empty SMTP URL writes each message to a file under
+    # `mail_dir` instead (see `knowflow-admin mail`), so `make run` needs no mail server.
+    smtp_url: str = ""  # smtp://user:pass@host:587?starttls=true, smtps://host:465
+    mail_from: str = "Knowflow <knowflow@localhost>"
+    mail_dir: Path = Path("./var/mail")
+    # Signs one-click unsubscribe links; created on first use.
+    signing_key_file: Path = Path("./var/notifications/signing.key")
+
+    # Notifications: live streams (Server-Sent Events).
+    sse_heartbeat_seconds: float = 15.0
+    sse_streams_per_user: int = 5  # open streams per person and gateway; more get 429
+
+    # Notifications: webhooks.
 
     # Gateway throttling (gateway/ratelimit.py): token buckets per client (user, else IP) and
     # route class, shared by gateway replicas through a NATS JetStream key-value bucket.

@@ -32,7 +32,10 @@ def test_import_contracts_catch_a_service_importing_another(tmp_path: Path) -> N
         "shared",
         "gateway",
         "services",
-        *(f"services/{name}" for name in ("identity", "posts", "search", "digests")),
+        *(
+            f"services/{name}"
+            for name in ("identity", "posts", "search", "digests", "notifications")
+        ),
     ):
         (tmp_path / package).mkdir(parents=True, exist_ok=True)
         (tmp_path / package / "__init__.py").write_text("")

@@ -11,7 +11,7 @@ from shared.migrations import pending_differences, upgrade
 from shared.testing.backends import fresh_database
 from shared.web import ServiceSpec
 
-SERVICES = ["identity", "posts", "search", "digests"]
+SERVICES = ["identity", "posts", "search", "digests", "notifications"]
 
 
 def spec_of(name: str) -> ServiceSpec:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from shared.idempotency import HEADER, REPLAYED_HEADER
 
-SERVICES = ["identity", "posts", "search", "digests"]
+SERVICES = ["identity", "posts", "search", "digests", "notifications"]
 
 
 def openapi_of(name: str) -> dict[str, Any]:

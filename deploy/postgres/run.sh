@@ -22,7 +22,7 @@ PG_USER_OS=postgres          # OS account that owns/runs the cluster when we are
 PG_SUPER=postgres            # bootstrap superuser inside the cluster
 APP_ROLE=knowflow
 APP_PASSWORD=knowflow
-APP_DBS=(knowflow_identity knowflow_posts knowflow_search knowflow_digests knowflow_test)
+APP_DBS=(knowflow_identity knowflow_posts knowflow_search knowflow_digests knowflow_notifications knowflow_test)
 
 log() { printf '[pg] %s\n' "$*" >&2; }
 die() { printf '[pg] ERROR: %s\n' "$*" >&2; exit 1; }

@@ -33,6 +33,7 @@ from shared.events.contracts import (
     GroupMemberAdded,
     GroupMemberRemoved,
     GroupVisibility,
+    UserContactUpdated,
     UserProfileUpdated,
     UserRegistered,
 )
@@ -79,6 +80,12 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
     record_event(
         session,
         UserRegistered(user_id=user.id, handle=user.handle, display_name=user.display_name),
+        source=SOURCE,
+    )
+    # Restricted: the notifier needs the address; nobody outside Knowflow may read it.
+    record_event(
+        session,
+        UserContactUpdated(user_id=user.id, email=user.email, changed_at=user.created_at),
         source=SOURCE,
     )
     return user

@@ -6,7 +6,7 @@ stale or replayed event by comparing versions.
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +43,25 @@ class UserProfileUpdated(EventData):
     display_name: str
     bio: str
     skills: list[str]
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class UserContactUpdated(EventData):
+    """Where a person is reached by e-mail: sent at registration and whenever it changes.
+
+    Personal data, so restricted: only Knowflow's notifier uses it. `changed_at` orders
+    two changes (identity stamps it; a receiver keeps the latest).
+    """
+
+    event_type = "knowflow.user.contact_updated.v1"
+    user_id: UUID
+    email: str
+    changed_at: datetime
+
+    def audience(self) -> Audience:
+        return "restricted"
 
     def subject_id(self) -> str:
         return str(self.user_id)
@@ -380,9 +399,91 @@ class DigestReady(EventData):
         return str(self.user_id)
 
 
+# --- notifications --------------------------------------------------------------------
+
+# Why something is in a person's inbox. `routed`: a question was put to me (its `round`
+# says whether it is an escalation); `escalated`: my own question went to more people.
+NotificationKind = Literal[
+    "mention",  # someone @mentioned me where I can read it
+    "reply",  # a reply to my post
+    "answer",  # an answer on my question
+    "comment",  # a comment on my question or my answer
+    "accepted",  # my answer was accepted
+    "routed",  # a question was routed to me
+    "escalated",  # my unanswered question was routed to more people
+    "group_added",  # I was added to a group
+    "role_changed",  # my role in a group changed
+    "digest",  # my digest is ready
+]
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind)
+NotificationChannel = Literal["inbox", "email", "off"]  # "email" also puts it in the inbox
+DigestFrequency = Literal["daily", "weekly", "never"]
+
+
+class NotificationCreated(EventData):
+    """A notification reached a person's inbox (personal, so restricted).
+
+    Every replica of the notifications service listens to these to push them to the
+    person's open live streams; other Knowflow services may react too.
+    """
+
+    event_type = "knowflow.notification.created.v1"
+    notification_id: UUID
+    user_id: UUID
+    kind: NotificationKind
+    title: str
+    url: str  # the item, as a public API path
+    item_id: UUID | None
+    group_id: UUID | None
+    created_at: datetime
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class NotificationPreferencesUpdated(EventData):
+    """A person's digest schedule changed; the digests service builds theirs accordingly.
+
+    `version` grows with every change of the person's preferences; keep the highest.
+    """
+
+    event_type = "knowflow.notification.preferences_updated.v1"
+    user_id: UUID
+    digest_frequency: DigestFrequency
+    digest_hour: int = Field(ge=0, le=23)  # local hour in `timezone`
+    timezone: str  # an IANA zone name, e.g. "Europe/Berlin"
+    version: int = Field(ge=1)
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class WebhookEndpointDisabled(EventData):
+    """A webhook endpoint failed persistently and was disabled; an admin must re-enable it."""
+
+    event_type = "knowflow.webhook.endpoint_disabled.v1"
+    endpoint_id: UUID
+    url: str
+    reason: str
+    disabled_at: datetime
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.endpoint_id)
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserProfileUpdated,
+    UserContactUpdated,
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
@@ -410,6 +511,9 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     QuestionClosed,
     QuestionRouted,
     DigestReady,
+    NotificationCreated,
+    NotificationPreferencesUpdated,
+    WebhookEndpointDisabled,
 )
 
 EVENT_TYPES: dict[str, type[EventData]] = {model.event_type: model for model in ALL_EVENTS}

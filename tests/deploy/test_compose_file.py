@@ -27,6 +27,7 @@ APP_SERVICES = {
     "posts": 8002,
     "search": 8003,
     "digests": 8004,
+    "notifications": 8005,
     "gateway": 8000,
 }
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")

@@ -5,3 +5,4 @@ CREATE DATABASE knowflow_identity;
 CREATE DATABASE knowflow_posts;
 CREATE DATABASE knowflow_search;
 CREATE DATABASE knowflow_digests;
+CREATE DATABASE knowflow_notifications;

@@ -1,0 +1,33 @@
+"""The notifications service: inboxes, live streams, e-mail and webhooks."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.notifications.consumers import notification_consumers
+from services.notifications.models import TABLES
+from services.notifications.routes import router
+from shared.auth import TokenVerifier
+from shared.settings import Settings
+from shared.web import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="notifications",
+    title="Knowflow notifications",
+    description=(
+        "A person's inbox (mentions, replies, answers, routed questions, digests), "
+        "live over Server-Sent Events, by e-mail as they choose; signed webhooks for "
+        "other systems."
+    ),
+    routers=[router],
+    tables=TABLES,
+    consumers=notification_consumers,
+    migrations=Path(__file__).parent / "migrations",
+)
+
+
+def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings=settings, verifier=verifier)
+
+
+app = create_app()
