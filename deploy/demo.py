@@ -81,7 +81,15 @@ def main() -> int:
         print(f"no Stack Exchange dump at {folder}", file=sys.stderr)
         return 2
     base = args.port
-    ports = Ports(base, base + 1, base + 2, base + 3, base + 4, args.nats_port)
+    ports = Ports(
+        gateway=base,
+        identity=base + 1,
+        posts=base + 2,
+        search=base + 3,
+        digests=base + 4,
+        notifications=base + 5,
+        nats=args.nats_port,
+    )
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -1,4 +1,4 @@
-"""The whole platform as real processes (NATS, four services, gateway) on free ports.
+"""The whole platform as real processes (NATS, five services, gateway) on free ports.
 
 On the production stack (see shared/testing/backends.py) the services run on
 PostgreSQL schemas and the search service on the OpenSearch node.
@@ -21,13 +21,14 @@ from shared.testing.backends import fresh_database, production_stack, require_op
 def started_platform(
     tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None
 ) -> Iterator[Platform]:
-    """NATS, the four services and the gateway as processes on free ports."""
+    """NATS, the five services and the gateway as processes on free ports."""
     ports = Ports(
         gateway=free_port(),
         identity=free_port(),
         posts=free_port(),
         search=free_port(),
         digests=free_port(),
+        notifications=free_port(),
         nats=free_port(),
     )
     var_dir: Path = tmp_path_factory.mktemp("platform")
