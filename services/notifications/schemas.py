@@ -44,7 +44,7 @@ def notification_public(
     """The public shape of a stored notification (`actor` from the people projection)."""
     return NotificationPublic(
         id=notification.id,
-        kind=notification.kind,  # type: ignore[arg-type]
+        kind=notification.kind,
         title=notification.title,
         reason=notification.reason,
         url=notification.url,
