@@ -98,12 +98,20 @@ def history(api: httpx.Client, people: dict[str, Json]) -> Json:
         )["id"]
         for handle in ("eve", "ed", "emma")
     }
-    # The index follows the bus: wait until the earlier question is searchable.
+    # The index follows the bus: wait until the earlier question is searchable and its
+    # answers count as evidence (OpenSearch shows each write only after its refresh).
     eventually(
         lambda: earlier["id"]
         in similar_ids(api, people["asa"], "compile a Plutus validator script")
     )
+    eventually(lambda: set(earlier["answer_by"]) <= set(expert_ids(api, people["asa"], "plutus")))
     return earlier
+
+
+def expert_ids(api: httpx.Client, who: Json, tag: str) -> list[str]:
+    response = api.get("/experts", params={"topic": tag}, headers=who["headers"])
+    assert response.status_code == 200, response.text
+    return [expert["user_id"] for expert in response.json()["experts"]]
 
 
 def test_ask_see_similar_routed_to_three_one_answers_and_is_accepted(
