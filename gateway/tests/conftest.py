@@ -180,6 +180,7 @@ def gateway_settings(tmp_path: Path, urls: dict[str, str], **overrides: Any) -> 
         posts_url=urls.get("posts", down),
         search_service_url=urls.get("search", down),
         digests_url=urls.get("digests", down),
+        notifications_url=urls.get("notifications", down),
         jwt_private_key_file=tmp_path / "unused.pem",
         log_json=False,
         **overrides,

@@ -18,7 +18,7 @@ def test_merged_openapi_prefixes_paths_renames_clashes_and_marks_security(
             response = httpx.get(url + "/openapi.json", timeout=10)
             docs = httpx.get(url + "/docs")
     assert response.status_code == 200
-    assert response.headers["x-openapi-missing"] == "digests"
+    assert response.headers["x-openapi-missing"] == "digests,notifications"
     document = response.json()
     assert document["openapi"].startswith("3.1")
     paths = document["paths"]
