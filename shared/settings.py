@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     mail_backoff_seconds: float = 60.0  # first retry delay; doubles with every attempt
     mail_backoff_max_seconds: float = 6 * 3600.0
     smtp_timeout_seconds: float = 10.0  # connect and each SMTP command
+    smtp_ca_file: Path | None = None  # trust this CA (PEM) for SMTP TLS, besides the system's
     mail_sender_enabled: bool = True
 
     # Notifications: live streams (Server-Sent Events).

@@ -173,15 +173,15 @@ def record_outcome(
     outcome: Outcome,
     error: str | None,
     lease_until: datetime,
+    now: datetime,
 ) -> bool:
     """Record what happened, in its own commit, only while this sender holds the lease."""
     delivery = prepared.delivery
-    now = utcnow()
     values: dict[str, object] = {"claimed_until": None, "last_error": error}
     if outcome == "sent":
         values |= {
             "status": "sent",
-            "sent_at": now,
+            "sent_at": utcnow(),  # when the server accepted it, not when the round began
             "message_id": message_id_for(delivery.notification_id),
         }
     elif outcome == "retry" and delivery.attempts < settings.mail_max_attempts:
@@ -246,7 +246,7 @@ def send_due(
     for prepared in batch:
         if prepared.outcome is not None:
             record_outcome(
-                engine, settings, prepared, prepared.outcome, prepared.error, lease_until
+                engine, settings, prepared, prepared.outcome, prepared.error, lease_until, now
             )
             report.count(prepared.outcome)
     if not to_send:
@@ -257,7 +257,7 @@ def send_due(
             while unsent:
                 prepared = unsent.pop(0)
                 outcome, error = _send_one(connection, prepared)
-                record_outcome(engine, settings, prepared, outcome, error, lease_until)
+                record_outcome(engine, settings, prepared, outcome, error, lease_until, now)
                 report.count(outcome)
                 if outcome == "retry":
                     # The server is in trouble: leave the rest for the next round, untried.
@@ -266,7 +266,7 @@ def send_due(
                     return report
     except MailError as exc:  # could not connect: each e-mail of the batch was attempted
         for prepared in unsent:
-            record_outcome(engine, settings, prepared, "retry", str(exc), lease_until)
+            record_outcome(engine, settings, prepared, "retry", str(exc), lease_until, now)
             report.count("retry")
     return report
 

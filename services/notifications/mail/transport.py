@@ -49,9 +49,10 @@ class SmtpConfig:
     username: str | None
     password: str | None
     timeout: float
+    ca_file: Path | None = None
 
 
-def parse_smtp_url(url: str, *, timeout: float) -> SmtpConfig:
+def parse_smtp_url(url: str, *, timeout: float, ca_file: Path | None = None) -> SmtpConfig:
     """`smtp://user:pass@host:587?starttls=true` or `smtps://host:465`; ValueError otherwise."""
     parts = urlsplit(url)
     if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
@@ -67,6 +68,7 @@ def parse_smtp_url(url: str, *, timeout: float) -> SmtpConfig:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         timeout=timeout,
+        ca_file=ca_file,
     )
 
 
@@ -84,7 +86,10 @@ def _classify(exc: BaseException) -> MailError:
 
 
 def _reply_text(exc: BaseException) -> str:
-    error = getattr(exc, "smtp_error", b"")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        error: object = next(iter(exc.recipients.values()))[1]
+    else:
+        error = getattr(exc, "smtp_error", b"")
     return error.decode(errors="replace") if isinstance(error, bytes) else str(exc)
 
 
@@ -95,7 +100,7 @@ class SmtpConnection:
 
     def __enter__(self) -> "SmtpConnection":
         config = self.config
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=config.ca_file)
         try:
             if config.implicit_tls:
                 self.client = smtplib.SMTP_SSL(
@@ -186,4 +191,8 @@ def transport_for(settings: Settings) -> SmtpTransport | FileTransport:
     """SMTP when `smtp_url` is set; otherwise files under `mail_dir` (no server needed)."""
     if not settings.smtp_url:
         return FileTransport(settings.mail_dir)
-    return SmtpTransport(parse_smtp_url(settings.smtp_url, timeout=settings.smtp_timeout_seconds))
+    return SmtpTransport(
+        parse_smtp_url(
+            settings.smtp_url, timeout=settings.smtp_timeout_seconds, ca_file=settings.smtp_ca_file
+        )
+    )
