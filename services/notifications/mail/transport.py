@@ -94,13 +94,14 @@ def _reply_text(exc: BaseException) -> str:
 
 
 class SmtpConnection:
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, context: ssl.SSLContext | None) -> None:
         self.config = config
+        self.context = context
         self.client: smtplib.SMTP | None = None
 
     def __enter__(self) -> "SmtpConnection":
         config = self.config
-        context = ssl.create_default_context(cafile=config.ca_file)
+        context = self.context
         try:
             if config.implicit_tls:
                 self.client = smtplib.SMTP_SSL(
@@ -144,9 +145,15 @@ class SmtpConnection:
 class SmtpTransport:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        # Made once: loading the system's CA store takes longer than sending a message.
+        self.context = (
+            ssl.create_default_context(cafile=config.ca_file)
+            if config.implicit_tls or config.starttls
+            else None
+        )
 
     def connect(self) -> SmtpConnection:
-        return SmtpConnection(self.config)
+        return SmtpConnection(self.config, self.context)
 
 
 def eml_name(message_id: str) -> str:

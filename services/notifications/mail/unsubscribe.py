@@ -4,6 +4,7 @@ import contextlib
 import os
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import get_args
 from urllib.parse import urlencode
@@ -47,8 +48,14 @@ class Unsubscription:
     kind: str  # a NotificationKind, or "all"
 
 
+@lru_cache(maxsize=8)
+def _serializer_for(path: Path) -> URLSafeSerializer:
+    return URLSafeSerializer(load_or_create_key(path), salt=SALT)
+
+
 def serializer(settings: Settings) -> URLSafeSerializer:
-    return URLSafeSerializer(load_or_create_key(settings.signing_key_file), salt=SALT)
+    """Signs with the key in `signing_key_file` (read once per process)."""
+    return _serializer_for(settings.signing_key_file)
 
 
 def unsubscribe_token(settings: Settings, *, user_id: UUID, kind: str) -> str:

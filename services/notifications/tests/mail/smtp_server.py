@@ -67,7 +67,7 @@ def main() -> None:
                 user.encode(),
                 password.encode(),
             )
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         options |= {
             "authenticator": authenticate,

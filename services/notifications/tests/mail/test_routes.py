@@ -12,9 +12,9 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from deploy.admin import cli
-from services.notifications.main import create_app
 from services.notifications.mail.files import list_stored
 from services.notifications.mail.unsubscribe import unsubscribe_token
+from services.notifications.main import create_app
 from services.notifications.models import MailDelivery, NotificationPreference
 from services.notifications.tests.mail.conftest import SmtpServer, add_person, delivery, notify
 from shared.events.outbox import OutboxMessage
