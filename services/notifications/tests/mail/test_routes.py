@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from deploy.admin import cli
 from services.notifications.mail.files import list_stored
+from services.notifications.mail.sender import send_due
+from services.notifications.mail.transport import transport_for
 from services.notifications.mail.unsubscribe import unsubscribe_token
 from services.notifications.main import create_app
 from services.notifications.models import MailDelivery, NotificationPreference
@@ -41,8 +43,14 @@ def running(service_client: ServiceClientFactory, tmp_path: Path) -> Callable[..
 
 @pytest.fixture
 def client(running: Callable[..., Any]) -> Iterator[TestClient]:
-    with running() as started:  # no SMTP URL: the file transport
+    # No SMTP URL: the file transport. Tests send themselves (`send_now`), so nothing races.
+    with running(mail_sender_enabled=False) as started:
         yield started
+
+
+def send_now(client: TestClient) -> None:
+    settings = settings_of(client)
+    send_due(engine_of(client), settings, transport_for(settings))
 
 
 def engine_of(client: TestClient) -> Engine:
@@ -79,7 +87,8 @@ def test_one_click_unsubscribe_moves_the_kind_to_the_inbox_and_stops_its_mail(
         payloads = session.exec(select(OutboxMessage.payload)).all()
     assert any("knowflow.notification.preferences_updated.v1" in each for each in payloads)
     # ... is not sent, and a new mention reaches the inbox only.
-    wait_for(lambda: delivery(engine, pending).status == "cancelled")
+    send_now(client)
+    assert delivery(engine, pending).status == "cancelled"
     notify(engine, ben)
     with Session(engine) as session:
         assert len(session.exec(select(MailDelivery)).all()) == 1
@@ -130,7 +139,7 @@ def test_without_smtp_mail_is_written_to_files_the_outbox_page_and_cli_list(
     engine = engine_of(client)
     settings = settings_of(client)
     notification_id = notify(engine, add_person(engine), title="Ada mentioned you in “<Keys>”")
-    wait_for(lambda: delivery(engine, notification_id).status == "sent")
+    send_now(client)
     [stored] = list_stored(settings.mail_dir)
     assert stored.subject == "Ada mentioned you in “<Keys>”"
     assert stored.id == f"{notification_id}_at_knowflow"
