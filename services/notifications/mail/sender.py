@@ -75,8 +75,14 @@ def claim_due(engine: Engine, *, now: datetime, lease_until: datetime, limit: in
             .order_by(col(MailDelivery.notification_id))
             .limit(limit)
         ).all()
-        claimed = []
-        for notification_id in candidates:
+    return claim(engine, list(candidates), now=now, lease_until=lease_until)
+
+
+def claim(engine: Engine, ids: list[UUID], *, now: datetime, lease_until: datetime) -> list[UUID]:
+    """Claim those of `ids` still due: another replica may have claimed some since we read them."""
+    claimed = []
+    with Session(engine) as session:
+        for notification_id in ids:
             result = session.execute(
                 update(MailDelivery)
                 .where(col(MailDelivery.notification_id) == notification_id, _due(now))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from services.notifications.mail.sender import send_due
+from services.notifications.mail.sender import claim, claim_due, send_due
 from services.notifications.mail.transport import SmtpConnection, SmtpTransport, transport_for
 from services.notifications.mail.unsubscribe import check_token
 from services.notifications.models import NotifiedMembership
@@ -154,6 +154,20 @@ def test_two_senders_on_one_database_send_every_mail_exactly_once(
     arrived = Counter(str(message["Message-ID"]) for message in server.messages())
     assert set(arrived) == {f"<{each}@knowflow>" for each in ids}
     assert set(arrived.values()) == {1}
+
+
+def test_a_sender_that_read_a_mail_before_another_claimed_it_does_not_claim_it_again(
+    engine: Engine,
+) -> None:
+    notification_id = notify(engine, add_person(engine))
+    now = utcnow()
+    lease = now + timedelta(minutes=5)
+    # Both replicas read the same due row; the first to update it holds it.
+    assert claim(engine, [notification_id], now=now, lease_until=lease) == [notification_id]
+    assert claim(engine, [notification_id], now=now, lease_until=lease) == []
+    assert claim_due(engine, now=now, lease_until=lease, limit=10) == []
+    row = delivery(engine, notification_id)
+    assert (row.status, row.attempts) == ("sending", 1)
 
 
 def test_a_refusing_server_gets_the_mail_later_and_once(
