@@ -443,3 +443,47 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- mail: what the file transport wrote (KNOWFLOW_SMTP_URL empty) --------------------
+
+MailDirOption = Annotated[
+    Path | None, typer.Option(help="Where the e-mails are; defaults to KNOWFLOW_MAIL_DIR.")
+]
+mail_cli = typer.Typer(help="E-mails written to files under KNOWFLOW_MAIL_DIR (no SMTP server).")
+cli.add_typer(mail_cli, name="mail")
+
+
+@mail_cli.command("list")
+def mail_list(
+    mail_dir: MailDirOption = None,
+) -> None:
+    """Every e-mail that would have been sent, newest first: id, date, to, subject."""
+    from services.notifications.mail.files import list_stored
+
+    directory = mail_dir or Settings().mail_dir
+    mails = list_stored(directory)
+    if not mails:
+        typer.echo(f"no e-mails in {directory}")
+        return
+    for mail in mails:
+        typer.echo(f"{mail.id}  {mail.date}  {mail.to}  {mail.subject}")
+
+
+@mail_cli.command("show")
+def mail_show(
+    mail_id: str,
+    mail_dir: MailDirOption = None,
+    html: bool = typer.Option(False, "--html", help="Print the HTML part, not the text."),
+) -> None:
+    """One e-mail: its headers, then its text (or HTML) part."""
+    from services.notifications.mail.files import read_stored
+
+    mail = read_stored(mail_dir or Settings().mail_dir, mail_id)
+    if mail is None:
+        typer.echo(f"no e-mail {mail_id} (see `knowflow-admin mail list`)", err=True)
+        raise typer.Exit(1)
+    for name, value in mail.headers:
+        typer.echo(f"{name}: {value}")
+    typer.echo("")
+    typer.echo(mail.html if html else mail.text)

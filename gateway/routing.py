@@ -61,6 +61,9 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/auth/register"),
         ("POST", "/api/v1/auth/login"),
         ("GET", "/api/v1/auth/jwks"),
+        # One-click unsubscribe from an e-mail (RFC 8058): the signed token is the credential.
+        ("GET", "/api/v1/notifications/unsubscribe"),
+        ("POST", "/api/v1/notifications/unsubscribe"),
     }
 )
 

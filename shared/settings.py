@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     mail_dir: Path = Path("./var/mail")
     # Signs one-click unsubscribe links; created on first use.
     signing_key_file: Path = Path("./var/notifications/signing.key")
+    # --- notifications e-mail: sending (the mail slice) ---
+    mail_send_interval_seconds: float = 5.0  # how often the sender looks for due e-mails
+    mail_batch_size: int = 50  # e-mails claimed at once by one sender
+    mail_claim_seconds: float = 300.0  # a claim's lease; longer than a batch takes to send
+    mail_max_attempts: int = 8  # temporary failures before an e-mail is given up
+    mail_backoff_seconds: float = 60.0  # first retry delay; doubles with every attempt
+    mail_backoff_max_seconds: float = 6 * 3600.0
+    smtp_timeout_seconds: float = 10.0  # connect and each SMTP command
+    smtp_ca_file: Path | None = None  # trust this CA (PEM) for SMTP TLS, besides the system's
+    mail_sender_enabled: bool = True
 
     # Notifications: live streams (Server-Sent Events).
     sse_heartbeat_seconds: float = 15.0

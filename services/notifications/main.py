@@ -5,6 +5,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.notifications.consumers import notification_consumers
+from services.notifications.mail import sender as mail_sender
+from services.notifications.mail.models import MAIL_TABLES
+from services.notifications.mail.routes import router as mail_router
 from services.notifications.models import TABLES
 from services.notifications.routes import router
 from shared.auth import TokenVerifier
@@ -19,9 +22,11 @@ SPEC = ServiceSpec(
         "live over Server-Sent Events, by e-mail as they choose; signed webhooks for "
         "other systems."
     ),
-    routers=[router],
-    tables=TABLES,
+    routers=[router, mail_router],
+    tables=[*TABLES, *MAIL_TABLES],
     consumers=notification_consumers,
+    on_startup=mail_sender.start,  # the e-mail sender loop
+    on_shutdown=mail_sender.stop,
     migrations=Path(__file__).parent / "migrations",
 )
 

@@ -7,9 +7,10 @@ the item, applies their preference for the kind, stores the notification once pe
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -62,8 +63,32 @@ def can_see(*, session: Session, user_id: UUID, group_id: UUID | None) -> bool:
 
 
 def mail_not_before(preference: NotificationPreference, now: datetime) -> datetime:
-    """When an e-mail may go out: now, or the end of the person's quiet hours."""
-    return now  # quiet hours: the e-mail work replaces this
+    """When an e-mail may go out: now, or the end of the person's quiet hours.
+
+    Quiet hours are local times in the person's zone; `22:00`-`07:00` runs across
+    midnight. The end is found on the local calendar, so a DST change moves it correctly.
+    """
+    if not preference.quiet_start or not preference.quiet_end:
+        return now
+    try:
+        zone = ZoneInfo(preference.timezone)
+        start = time.fromisoformat(preference.quiet_start)
+        end = time.fromisoformat(preference.quiet_end)
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return now  # a preference we cannot read never holds mail back
+    if start == end:
+        return now
+    local = now.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    if start < end:
+        quiet = start <= clock < end
+        end_day = local.date()
+    else:  # across midnight: quiet from `start` today, or until `end` this morning
+        quiet = clock >= start or clock < end
+        end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+    if not quiet:
+        return now
+    return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
 
 
 def do_notify(
