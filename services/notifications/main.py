@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.notifications.consumers import notification_consumers
+from services.notifications.live_routes import router as live_router
 from services.notifications.models import TABLES
 from services.notifications.routes import router
 from shared.auth import TokenVerifier
@@ -19,7 +20,7 @@ SPEC = ServiceSpec(
         "live over Server-Sent Events, by e-mail as they choose; signed webhooks for "
         "other systems."
     ),
-    routers=[router],
+    routers=[router, live_router],
     tables=TABLES,
     consumers=notification_consumers,
     migrations=Path(__file__).parent / "migrations",
