@@ -32,6 +32,7 @@ from uuid import UUID
 import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from prometheus_client import Gauge
 from sqlalchemy import ColumnElement, Engine, exists, func, or_
 from sqlmodel import Session, col, select
 
@@ -52,6 +53,8 @@ PAGE = 100  # rows per read; more are read in further pages of the same wake-up
 MAX_PAGES = 10  # a burst beyond PAGE * MAX_PAGES is sent at the next wake-up or heartbeat
 MAX_REMEMBERED = 1_000  # ids a stream remembers to skip; beyond, it stops looking back
 RETRY_MILLISECONDS = 2_000  # how soon an EventSource reconnects after the stream ends
+
+OPEN_STREAMS = Gauge("knowflow_notifications_open_streams", "Live streams this replica holds")
 
 
 def uuid7_floor(moment: datetime) -> UUID:
@@ -97,11 +100,13 @@ class LiveHub:
     def listen(self, user_id: UUID) -> Listener:
         listener = Listener(user_id)
         self.listeners.setdefault(user_id, set()).add(listener)
+        OPEN_STREAMS.inc()
         return listener
 
     def forget(self, listener: Listener) -> None:
         listeners = self.listeners.get(listener.user_id)
-        if listeners is not None:
+        if listeners is not None and listener in listeners:
+            OPEN_STREAMS.dec()
             listeners.discard(listener)
             if not listeners:
                 del self.listeners[listener.user_id]
