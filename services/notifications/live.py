@@ -22,7 +22,7 @@ import contextlib
 import logging
 import signal
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
@@ -267,7 +267,7 @@ async def notification_stream(
     last_event_id: UUID | None,
     heartbeat_seconds: float,
     now: Callable[[], datetime] = utcnow,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The person's stream: missed items first (after `last_event_id`), then each new one."""
     listener = hub.listen(user_id)
     cursor = StreamCursor(start=last_event_id or uuid7_floor(now()))
