@@ -32,6 +32,7 @@ class EventStream:
     response_headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""  # the whole body of a non-stream answer (e.g. a 429 problem)
     comments: int = 0
+    finished: bool = False  # the body ended with its last chunk (not broken off)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -79,6 +80,7 @@ class EventStream:
         while True:
             size = int(self._read_until(b"\r\n").split(b";")[0], 16)
             if size == 0:
+                self.finished = True
                 return
             yield self._read_exactly(size)
             self._read_exactly(2)
