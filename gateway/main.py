@@ -58,6 +58,9 @@ class Gateway:
             max_body_bytes=settings.max_body_bytes,
             max_header_bytes=settings.max_header_bytes,
             max_header_count=settings.max_header_count,
+            # Event streams: per-user bound, and closed after three silent heartbeats.
+            streams_per_user=settings.sse_streams_per_user,
+            stream_idle_timeout=3 * settings.sse_heartbeat_seconds,
         )
         self.limiter = RateLimiter.from_settings(
             settings,

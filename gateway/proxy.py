@@ -11,6 +11,13 @@ So this module is plain ASGI: one dict lookup or a short prefix scan picks the r
 pass over the raw header list builds the forwarded headers (bytes stay bytes), a verified
 token is a dict hit, and `gateway.upstream` (keep-alive pools, httptools) carries the
 bytes. Bodies are never parsed; responses of unknown or large size are streamed.
+
+Server-Sent Events (`text/event-stream` answers) are relayed chunk by chunk as they come,
+with no read timeout but an idle one (`stream_idle_timeout`: the service sends a
+heartbeat, so a stream silent that long is dead), a task that watches for the client's
+disconnect and closes the upstream connection at once, and a clean end of the client's
+stream when the upstream goes away (EventSource then reconnects with Last-Event-ID).
+Streams on `STREAM_PATHS` are counted per user in this process (`StreamSlots`).
 """
 
 import asyncio
@@ -19,13 +26,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import Receive, Scope, Send
 
-from gateway.routing import FORWARDED_METHODS, RouteTable, has_dot_segment, needs_token_at_gateway
-from gateway.upstream import UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
-from shared.auth import TokenVerifier, bearer_token
+from gateway.routing import (
+    FORWARDED_METHODS,
+    Route,
+    RouteTable,
+    has_dot_segment,
+    needs_token_at_gateway,
+)
+from gateway.upstream import Connection, UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
+from shared.auth import Principal, TokenVerifier, bearer_token
 from shared.errors import Unauthorized, Unavailable
 from shared.observability import child_traceparent, new_request_id, request_id_var
 from shared.web import problem_response
@@ -73,6 +87,41 @@ UNREACHABLE_RETRY_AFTER = "2"
 BUFFER_LIMIT = 256 * 1024
 STREAM_CHUNK = 64 * 1024
 
+# Long-lived event streams, bounded per user; a refused one is told to retry after this.
+STREAM_PATHS = frozenset({"/api/v1/notifications/stream"})
+STREAM_RETRY_AFTER = "5"
+EVENT_STREAM = b"text/event-stream"
+# Set in the scope while an event stream is relayed, so gateway.server can end it at shutdown.
+EVENT_STREAM_SCOPE_KEY = "knowflow.event_stream"
+OPEN_STREAMS = Gauge("knowflow_gateway_open_streams", "Event streams this gateway relays now")
+
+
+class StreamSlots:
+    """Open event streams per user in this gateway process: at most `per_user` each."""
+
+    def __init__(self, per_user: int) -> None:
+        self.per_user = per_user
+        self.open: dict[UUID, int] = {}
+
+    def take(self, user_id: UUID) -> bool:
+        count = self.open.get(user_id, 0)
+        if count >= self.per_user:
+            return False
+        self.open[user_id] = count + 1
+        OPEN_STREAMS.inc()
+        return True
+
+    def give_back(self, user_id: UUID) -> None:
+        count = self.open.get(user_id, 0) - 1
+        if count > 0:
+            self.open[user_id] = count
+        else:
+            self.open.pop(user_id, None)
+        OPEN_STREAMS.dec()
+
+
+Refuse = Callable[[int, str, dict[str, str] | None], Awaitable[None]]
+
 
 class TokenCheck:
     """Verifies bearer tokens; a first-seen token may need the JWKS (sync httpx): off the loop."""
@@ -86,6 +135,13 @@ class TokenCheck:
         # The verifier remembers verified tokens until they expire: the hot path is a dict hit.
         if self.verifier.cached(token) is None:
             await asyncio.to_thread(self.verifier.verify, token)
+
+    def principal(self, authorization: bytes | None) -> Principal | None:
+        """The caller of an already checked token (a dict hit)."""
+        if authorization is None:
+            return None
+        _scheme, _, token = authorization.decode("latin-1").partition(" ")
+        return self.verifier.cached(token.strip())
 
     async def prefetch(self) -> None:
         """Load the JWKS early so the first request does not wait; identity may be down."""
@@ -177,8 +233,12 @@ class Proxy:
         max_body_bytes: int,
         max_header_bytes: int = 16_384,
         max_header_count: int = 100,
+        streams_per_user: int = 5,
+        stream_idle_timeout: float = 45.0,
     ) -> None:
         self.table = table
+        self.streams = StreamSlots(streams_per_user)
+        self.stream_idle_timeout = stream_idle_timeout
         self.upstreams = upstreams
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
@@ -275,13 +335,70 @@ class Proxy:
                 await refuse(503, exc.detail, {"retry-after": "5"})
                 return 503, route.public
 
+        if path not in STREAM_PATHS:
+            return await self._send_upstream(
+                scope,
+                receive,
+                send,
+                route,
+                upstream_path,
+                forwarded,
+                declared,
+                refuse,
+                request_id,
+                traceparent,
+            )
+        # An event stream holds one of its user's slots for as long as it is open.
+        principal = self.tokens.principal(authorization)
+        if principal is None:  # checked just above: only a token expiring right now
+            await refuse(401, "the token is no longer valid", {"www-authenticate": "Bearer"})
+            return 401, route.public
+        if not self.streams.take(principal.user_id):
+            detail = (
+                f"at most {self.streams.per_user} open event streams per user; "
+                "close one, or retry later"
+            )
+            await refuse(429, detail, {"retry-after": STREAM_RETRY_AFTER})
+            return 429, route.public
+        try:
+            return await self._send_upstream(
+                scope,
+                receive,
+                send,
+                route,
+                upstream_path,
+                forwarded,
+                declared,
+                refuse,
+                request_id,
+                traceparent,
+            )
+        finally:
+            self.streams.give_back(principal.user_id)
+
+    async def _send_upstream(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route,
+        upstream_path: str,
+        forwarded: list[tuple[bytes, bytes]],
+        declared: int,
+        refuse: Refuse,
+        request_id: str,
+        traceparent: str,
+    ) -> tuple[int, str]:
+        """Read the body, send the request, relay the answer."""
+        method: str = scope["method"]
+        path: str = scope["path"]
         try:
             if declared > self.max_body_bytes:
                 raise BodyTooLarge
             body = await read_body(receive, self.max_body_bytes)
         except BodyTooLarge:
             detail = f"request body exceeds {self.max_body_bytes} bytes"
-            await refuse(413, detail)
+            await refuse(413, detail, None)
             return 413, route.public
 
         forwarded.append((b"x-request-id", request_id.encode("latin-1")))
@@ -302,12 +419,15 @@ class Proxy:
         try:
             headers = []
             length = -1
+            event_stream = False
             for name, value in connection.headers:
                 lowered = name.lower()
                 if lowered in RESPONSE_SKIP:
                     continue
                 if lowered == b"content-length":
                     length = int(value)
+                elif lowered == b"content-type" and value.startswith(EVENT_STREAM):
+                    event_stream = True
                 headers.append((name, value))
             headers.append((b"x-request-id", request_id.encode("latin-1")))
             headers.append((b"traceparent", traceparent.encode("latin-1")))
@@ -321,6 +441,9 @@ class Proxy:
                 return status, route.public
             response_started = True
             await send({"type": "http.response.start", "status": status, "headers": headers})
+            if event_stream:
+                await self._relay_events(scope, receive, send, connection, route.service)
+                return status, route.public
             while (chunk := await connection.read_chunk(pool.read_timeout)) is not None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
@@ -334,10 +457,34 @@ class Proxy:
         finally:
             pool.release(connection)
 
+    async def _relay_events(
+        self, scope: Scope, receive: Receive, send: Send, connection: Connection, service: str
+    ) -> None:
+        """Relay an event stream until either side ends it; each chunk is sent as it comes."""
+
+        async def watch_client() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            connection.abort("the client went away")
+
+        watcher = asyncio.create_task(watch_client())
+        scope[EVENT_STREAM_SCOPE_KEY] = True
+        try:
+            while (chunk := await connection.read_chunk(self.stream_idle_timeout)) is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (TimeoutError, UpstreamUnavailable) as exc:
+            # Ended here rather than broken off: the client's EventSource reconnects.
+            log.info("event stream from %s ended: %s", service, exc)
+            connection.close()
+        finally:
+            watcher.cancel()
+            scope[EVENT_STREAM_SCOPE_KEY] = False
+        await send({"type": "http.response.body", "body": b""})
+
     async def _failed(
         self,
         scope: Scope,
-        refuse: Callable[[int, str, dict[str, str] | None], Awaitable[None]],
+        refuse: Refuse,
         service: str,
         route: str,
         exc: Exception,

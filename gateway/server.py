@@ -8,6 +8,8 @@ longer than `max_header_bytes` (request line and header lines) or with more than
 `max_header_count` headers is answered 431 problem+json and the connection closed, also
 while it is still arriving. The app checks the same caps on what it is handed, so they
 hold under any server; only here do they bound what is buffered.
+
+At shutdown the connections relaying an event stream are closed at once (see `shutdown`).
 """
 
 import asyncio
@@ -18,6 +20,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from gateway.proxy import EVENT_STREAM_SCOPE_KEY as EVENT_STREAM_KEY
 from gateway.security import edge_headers
 from shared.observability import new_request_id, request_id_var
 from shared.settings import get_settings
@@ -89,6 +92,15 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
             if self.head_bytes > self.max_header_bytes:
                 self.refusal = f"request line and headers exceed {self.max_header_bytes} bytes"
                 self.send_431_response()
+
+    def shutdown(self) -> None:
+        """At shutdown uvicorn waits for open responses; an event stream never ends by
+        itself, so close its connection now (the client reconnects, to another replica)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and self.scope.get(EVENT_STREAM_KEY):
+            self.transport.close()
+            return
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         if self.refusal is None:

@@ -155,6 +155,11 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self, reason: str) -> None:
+        """Close now and fail whoever waits on the answer (its client went away)."""
+        self._fail(UpstreamUnavailable(reason))
+        self.close()
+
     def reusable(self) -> bool:
         """Idle and still open: nothing to read (an idle socket turns readable at EOF or RST)."""
         if self.closed or self.transport is None or self.transport.is_closing():

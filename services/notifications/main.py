@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.notifications.consumers import notification_consumers
+from services.notifications.live_routes import router as live_router
 from services.notifications.mail import sender as mail_sender
 from services.notifications.mail.models import MAIL_TABLES
 from services.notifications.mail.routes import router as mail_router
@@ -22,7 +23,7 @@ SPEC = ServiceSpec(
         "live over Server-Sent Events, by e-mail as they choose; signed webhooks for "
         "other systems."
     ),
-    routers=[router, mail_router],
+    routers=[router, live_router, mail_router],
     tables=[*TABLES, *MAIL_TABLES],
     consumers=notification_consumers,
     on_startup=mail_sender.start,  # the e-mail sender loop

@@ -5,8 +5,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import UniqueConstraint
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import JSON, Column, Field, SQLModel, col
 
 from shared.ids import new_id, utcnow
 
@@ -145,3 +145,8 @@ TABLES: list[type[SQLModel]] = [
     NotifiedGroup,
     NotifiedMembership,
 ]
+
+
+# --- live streams (services/notifications/live.py) ----------------------------------------
+# A woken stream reads "this person's rows after this id": one index range, not a sort.
+Index("ix_notifications_notification_user_id_id", col(Notification.user_id), col(Notification.id))
