@@ -47,9 +47,7 @@ def test_a_half_hour_zone_ends_the_window_at_the_local_hour() -> None:
 def test_weekly_means_monday_in_the_persons_zone() -> None:
     # Monday 08:00 in Auckland (UTC+13 in March) is Sunday 19:00 UTC.
     auckland = ZoneInfo("Pacific/Auckland")
-    boundary = local_boundary(
-        period="weekly", hour=8, zone=auckland, now=at("2026-03-01T19:00:00")
-    )
+    boundary = local_boundary(period="weekly", hour=8, zone=auckland, now=at("2026-03-01T19:00:00"))
     assert boundary == at("2026-03-01T19:00:00")
     assert boundary.astimezone(auckland).weekday() == 0
     # One second earlier it is still the previous local Monday.
