@@ -10,6 +10,7 @@ window where nothing new qualifies records its row and sends no event.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from uuid import UUID
@@ -227,13 +228,18 @@ def do_send_digest(*, session: Session, due: DueDigest, now: datetime) -> int:
     return digest.total_items
 
 
+def _sender(due: DueDigest, now: datetime) -> Callable[[Session], int]:
+    def send(session: Session) -> int:
+        return do_send_digest(session=session, due=due, now=now)
+
+    return send
+
+
 def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestRunReport:
     """Send each due digest in a transaction of its own (one person's failure stops nobody)."""
     sent = nothing_new = lost = 0
     for one in due:
-        items, committed = run_once(
-            engine, lambda session, one=one: do_send_digest(session=session, due=one, now=now)
-        )
+        items, committed = run_once(engine, _sender(one, now))
         if not committed:
             lost += 1
         elif items:
