@@ -3,8 +3,11 @@
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +22,12 @@ from services.digests.models import DigestSent
 from services.digests.scheduler import DigestSettings, run_schedule
 from services.digests.service import to_utc
 from services.digests.tests.factories import content
+from shared.auth import TokenIssuer, TokenVerifier
 from shared.events.contracts import FollowCreated, NotificationPreferencesUpdated
 from shared.events.outbox import OutboxMessage
 from shared.ids import new_id, utcnow
+from shared.settings import Settings
+from shared.testing.backends import fresh_database
 from shared.testing.fixtures import ServiceClientFactory, wait_for
 
 Publish = Callable[..., None]
@@ -131,3 +137,53 @@ def test_the_service_runs_the_schedule_until_it_stops(
 
 def test_the_schedule_can_be_switched_off(client: TestClient) -> None:
     assert client.app.state.digest_schedule is None  # type: ignore[attr-defined]
+
+
+def test_two_replicas_on_one_database_send_a_persons_window_once(
+    tmp_path: Path,
+    nats_url: str,
+    token_issuer: TokenIssuer,
+    publish_events: Publish,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KNOWFLOW_DIGEST_SCHEDULE_ENABLED", "true")
+    monkeypatch.setenv("KNOWFLOW_DIGEST_TICK_SECONDS", "0.05")
+    reader, author = new_id(), new_id()
+    with fresh_database(tmp_path, "digests") as database_url, ExitStack() as stack:
+        replicas = []
+        for index in range(2):
+            settings = Settings(
+                service_name="digests",
+                database_url=database_url,
+                nats_url=nats_url,
+                jwt_private_key_file=tmp_path / f"jwt{index}.pem",
+                log_json=False,
+            )
+            verifier = TokenVerifier(
+                issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=token_issuer.jwks()
+            )
+            app = create_app(settings, verifier)
+            replicas.append(stack.enter_context(TestClient(app, raise_server_exceptions=False)))
+        publish_events(
+            content(author=author, hours_ago=3),
+            FollowCreated(follower_id=reader, target_type="user", target=str(author)),
+            NotificationPreferencesUpdated(
+                user_id=reader,
+                digest_frequency="daily",
+                digest_hour=(utcnow() - SETTLE).hour,
+                timezone="UTC",
+                version=1,
+            ),
+        )
+        wait_for(lambda: ready_count(replicas[0]) == 1)
+        time.sleep(0.5)  # ten more ticks in each replica
+        assert ready_count(replicas[0]) == 1
+        assert sent_windows(replicas[1]) == [(str(reader), "daily")]
+
+
+def ready_count(client: TestClient) -> int:
+    with Session(engine_of(client)) as session:
+        rows = session.exec(
+            select(OutboxMessage).where(col(OutboxMessage.payload).contains("digest.ready"))
+        ).all()
+    return len(rows)
