@@ -23,6 +23,7 @@ from gateway.routing import RouteTable, upstream_urls
 from gateway.security import EdgeHeaders, cors, docs_csp, metrics_authorized
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
+from shared.events.asyncapi import PAGE_CSP, cached_document, render_page
 from shared.observability import configure_logging, new_request_id, request_id_var
 from shared.settings import Settings, get_settings
 from shared.web import problem_response
@@ -77,6 +78,8 @@ class Gateway:
             "/readyz": self.readyz,
             "/openapi.json": self.openapi_json,
             "/docs": self.docs,
+            "/asyncapi.json": self.asyncapi_json,
+            "/asyncapi": self.asyncapi_page,
         }
         if settings.metrics_token:  # otherwise /metrics is not served here at all
             self.own["/metrics"] = self.metrics
@@ -84,6 +87,8 @@ class Gateway:
         self.http = cors(settings, self.route)
         docs = get_swagger_ui_html(openapi_url="/openapi.json", title="Knowflow API")
         self.docs_page = bytes(docs.body), docs_csp(bytes(docs.body))
+        # The event contract is a function of the code: built on first request, then kept.
+        self.asyncapi: tuple[bytes, bytes] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -177,6 +182,23 @@ class Gateway:
         """Swagger UI over the merged document (built once: its CSP names its script's hash)."""
         body, csp = self.docs_page
         return HTMLResponse(body, headers={"content-security-policy": csp})
+
+    def _asyncapi(self) -> tuple[bytes, bytes]:
+        if self.asyncapi is None:
+            document = cached_document(self.settings.nats_url)
+            page = render_page(document).encode("utf-8")
+            self.asyncapi = (JSONResponse(document).body, page)
+        return self.asyncapi
+
+    async def asyncapi_json(self) -> Response:
+        """The AsyncAPI 3.0 document of every event Knowflow publishes (no token needed)."""
+        body, _ = self._asyncapi()
+        return Response(body, media_type="application/json")
+
+    async def asyncapi_page(self) -> Response:
+        """The same contract as a readable page: no script, nothing from elsewhere."""
+        _, page = self._asyncapi()
+        return HTMLResponse(page, headers={"content-security-policy": PAGE_CSP})
 
 
 async def _no_receive() -> dict[str, Any]:

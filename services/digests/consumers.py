@@ -16,6 +16,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
+    NotificationPreferencesUpdated,
     PostCreated,
     PostDeleted,
     PostUpdated,
@@ -66,6 +67,12 @@ def on_user(
     service.do_project_user(session=session, data=data, at=envelope.time)
 
 
+def on_preferences(
+    session: Session, envelope: CloudEvent, data: NotificationPreferencesUpdated
+) -> None:
+    service.do_project_preference(session=session, data=data, at=envelope.time)
+
+
 def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
     """One durable consumer per projection, so a stuck one does not hold up the others."""
     return (
@@ -93,4 +100,5 @@ def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
             },
         ),
         Consumer("digests-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
+        Consumer("digests-preferences", {NotificationPreferencesUpdated: on_preferences}),
     )

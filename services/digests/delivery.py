@@ -1,24 +1,34 @@
-"""Sending digests: one `DigestReady` per person with something to read, once per window.
+"""Sending digests: one `DigestReady` per person and window, on each person's own schedule.
 
-A period's windows end on scheduled boundaries: daily at `hour_utc`, weekly on Monday at
-`hour_utc`. Sending a window writes a `digests_run` row keyed by (period, window end) in
-the same transaction as its events, so a second sender (another replica, a re-run, an
-admin) finds the row, or fails on its key at commit, and sends nothing.
+A person's windows end at their local hour (from `NotificationPreferencesUpdated`; without
+one: weekly, 9:00, UTC, as in the notifications service) — every day, or on local Mondays.
+Sending a person's window writes a `digests_sent` row keyed by (person, period, window
+end) in the same transaction as the event, so a second sender (another replica, a
+restart, an admin) finds the row, or fails on its key at commit, and sends nothing.
+The items a digest carried are recorded (`digests_sent_item`) and never sent again; a
+window where nothing new qualifies records its row and sends no event.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from services.digests.digest import build_digest
-from services.digests.models import DigestFollow, DigestRun
+from services.digests.digest import PERIODS, build_digest
+from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestPeriod, DigestPublic
 from services.digests.service import to_utc
-from shared.events.contracts import DigestReady, DigestReadyItem, DigestReadySection
+from shared.events.contracts import (
+    DigestFrequency,
+    DigestReady,
+    DigestReadyItem,
+    DigestReadySection,
+)
 from shared.events.outbox import record_event
 from shared.ids import utcnow
 from shared.schedule import run_once
@@ -26,25 +36,80 @@ from shared.schedule import run_once
 log = logging.getLogger(__name__)
 
 SOURCE = "/knowflow/digests"
-DEFAULT_HOUR_UTC = 6
+# Events of the last moments of a window may still be on the bus when it ends.
+SETTLE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a person's digest goes out; the defaults are the notifications service's."""
+
+    frequency: DigestFrequency = "weekly"
+    hour: int = 9
+    timezone: str = "UTC"
+
+    def zone(self) -> tzinfo:
+        """The IANA zone; an unknown name (a newer tz database elsewhere) falls back to UTC."""
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown time zone %r: digests use UTC", self.timezone)
+            return UTC
+
+
+DEFAULT_SCHEDULE = Schedule()
+
+
+def schedule_of(preference: DigestPreference | None) -> Schedule:
+    if preference is None:
+        return DEFAULT_SCHEDULE
+    frequency: DigestFrequency = preference.frequency  # type: ignore[assignment]
+    return Schedule(frequency=frequency, hour=preference.hour, timezone=preference.timezone)
+
+
+def _local_hour(day: date, hour: int, zone: tzinfo) -> datetime:
+    """`hour`:00 on `day` in `zone`, as UTC. In a DST gap the hour is read with the offset
+    before the change (02:00 that does not exist is 03:00 new time); in a repeated hour,
+    the first one. Either way the same instant on every replica."""
+    return datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC)
+
+
+def _step(period: DigestPeriod) -> timedelta:
+    return timedelta(days=7 if period == "weekly" else 1)
+
+
+def local_boundary(*, period: DigestPeriod, hour: int, zone: tzinfo, now: datetime) -> datetime:
+    """The last window end at or before `now`: `hour`:00 local daily, or on local Mondays."""
+    now = to_utc(now)
+    day = now.astimezone(zone).date()
+    if period == "weekly":
+        day -= timedelta(days=day.weekday())
+    while (boundary := _local_hour(day, hour, zone)) > now:
+        day -= _step(period)
+    return boundary
+
+
+def previous_boundary(
+    *, period: DigestPeriod, hour: int, zone: tzinfo, boundary: datetime
+) -> datetime:
+    """The window end before `boundary` (23 or 25 hours earlier across a DST change)."""
+    day = to_utc(boundary).astimezone(zone).date() - _step(period)
+    return _local_hour(day, hour, zone)
+
+
+@dataclass(frozen=True)
+class DueDigest:
+    user_id: UUID
+    period: DigestPeriod
+    until: datetime
+    since: datetime | None  # None: the period's length before `until`
 
 
 @dataclass(frozen=True)
 class DigestRunReport:
-    period: DigestPeriod
-    window_end: datetime
-    sent: int
-    already_sent: bool
-
-
-def latest_boundary(*, period: DigestPeriod, now: datetime, hour_utc: int) -> datetime:
-    """The last scheduled window end at or before `now` (weekly windows end on Mondays)."""
-    now = to_utc(now)
-    boundary = now.replace(hour=hour_utc, minute=0, second=0, microsecond=0)
-    if period == "weekly":
-        boundary -= timedelta(days=boundary.weekday())
-    step = timedelta(days=7 if period == "weekly" else 1)
-    return boundary if boundary <= now else boundary - step
+    sent: int  # digests recorded with their DigestReady event
+    nothing_new: int  # windows recorded where nothing (new) qualified: no event
+    already_sent: int  # windows recorded before (or by a concurrent sender)
 
 
 def load_recipients(*, session: Session) -> list[UUID]:
@@ -56,6 +121,47 @@ def load_recipients(*, session: Session) -> list[UUID]:
         .order_by(col(DigestFollow.follower_id))
     )
     return list(session.exec(query).all())
+
+
+def _schedules(session: Session, users: list[UUID]) -> dict[UUID, Schedule]:
+    rows = session.exec(select(DigestPreference).where(col(DigestPreference.user_id).in_(users)))
+    found = {row.user_id: schedule_of(row) for row in rows}
+    return {user: found.get(user, DEFAULT_SCHEDULE) for user in users}
+
+
+def find_due_digests(
+    *, session: Session, now: datetime, period: DigestPeriod | None = None
+) -> tuple[list[DueDigest], int]:
+    """Everyone whose latest settled window has no digest yet, and how many already have one.
+
+    `period` limits it to the people on that frequency (the admin's "send now").
+    """
+    settled = to_utc(now) - SETTLE
+    users = load_recipients(session=session)
+    schedules = _schedules(session, users)
+    recent = {
+        (user, kind, to_utc(end))
+        for user, kind, end in session.exec(
+            select(DigestSent.user_id, DigestSent.period, DigestSent.window_end).where(
+                col(DigestSent.window_end) > settled - timedelta(days=8)
+            )
+        )
+    }
+    due: list[DueDigest] = []
+    already = 0
+    for user in users:
+        schedule = schedules[user]
+        if schedule.frequency == "never" or period not in (None, schedule.frequency):
+            continue
+        kind: DigestPeriod = schedule.frequency
+        zone = schedule.zone()
+        end = local_boundary(period=kind, hour=schedule.hour, zone=zone, now=settled)
+        if (user, kind, end) in recent:
+            already += 1
+            continue
+        since = previous_boundary(period=kind, hour=schedule.hour, zone=zone, boundary=end)
+        due.append(DueDigest(user_id=user, period=kind, until=end, since=since))
+    return due, already
 
 
 def digest_ready(digest: DigestPublic) -> DigestReady:
@@ -83,63 +189,93 @@ def digest_ready(digest: DigestPublic) -> DigestReady:
     )
 
 
-def do_send_digests(
-    *,
-    session: Session,
-    period: DigestPeriod,
-    now: datetime,
-    window_end: datetime | None = None,
-    hour_utc: int = DEFAULT_HOUR_UTC,
-) -> DigestRunReport:
-    """Record the window's digests and its run row (window end: the latest boundary by default).
+def do_send_digest(*, session: Session, due: DueDigest, now: datetime) -> int:
+    """Record one person's digest for one window (no event if nothing new); never commits.
 
-    A window already recorded sends nothing; a concurrent sender of the same window makes
-    the flush (or the caller's commit) raise `IntegrityError`. Never commits.
+    Returns the items sent. A concurrent sender of the same window makes the flush (or
+    the caller's commit) raise `IntegrityError` on the `digests_sent` key.
     """
-    end = (
-        to_utc(window_end)
-        if window_end
-        else latest_boundary(period=period, now=now, hour_utc=hour_utc)
+    sent_before = frozenset(
+        session.exec(
+            select(DigestSentItem.content_id).where(DigestSentItem.user_id == due.user_id)
+        ).all()
     )
-    if session.get(DigestRun, (period, end)) is not None:
-        return DigestRunReport(period=period, window_end=end, sent=0, already_sent=True)
-    # Build every digest before writing, so the write transaction is short.
-    ready = []
-    for user_id in load_recipients(session=session):
-        digest = build_digest(session=session, user_id=user_id, period=period, now=now, until=end)
-        if digest.total_items:
-            ready.append(digest_ready(digest))
-    session.add(
-        DigestRun(period=period, window_end=end, sent_at=to_utc(now), recipients=len(ready))
+    digest = build_digest(
+        session=session,
+        user_id=due.user_id,
+        period=due.period,
+        now=now,
+        until=due.until,
+        since=due.since,
+        exclude=sent_before,
     )
-    for event in ready:
-        record_event(session, event, source=SOURCE)
+    row = DigestSent(
+        user_id=due.user_id,
+        period=due.period,
+        window_end=to_utc(due.until),
+        sent_at=to_utc(now),
+        items=digest.total_items,
+    )
+    if digest.total_items:
+        row.event_id = record_event(session, digest_ready(digest), source=SOURCE).id
+        shown = {item.content_id for section in digest.sections for item in section.items}
+        for content_id in sorted(shown):
+            session.add(
+                DigestSentItem(user_id=due.user_id, content_id=content_id, sent_at=to_utc(now))
+            )
+    session.add(row)
     session.flush()
-    return DigestRunReport(period=period, window_end=end, sent=len(ready), already_sent=False)
+    return digest.total_items
 
 
-def send_digests(
-    *,
-    engine: Engine,
-    period: DigestPeriod,
-    now: datetime | None = None,
-    window_end: datetime | None = None,
-    hour_utc: int = DEFAULT_HOUR_UTC,
+def _sender(due: DueDigest, now: datetime) -> Callable[[Session], int]:
+    def send(session: Session) -> int:
+        return do_send_digest(session=session, due=due, now=now)
+
+    return send
+
+
+def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestRunReport:
+    """Send each due digest in a transaction of its own (one person's failure stops nobody)."""
+    sent = nothing_new = lost = 0
+    for one in due:
+        items, committed = run_once(engine, _sender(one, now))
+        if not committed:
+            lost += 1
+        elif items:
+            sent += 1
+        else:
+            nothing_new += 1
+    if sent or lost:
+        log.info("sent %d digest(s); %d were sent by another process", sent, lost)
+    return DigestRunReport(sent=sent, nothing_new=nothing_new, already_sent=lost)
+
+
+def send_due_digests(
+    *, engine: Engine, now: datetime | None = None, period: DigestPeriod | None = None
 ) -> DigestRunReport:
-    """Send a window's digests in a transaction of their own; a window sent before sends none."""
-    now = now or utcnow()
-    end = (
-        to_utc(window_end)
-        if window_end
-        else latest_boundary(period=period, now=now, hour_utc=hour_utc)
+    """Send every person's digest whose latest settled window has none yet."""
+    now = to_utc(now or utcnow())
+    with Session(engine) as session:
+        due, already = find_due_digests(session=session, now=now, period=period)
+    report = send_each(engine=engine, due=due, now=now)
+    return DigestRunReport(
+        sent=report.sent,
+        nothing_new=report.nothing_new,
+        already_sent=report.already_sent + already,
     )
-    report, committed = run_once(
-        engine,
-        lambda session: do_send_digests(session=session, period=period, now=now, window_end=end),
-    )
-    if not committed or report is None:
-        log.info("%s digests for %s were sent by another process", period, end.isoformat())
-        return DigestRunReport(period=period, window_end=end, sent=0, already_sent=True)
-    if not report.already_sent:
-        log.info("sent %d %s digest(s) for %s", report.sent, period, end.isoformat())
-    return report
+
+
+def send_digests_now(*, engine: Engine, period: DigestPeriod, now: datetime) -> DigestRunReport:
+    """Send everyone on `period` the window ending now (an admin's forced send)."""
+    now = to_utc(now)
+    end = now.replace(second=0, microsecond=0)
+    with Session(engine) as session:
+        users = load_recipients(session=session)
+        schedules = _schedules(session, users)
+    due = [
+        DueDigest(user_id=user, period=period, until=end, since=end - PERIODS[period])
+        for user in users
+        if schedules[user].frequency == period
+    ]
+    return send_each(engine=engine, due=due, now=now)

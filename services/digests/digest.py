@@ -292,9 +292,17 @@ def build_digest(
     period: DigestPeriod,
     now: datetime,
     until: datetime | None = None,
+    since: datetime | None = None,
+    exclude: frozenset[UUID] = frozenset(),
 ) -> DigestPublic:
-    """The digest of what the person's follows produced in the period ending `until` (or now)."""
-    since, end = check_window(period=period, now=now, until=until)
+    """The digest of what the person's follows produced in the period ending `until` (or now).
+
+    `since` overrides the period's length (a scheduled window starts at the person's
+    previous local boundary, 23 or 25 hours back on a DST day); items in `exclude` (sent
+    by an earlier digest) are left out before ranking, so new items fill their places.
+    """
+    start, end = check_window(period=period, now=now, until=until)
+    since = to_utc(since) if since is not None else start
     follows = load_follows(session=session, user_id=user_id)
     sections: list[Section] = []
     rows: dict[UUID, DigestContent] = {}
@@ -318,6 +326,8 @@ def build_digest(
         )
         candidates = []
         for row in roots:
+            if row.content_id in exclude:
+                continue
             info = activity.get(row.content_id, ThreadActivity())
             rows[row.content_id] = row
             candidates.append(

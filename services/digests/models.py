@@ -81,15 +81,44 @@ class DigestUser(SQLModel, table=True):
     changed_at: datetime
 
 
-class DigestRun(SQLModel, table=True):
-    """One sending of a period's digests; the key makes a window's digests go out once."""
+class DigestPreference(SQLModel, table=True):
+    """A person's digest schedule, from the notifications service; none: the defaults."""
 
-    __tablename__ = "digests_run"
+    __tablename__ = "digests_preference"
 
+    user_id: UUID = Field(primary_key=True)
+    frequency: str  # DigestFrequency
+    hour: int  # local hour in `timezone`
+    timezone: str  # IANA zone name
+    version: int
+    changed_at: datetime
+
+
+class DigestSent(SQLModel, table=True):
+    """One person's digest for one window; the key makes it go out once across replicas.
+
+    A row with `items` 0 records that nothing qualified (no event was sent), so the
+    window is not rebuilt on every tick.
+    """
+
+    __tablename__ = "digests_sent"
+
+    user_id: UUID = Field(primary_key=True)
     period: str = Field(primary_key=True)  # DigestPeriod
-    window_end: datetime = Field(primary_key=True)  # the scheduled boundary (or a forced now)
+    window_end: datetime = Field(primary_key=True, index=True)  # the person's local boundary
     sent_at: datetime
-    recipients: int
+    items: int
+    event_id: UUID | None = None  # the DigestReady event, if anything was sent
+
+
+class DigestSentItem(SQLModel, table=True):
+    """An item a person's digest already carried: a later digest never repeats it."""
+
+    __tablename__ = "digests_sent_item"
+
+    user_id: UUID = Field(primary_key=True)
+    content_id: UUID = Field(primary_key=True)
+    sent_at: datetime
 
 
 TABLES: list[type[SQLModel]] = [
@@ -99,5 +128,7 @@ TABLES: list[type[SQLModel]] = [
     DigestGroup,
     DigestMembership,
     DigestUser,
-    DigestRun,
+    DigestPreference,
+    DigestSent,
+    DigestSentItem,
 ]

@@ -1,4 +1,4 @@
-"""Digests' endpoints: parse, call `build_digest` (or `send_digests`), return."""
+"""Digests' endpoints: parse, call `build_digest` (or the senders in delivery), return."""
 
 from datetime import datetime
 from typing import Annotated
@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from services.digests.delivery import send_digests
+from services.digests.delivery import send_digests_now, send_due_digests
 from services.digests.digest import build_digest
 from services.digests.models import DigestUser
 from services.digests.schemas import DigestPeriod, DigestPublic, DigestRunPublic
@@ -65,29 +65,39 @@ def read_user_digest(
 
 
 @admin_router.post("/send", responses={403: {"description": "Not an admin"}})
-def send_digests_now(
+def send_digests_now_route(
     principal: CurrentUser,
     request: Request,
-    period: Annotated[DigestPeriod, Query(description="Which period's digests to send.")],
+    period: Annotated[
+        DigestPeriod, Query(description="Send to the people whose digests are this period's.")
+    ],
     force: Annotated[
         bool,
-        Query(description="Send for the window ending now instead of the latest boundary."),
+        Query(
+            description=(
+                "Send for the window ending now instead of each person's latest scheduled one."
+            )
+        ),
     ] = False,
 ) -> DigestRunPublic:
-    """Send the period's digests for its latest window now; a window is only ever sent once."""
+    """Send the digests due to everyone on this period now; a person's window goes out once.
+
+    Each person's window ends at their own local hour. Without `force` this sends the
+    windows the schedule would send next; with it, a window ending now (items already
+    sent by an earlier digest are never repeated, so nobody gets the same item twice).
+    """
     if not principal.is_admin:
         raise Forbidden("only admins can send digests")
     now = utcnow()
-    report = send_digests(
-        engine=request.app.state.engine,
-        period=period,
-        now=now,
-        window_end=now.replace(second=0, microsecond=0) if force else None,
-        hour_utc=request.app.state.digest_settings.hour_utc,
-    )
+    engine = request.app.state.engine
+    if force:
+        report = send_digests_now(engine=engine, period=period, now=now)
+    else:
+        report = send_due_digests(engine=engine, now=now, period=period)
     return DigestRunPublic(
-        period=report.period,
-        window_end=report.window_end,
+        period=period,
+        window_end=now.replace(second=0, microsecond=0) if force else None,
         sent=report.sent,
+        nothing_new=report.nothing_new,
         already_sent=report.already_sent,
     )

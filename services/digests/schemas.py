@@ -49,6 +49,9 @@ class DigestPublic(BaseModel):
 
 class DigestRunPublic(BaseModel):
     period: DigestPeriod
-    window_end: datetime = Field(description="End of the window the digests cover.")
-    sent: int = Field(description="Digests recorded for delivery now (0 if sent before).")
-    already_sent: bool = Field(description="This window's digests had been sent already.")
+    window_end: datetime | None = Field(
+        description="End of the forced window (`force`); null: each person's own latest window."
+    )
+    sent: int = Field(description="Digests recorded for delivery now.")
+    nothing_new: int = Field(description="People whose window had nothing (new): no digest.")
+    already_sent: int = Field(description="People whose window had been sent already.")

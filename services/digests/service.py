@@ -20,6 +20,7 @@ from services.digests.models import (
     DigestFollow,
     DigestGroup,
     DigestMembership,
+    DigestPreference,
     DigestUser,
 )
 from shared.events.contracts import (
@@ -29,6 +30,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupEvent,
     MembershipEvent,
+    NotificationPreferencesUpdated,
     UserProfileUpdated,
     UserRegistered,
 )
@@ -210,3 +212,22 @@ def do_project_user(
         row.changed_at = at
     session.add(row)
     return True
+
+
+def do_project_preference(
+    *, session: Session, data: NotificationPreferencesUpdated, at: datetime
+) -> bool:
+    """Keep a person's digest schedule, unless a higher version was already applied."""
+    return do_apply_fact(
+        session=session,
+        model=DigestPreference,
+        keys=["user_id"],
+        values={
+            "user_id": data.user_id,
+            "frequency": data.digest_frequency,
+            "hour": data.digest_hour,
+            "timezone": data.timezone,
+            "version": data.version,
+            "changed_at": to_utc(at),
+        },
+    )

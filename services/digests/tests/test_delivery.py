@@ -1,4 +1,4 @@
-"""Sending digests: one `DigestReady` per reader with items, private stays private, once a window."""
+"""Sending digests: one `DigestReady` per person and window, private stays private, no repeats."""
 
 import json
 import threading
@@ -10,16 +10,22 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from services.digests import delivery
-from services.digests.delivery import DigestRunReport, do_send_digests, send_digests
-from services.digests.models import DigestRun
+from services.digests.delivery import (
+    SETTLE,
+    DigestRunReport,
+    send_digests_now,
+    send_due_digests,
+)
+from services.digests.models import DigestSent, DigestSentItem
 from services.digests.tests.factories import content
 from shared.events.contracts import (
     FollowCreated,
     GroupCreated,
     GroupMemberAdded,
+    NotificationPreferencesUpdated,
     UserRegistered,
 )
 from shared.events.outbox import OutboxMessage
@@ -79,41 +85,12 @@ class World:
         )
 
 
-def test_sending_records_one_digest_ready_per_follower_with_items(
-    client: TestClient, publish: Publish
-) -> None:
-    world = World(publish)
-    now = utcnow()
-    with Session(engine_of(client)) as session:
-        report = do_send_digests(session=session, period="daily", now=now, window_end=now)
-        session.commit()
-    assert (report.sent, report.already_sent) == (2, False)
-
-    events = ready_events(client)
-    assert set(events) == {str(world.alice), str(world.eve)}
-    alice = events[str(world.alice)]
-    assert alice["type"] == "knowflow.digest.ready.v1"
-    assert alice["subject"] == str(world.alice)
-    assert alice["audience"] == "restricted"
-    data = alice["data"]
-    assert (data["period"], data["total_items"]) == ("daily", 1)
-    assert data["until"].startswith(now.isoformat()[:19])
-    assert data["since"].startswith((now - timedelta(days=1)).isoformat()[:19])
-    [section] = data["sections"]
-    assert (section["reason"], section["label"]) == ("person", "Bob (@bob)")
-    [item] = section["items"]
-    assert item["content_id"] == str(world.public_post.content_id)
-    assert (item["kind"], item["title"]) == ("post", "Public")
-    assert item["excerpt"] == "Something worth knowing."
-    assert "Bob (@bob)" in item["why"]
-    eve_items = [i for s in events[str(world.eve)]["data"]["sections"] for i in s["items"]]
-    assert [i["content_id"] for i in eve_items] == [str(world.private_post.content_id)]
-
-    with Session(engine_of(client)) as session:
-        run = session.get(DigestRun, ("daily", now))
-        assert run is not None and run.recipients == 2
-        # The relay publishes what was committed.
-    wait_for(lambda: all_sent(client))
+def daily_now(user: UUID, *, version: int = 1, zone: str = "UTC") -> NotificationPreferencesUpdated:
+    """A preference whose latest daily window (UTC) ended at the start of this hour."""
+    hour = (utcnow() - SETTLE).hour
+    return NotificationPreferencesUpdated(
+        user_id=user, digest_frequency="daily", digest_hour=hour, timezone=zone, version=version
+    )
 
 
 def all_sent(client: TestClient) -> bool:
@@ -124,95 +101,155 @@ def all_sent(client: TestClient) -> bool:
     return bool(rows) and all(row.sent_at is not None for row in rows)
 
 
-def test_private_items_never_reach_a_follower_outside_the_group(
+def test_each_person_gets_one_digest_ready_at_their_hour_with_what_they_may_see(
     client: TestClient, publish: Publish
 ) -> None:
     world = World(publish)
+    publish(*(daily_now(user) for user in (world.alice, world.eve, world.dave, world.carol)))
     now = utcnow()
-    send_digests(engine=engine_of(client), period="weekly", now=now, window_end=now)
+    report = send_due_digests(engine=engine_of(client), now=now)
+    # Dave (not a member) and Carol (nothing matched) get nothing: no event.
+    assert (report.sent, report.nothing_new, report.already_sent) == (2, 2, 0)
+
     events = ready_events(client)
-    assert str(world.dave) not in events and str(world.carol) not in events
-    secret = str(world.private_post.content_id)
-    for user, envelope in events.items():
-        shown = [i["content_id"] for s in envelope["data"]["sections"] for i in s["items"]]
-        assert (secret in shown) == (user == str(world.eve))
+    assert set(events) == {str(world.alice), str(world.eve)}
+    alice = events[str(world.alice)]
+    assert (alice["type"], alice["subject"]) == ("knowflow.digest.ready.v1", str(world.alice))
+    assert alice["audience"] == "restricted"
+    data = alice["data"]
+    assert (data["period"], data["total_items"]) == ("daily", 1)
+    until = (now - SETTLE).replace(minute=0, second=0, microsecond=0)
+    assert data["until"].startswith(until.isoformat()[:19])
+    assert data["since"].startswith((until - timedelta(days=1)).isoformat()[:19])
+    [section] = data["sections"]
+    assert (section["reason"], section["label"]) == ("person", "Bob (@bob)")
+    [item] = section["items"]
+    assert item["content_id"] == str(world.public_post.content_id)
+    eve_items = [i for s in events[str(world.eve)]["data"]["sections"] for i in s["items"]]
+    assert [i["content_id"] for i in eve_items] == [str(world.private_post.content_id)]
+    wait_for(lambda: all_sent(client))  # the relay publishes what was committed
 
 
-def test_a_second_send_for_the_same_window_sends_nothing(
+def test_people_without_a_preference_get_the_weekly_default_on_monday_at_nine_utc(
     client: TestClient, publish: Publish
 ) -> None:
     World(publish)
-    now = utcnow()
-    first = send_digests(engine=engine_of(client), period="daily", now=now, window_end=now)
-    again = send_digests(
-        engine=engine_of(client), period="daily", now=now + timedelta(minutes=5), window_end=now
+    with Session(engine_of(client)) as session:
+        assert session.exec(select(DigestSent)).all() == []
+    send_due_digests(engine=engine_of(client), now=utcnow())
+    with Session(engine_of(client)) as session:
+        rows = session.exec(select(DigestSent)).all()
+    assert {row.period for row in rows} == {"weekly"}
+    for row in rows:
+        end = row.window_end
+        assert (end.weekday(), end.hour, end.minute) == (0, 9, 0)
+
+
+def test_never_means_no_digest(client: TestClient, publish: Publish) -> None:
+    world = World(publish)
+    publish(
+        NotificationPreferencesUpdated(
+            user_id=world.alice, digest_frequency="never", digest_hour=9, timezone="UTC", version=1
+        )
     )
-    assert (first.sent, first.already_sent) == (2, False)
-    assert (again.sent, again.already_sent) == (0, True)
-    assert len(ready_events(client)) == 2
-    # Another period, or another window, is sent on its own.
-    weekly = send_digests(engine=engine_of(client), period="weekly", now=now, window_end=now)
-    assert weekly.sent == 2
+    send_due_digests(engine=engine_of(client), now=utcnow())
+    assert str(world.alice) not in ready_events(client)
+    with Session(engine_of(client)) as session:
+        assert session.exec(select(DigestSent).where(DigestSent.user_id == world.alice)).all() == []
 
 
-def test_concurrent_senders_of_one_window_send_it_once(
+def test_a_preference_change_applies_and_an_older_version_does_not_undo_it(
     client: TestClient, publish: Publish
 ) -> None:
-    World(publish)
+    world = World(publish)
+    publish(
+        daily_now(world.alice, version=3),
+        NotificationPreferencesUpdated(  # stale: arrives later with a lower version
+            user_id=world.alice, digest_frequency="never", digest_hour=9, timezone="UTC", version=2
+        ),
+    )
+    send_due_digests(engine=engine_of(client), now=utcnow())
+    assert ready_events(client)[str(world.alice)]["data"]["period"] == "daily"
+
+
+def test_a_window_goes_out_once_and_a_later_one_never_repeats_an_item(
+    client: TestClient, publish: Publish
+) -> None:
+    world = World(publish)
+    publish(daily_now(world.alice))
+    now = utcnow()
+    first = send_due_digests(engine=engine_of(client), now=now)
+    again = send_due_digests(engine=engine_of(client), now=now + timedelta(minutes=5))
+    assert first.sent >= 1
+    assert (again.sent, again.nothing_new) == (0, 0)
+    assert again.already_sent == first.sent + first.nothing_new
+    # A forced window ending now overlaps the sent one: Bob's post is not sent twice.
+    forced = send_digests_now(engine=engine_of(client), period="daily", now=now)
+    assert forced.sent == 0 and forced.nothing_new == 1
+    newer = content(author=world.bob, title="Newer", hours_ago=0)
+    publish(newer)
+    later = send_digests_now(engine=engine_of(client), period="daily", now=utcnow() + SETTLE)
+    assert later.sent == 1
+    with Session(engine_of(client)) as session:
+        sent = session.exec(
+            select(DigestSentItem.content_id).where(DigestSentItem.user_id == world.alice)
+        ).all()
+    assert sorted(sent) == sorted([world.public_post.content_id, newer.content_id])
+
+
+def test_concurrent_senders_send_each_persons_window_once(
+    client: TestClient, publish: Publish
+) -> None:
+    world = World(publish)
+    publish(daily_now(world.alice), daily_now(world.eve))
     now = utcnow()
     barrier = threading.Barrier(3)
-    reports = []
+    reports: list[DigestRunReport] = []
 
     def sender() -> None:
         barrier.wait()
-        reports.append(
-            send_digests(engine=engine_of(client), period="daily", now=now, window_end=now)
-        )
+        reports.append(send_due_digests(engine=engine_of(client), now=now))
 
     threads = [threading.Thread(target=sender) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert sorted((r.sent, r.already_sent) for r in reports) == [(0, True), (0, True), (2, False)]
+    assert sum(r.sent for r in reports) == 2
     assert len(ready_events(client)) == 2
-    with Session(engine_of(client)) as session:
-        runs = session.exec(select(DigestRun).where(col(DigestRun.period) == "daily")).all()
-    assert len(runs) == 1
 
 
 def test_a_sender_that_loses_the_race_at_commit_sends_nothing(
     client: TestClient, publish: Publish, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both senders found no run; the rival commits first, so the key stops the other."""
-    World(publish)
+    """Both senders found the window due; the rival commits first, so the key stops the other."""
+    world = World(publish)
+    publish(daily_now(world.alice))
     now = utcnow()
-    load_recipients = delivery.load_recipients
+    build = delivery.build_digest
     raced = threading.Event()
     rival: list[DigestRunReport] = []
 
-    def rival_commits_first(*, session: Session) -> list[UUID]:
+    def rival_commits_first(**kwargs: Any) -> Any:
         if not raced.is_set():
             raced.set()
             thread = threading.Thread(
-                target=lambda: rival.append(
-                    send_digests(engine=engine_of(client), period="daily", now=now, window_end=now)
-                )
+                target=lambda: rival.append(send_due_digests(engine=engine_of(client), now=now))
             )
             thread.start()
             thread.join(timeout=60)
-        return load_recipients(session=session)
+        return build(**kwargs)
 
-    monkeypatch.setattr(delivery, "load_recipients", rival_commits_first)
-    report = send_digests(engine=engine_of(client), period="daily", now=now, window_end=now)
-    assert [(r.sent, r.already_sent) for r in rival] == [(2, False)]
-    assert (report.sent, report.already_sent) == (0, True)
-    assert len(ready_events(client)) == 2
+    monkeypatch.setattr(delivery, "build_digest", rival_commits_first)
+    report = send_due_digests(engine=engine_of(client), now=now)
+    assert sum(r.sent for r in rival) + report.sent == 1
+    assert report.already_sent >= 1
+    assert len(ready_events(client)) == 1
 
 
-def test_nobody_with_follows_means_a_run_and_no_events(client: TestClient) -> None:
-    report = send_digests(engine=engine_of(client), period="daily", now=utcnow())
-    assert (report.sent, report.already_sent) == (0, False)
+def test_nobody_with_follows_means_no_events(client: TestClient) -> None:
+    report = send_due_digests(engine=engine_of(client), now=utcnow())
+    assert (report.sent, report.nothing_new, report.already_sent) == (0, 0, 0)
     assert ready_events(client) == {}
 
 
@@ -226,17 +263,18 @@ def test_admin_send_is_403_for_non_admins_and_401_without_a_token(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_admin_send_sends_the_latest_window_once(
+def test_admin_send_sends_each_persons_latest_window_once(
     client: TestClient, publish: Publish, admin_header: dict[str, str]
 ) -> None:
-    World(publish)
+    World(publish)  # nobody has a preference: everyone is weekly
     path = "/admin/digests/send"
     first = client.post(path, params={"period": "weekly"}, headers=admin_header)
     assert first.status_code == 200, first.text
-    assert first.json()["already_sent"] is False
-    again = client.post(path, params={"period": "weekly"}, headers=admin_header)
-    assert again.status_code == 200
-    assert again.json() == {**first.json(), "sent": 0, "already_sent": True}
+    body = first.json()
+    assert body["window_end"] is None and body["already_sent"] == 0
+    again = client.post(path, params={"period": "weekly"}, headers=admin_header).json()
+    assert again["sent"] == 0 and again["already_sent"] == body["sent"] + body["nothing_new"]
+    assert client.post(path, params={"period": "daily"}, headers=admin_header).json()["sent"] == 0
     assert client.post(path, params={"period": "monthly"}, headers=admin_header).status_code == 422
 
 
@@ -245,9 +283,9 @@ def test_admin_force_sends_the_window_ending_now(
 ) -> None:
     world = World(publish)
     response = client.post(
-        "/admin/digests/send", params={"period": "daily", "force": "true"}, headers=admin_header
+        "/admin/digests/send", params={"period": "weekly", "force": "true"}, headers=admin_header
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["sent"], body["already_sent"]) == (2, False)
+    assert (body["sent"], body["nothing_new"]) == (2, 2)
     assert set(ready_events(client)) == {str(world.alice), str(world.eve)}
