@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from shared.ids import new_id, utcnow
@@ -145,3 +145,10 @@ TABLES: list[type[SQLModel]] = [
     NotifiedGroup,
     NotifiedMembership,
 ]
+
+
+# --- inbox: read paths (added by the inbox slice) ----------------------------------------
+
+# The unread count and the unread filter read (user_id, read_at); the list pages by time.
+Index("ix_notification_user_read", Notification.user_id, Notification.read_at)  # type: ignore[arg-type]
+Index("ix_notification_user_created", Notification.user_id, Notification.created_at)  # type: ignore[arg-type]
