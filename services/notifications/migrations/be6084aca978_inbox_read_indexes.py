@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = "be6084aca978"
 down_revision: str | Sequence[str] | None = "0f76a4976868"
 branch_labels: str | Sequence[str] | None = None
