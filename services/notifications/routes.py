@@ -160,7 +160,7 @@ def update_preferences(
     return preferences_public(row)
 
 
-@router.get("/{notification_id}", summary="One notification", responses=NOT_MINE)
+@router.get("/{notification_id:uuid}", summary="One notification", responses=NOT_MINE)
 def read_notification(
     notification_id: UUID, principal: CurrentUser, session: SessionDep
 ) -> NotificationPublic:
@@ -171,7 +171,7 @@ def read_notification(
     return _public(session, row)
 
 
-@router.post("/{notification_id}/read", summary="Mark read", responses=NOT_MINE)
+@router.post("/{notification_id:uuid}/read", summary="Mark read", responses=NOT_MINE)
 def mark_read(
     notification_id: UUID, principal: CurrentUser, session: SessionDep
 ) -> NotificationPublic:
@@ -182,7 +182,7 @@ def mark_read(
     return _public(session, inbox.do_mark(session=session, notification=row, read=True))
 
 
-@router.post("/{notification_id}/unread", summary="Mark unread", responses=NOT_MINE)
+@router.post("/{notification_id:uuid}/unread", summary="Mark unread", responses=NOT_MINE)
 def mark_unread(
     notification_id: UUID, principal: CurrentUser, session: SessionDep
 ) -> NotificationPublic:
