@@ -100,7 +100,7 @@ def do_project_membership(
     _project_group(session, data)
     session.flush()
     stored = session.get(NotifiedMembership, (data.group_id, data.user_id))
-    return do_apply_fact(
+    applied = do_apply_fact(
         session=session,
         model=NotifiedMembership,
         keys=["group_id", "user_id"],
@@ -113,6 +113,10 @@ def do_project_membership(
             "changed_at": to_utc(at),
         },
     )
+    if stored is not None:
+        # The fact was written in SQL: later reads in this transaction must not see the old row.
+        session.expire(stored)
+    return applied
 
 
 def do_project_content(*, session: Session, data: ContentSnapshot) -> bool:

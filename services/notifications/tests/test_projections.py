@@ -67,3 +67,18 @@ def test_a_stale_content_update_is_ignored(client: TestClient, publish: Publish)
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         row = session.get(NotifiedContent, post.content_id)
         assert row is not None and (row.title, row.version) == ("New title", 3)
+
+
+def test_someone_added_again_after_leaving_a_private_group_is_told_again(
+    client: TestClient, publish: Publish, auth_header: AuthHeader
+) -> None:
+    ada, ada_registered = person("ada", "Ada Lovelace")
+    ben, ben_registered = person("ben")
+    secret, setup = private_group(ada, ben, name="Secret")
+    left = GroupMemberRemoved(group_id=secret, visibility="private", user_id=ben, version=2)
+    again = GroupMemberAdded(
+        group_id=secret, visibility="private", user_id=ben, role="member", version=3, added_by=ada
+    )
+    publish(ada_registered, ben_registered, *setup, left, again)
+    titles = [item["title"] for item in inbox(client, auth_header(ben))]
+    assert titles == ["Ada Lovelace added you to “Secret”"] * 2
