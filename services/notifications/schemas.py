@@ -1,11 +1,11 @@
 """HTTP models of the notifications service (the inbox item is also what live streams send)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from services.notifications.models import Notification, NotifiedUser
 from shared.events.contracts import DigestFrequency, NotificationChannel, NotificationKind
@@ -96,12 +96,19 @@ class UnreadCount(BaseModel):
     unread: int
 
 
+def _iso_text(value: object) -> object:
+    """A time is ISO 8601 text: pydantic would also read a bare number as epoch seconds."""
+    if not isinstance(value, str):
+        raise ValueError("a time as ISO 8601 text with an offset, e.g. 2026-01-01T09:00:00Z")
+    return value
+
+
 class MarkAllRead(BaseModel):
     """Mark only what a page showed: up to `before`, of one `group_key`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    before: AwareDatetime | None = None
+    before: Annotated[AwareDatetime, BeforeValidator(_iso_text)] | None = None
     group_key: str | None = Field(default=None, max_length=300)
 
 
