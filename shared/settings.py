@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = 15.0
     sse_streams_per_user: int = 5  # open streams per person and gateway; more get 429
 
+    # Notifications: the inbox. Content older than this notifies nobody, so an import of
+    # history (e.g. the Stack Exchange importer) does not flood inboxes.
+    notify_content_newer_than_hours: float = 24.0
+
     # Notifications: webhooks.
 
     # Gateway throttling (gateway/ratelimit.py): token buckets per client (user, else IP) and

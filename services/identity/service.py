@@ -261,11 +261,19 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
         ),
         source=SOURCE,
     )
-    _add_member(session=session, group=group, user_id=principal.user_id, role="owner")
+    _add_member(
+        session=session,
+        group=group,
+        user_id=principal.user_id,
+        role="owner",
+        added_by=principal.user_id,
+    )
     return group
 
 
-def _add_member(*, session: Session, group: Group, user_id: UUID, role: str) -> Membership:
+def _add_member(
+    *, session: Session, group: Group, user_id: UUID, role: str, added_by: UUID
+) -> Membership:
     version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
     membership = Membership(group_id=group.id, user_id=user_id, role=role)
     session.add(membership)
@@ -278,6 +286,7 @@ def _add_member(*, session: Session, group: Group, user_id: UUID, role: str) -> 
             user_id=user_id,
             role="owner" if role == "owner" else "member",
             version=version,
+            added_by=added_by,
         ),
         source=SOURCE,
     )
@@ -297,7 +306,9 @@ def do_add_member(
         raise Forbidden("only the group's owner can add members")
     if is_member(session=session, group_id=group_id, user_id=user_id):
         raise Conflict("already a member")
-    return _add_member(session=session, group=group, user_id=user_id, role="member")
+    return _add_member(
+        session=session, group=group, user_id=user_id, role="member", added_by=principal.user_id
+    )
 
 
 def do_remove_member(

@@ -147,6 +147,10 @@ TABLES: list[type[SQLModel]] = [
 ]
 
 
-# --- live streams (services/notifications/live.py) ----------------------------------------
-# A woken stream reads "this person's rows after this id": one index range, not a sort.
+# --- read paths ---------------------------------------------------------------------------
+# A woken live stream and the inbox list read "this person's rows after/before this id"
+# (UUIDv7, time-ordered): one index range, not a sort. The unread count and filter read
+# (user_id, read_at); the grouped view orders a person's rows by time.
 Index("ix_notifications_notification_user_id_id", col(Notification.user_id), col(Notification.id))
+Index("ix_notification_user_read", col(Notification.user_id), col(Notification.read_at))
+Index("ix_notification_user_created", col(Notification.user_id), col(Notification.created_at))

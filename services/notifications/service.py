@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from services.notifications.models import (
     MailDelivery,
@@ -184,13 +184,6 @@ def _insert_once(session: Session, notification: Notification) -> bool:
 
 def unread_count(*, session: Session, user_id: UUID) -> int:
     """Unread notifications the person may still see (read-time permission check)."""
-    rows = session.exec(
-        select(Notification.group_id).where(
-            Notification.user_id == user_id, col(Notification.read_at).is_(None)
-        )
-    ).all()
-    groups = {group for group in rows if group is not None}
-    visible = {
-        group for group in groups if can_see(session=session, user_id=user_id, group_id=group)
-    }
-    return sum(1 for group in rows if group is None or group in visible)
+    from services.notifications.inbox import unread_count as count_visible_unread
+
+    return count_visible_unread(session=session, user_id=user_id)

@@ -99,6 +99,8 @@ class MembershipEvent(GroupEvent):
 class GroupMemberAdded(MembershipEvent):
     event_type = "knowflow.group.member_added.v1"
     role: Literal["owner", "member"]
+    # Who added them (themselves when joining or creating); None in events sent before.
+    added_by: UUID | None = None
 
 
 class GroupMemberRemoved(MembershipEvent):
