@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     webhook_dispatch_tick_seconds: float = 1.0
     webhook_max_response_bytes: int = 65_536  # read at most this much of an answer
     webhook_retention_seconds: float = 604_800  # events kept for replay (7 days)
+    # A fetched event not acknowledged (the service stopped mid-batch) comes again after this.
+    webhook_consumer_ack_wait_seconds: float = 30.0
     # Refuse endpoints that are (or resolve to) loopback, private or link-local addresses.
     webhook_refuse_private_networks: bool = False
     # Encrypts endpoint secrets at rest (Fernet); created on first use.

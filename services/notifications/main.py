@@ -19,7 +19,7 @@ from shared.web import ServiceSpec, create_service_app
 
 
 def all_consumers(settings: Settings) -> Sequence[Consumer]:
-    return [*notification_consumers(settings), webhook_consumer()]
+    return [*notification_consumers(settings), webhook_consumer(settings)]
 
 
 async def on_startup(app: FastAPI) -> None:

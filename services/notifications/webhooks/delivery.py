@@ -13,7 +13,9 @@ attempt). Redirects are not followed (a 3xx is a failure) and at most
 
 import asyncio
 import logging
+import threading
 from datetime import datetime
+from uuid import UUID
 
 import httpx
 from fastapi import FastAPI
@@ -101,24 +103,35 @@ class Dispatcher:
             trust_env=False,  # no proxy from the environment: endpoints are what admins set
         )
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.sends: dict[asyncio.Task[None], Claim] = {}
+        self.sends: set[asyncio.Task[None]] = set()
+        # Leased and not yet recorded; released at shutdown. The lock makes a tick that is
+        # still running in its thread finish before shutdown reads this.
+        self.leased: dict[UUID, Claim] = {}
+        self.lock = threading.Lock()
+        self.closing = False
         self.ticks = 0
 
     def tick(self) -> None:
         """Runs in a worker thread: lease what is due and start sending it on the loop."""
-        now = utcnow()
-        self.ticks += 1
-        if self.ticks % PRUNE_EVERY_TICKS == 1:
-            prune(engine=self.engine, settings=self.settings, now=now)
-        claims = claim_due(engine=self.engine, settings=self.settings, now=now)
-        assert self.loop is not None
-        for claim in claims:
-            self.loop.call_soon_threadsafe(self._start, claim)
+        with self.lock:
+            if self.closing:
+                return
+            now = utcnow()
+            self.ticks += 1
+            if self.ticks % PRUNE_EVERY_TICKS == 1:
+                prune(engine=self.engine, settings=self.settings, now=now)
+            claims = claim_due(engine=self.engine, settings=self.settings, now=now)
+            assert self.loop is not None
+            for claim in claims:
+                self.leased[claim.delivery_id] = claim
+                self.loop.call_soon_threadsafe(self._start, claim)
 
     def _start(self, claim: Claim) -> None:
+        if self.closing:
+            return  # released by close()
         task = asyncio.create_task(self.send(claim), name=f"webhook-{claim.delivery_id}")
-        self.sends[task] = claim
-        task.add_done_callback(lambda done: self.sends.pop(done, None))
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
 
     async def send(self, claim: Claim) -> None:
         try:
@@ -132,9 +145,10 @@ class Dispatcher:
                 now=utcnow(),
             )
         except asyncio.CancelledError:
-            raise  # shutting down: the lease expires and another sender retries
+            raise  # shutting down: close() releases the lease
         except Exception:
             log.exception("webhook delivery %s failed to complete", claim.delivery_id)
+        self.leased.pop(claim.delivery_id, None)
 
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -142,11 +156,16 @@ class Dispatcher:
             self.settings.webhook_dispatch_tick_seconds, self.tick, name="sending webhooks"
         )
 
+    def _stop_ticking(self) -> None:
+        with self.lock:
+            self.closing = True
+
     async def close(self) -> None:
         """Stop sending; leases of interrupted sends are released, so no one waits them out."""
-        interrupted = list(self.sends.values())
+        await asyncio.to_thread(self._stop_ticking)
         await stop_tasks(list(self.sends))
         await self.client.aclose()
+        interrupted = list(self.leased.values())
         if interrupted:
             await asyncio.to_thread(lambda: release_claims(engine=self.engine, claims=interrupted))
 

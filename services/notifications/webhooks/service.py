@@ -342,20 +342,20 @@ def claim_due(
             taken = in_flight.get(endpoint.id, 0)
             if taken >= settings.webhook_concurrency_per_endpoint:
                 continue
-            # Compare-and-set on the lease: of two senders, only one wins each row.
+            # Compare-and-set on the lease: of two senders, only one wins each row. (Values
+            # are read first: the ORM update refreshes `delivery` in the session.)
+            seen, attempt = delivery.lease, delivery.attempts + 1
             result = session.execute(
                 update(WebhookDelivery)
-                .where(
-                    col(WebhookDelivery.id) == delivery.id,
-                    col(WebhookDelivery.lease) == delivery.lease,
-                )
+                .where(col(WebhookDelivery.id) == delivery.id, col(WebhookDelivery.lease) == seen)
                 .values(
                     status="delivering",
-                    lease=delivery.lease + 1,
+                    lease=seen + 1,
                     claimed_until=now + lease_for,
-                    attempts=delivery.attempts + 1,
+                    attempts=attempt,
                     last_attempt_at=now,
                 )
+                .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 continue
@@ -363,13 +363,13 @@ def claim_due(
             claims.append(
                 Claim(
                     delivery_id=delivery.id,
-                    lease=delivery.lease + 1,
+                    lease=seen + 1,
                     endpoint_id=endpoint.id,
                     url=endpoint.url,
                     secret_encrypted=endpoint.secret_encrypted,
                     event_id=event.event_id,
                     body=event.body,
-                    attempt=delivery.attempts + 1,
+                    attempt=attempt,
                 )
             )
         session.commit()

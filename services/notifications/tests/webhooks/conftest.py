@@ -33,6 +33,7 @@ FAST = {
     "webhook_retry_schedule": [0.2, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
     "webhook_dispatch_tick_seconds": 0.05,
     "webhook_timeout_seconds": 2.0,
+    "webhook_consumer_ack_wait_seconds": 1.0,  # events fetched before a stop come back soon
 }
 
 
