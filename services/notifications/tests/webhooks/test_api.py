@@ -1,6 +1,6 @@
 """The admin API: who may use it, what it refuses, and what it answers."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from uuid import UUID
 
 import pytest
@@ -14,9 +14,9 @@ from shared.ids import new_id
 
 
 @pytest.fixture
-def client(notifier: Notifier) -> TestClient:
+def client(notifier: Notifier) -> Iterator[TestClient]:
     with notifier() as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 def routes(endpoint_id: str) -> list[tuple[str, str, dict[str, object] | None]]:

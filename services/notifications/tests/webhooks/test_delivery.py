@@ -1,5 +1,6 @@
 """Events reach real receiver processes signed, once in effect, and only as granted."""
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -146,7 +147,7 @@ def test_persistent_failure_disables_the_endpoint_and_replay_resends_since_a_tim
     publish: Callable[..., list[str]],
     admin: dict[str, str],
 ) -> None:
-    fast_failure = {"webhook_retry_schedule": [0.1, 0.3], "webhook_disable_after_seconds": 0.25}
+    fast_failure = {"webhook_retry_schedule": [0.05, 0.05], "webhook_disable_after_seconds": 1.0}
     with notifier(**fast_failure) as client:
         endpoint = register(client, admin, "http://127.0.0.1:1/placeholder")
         receiver = receivers(endpoint["secret"])
@@ -154,13 +155,17 @@ def test_persistent_failure_disables_the_endpoint_and_replay_resends_since_a_tim
         client.patch(path, headers=admin, json={"url": receiver.url})
         receiver.answer(500)
         before = publish(user_registered("before"))
-        wait_for(lambda: not client.get(path, headers=admin).json()["enabled"])
-        state = client.get(path, headers=admin).json()
-        assert state["disabled_reason"].startswith("no successful delivery since")
+        # Its attempts are spent well before the endpoint has failed for long: `failed`.
         wait_for(lambda: deliveries(client, admin, endpoint["id"], status="failed"))
         failed = deliveries(client, admin, endpoint["id"], status="failed")[0]
         assert failed["attempts"] == 3 and failed["last_status_code"] == 500
         assert failed["last_error"].startswith("HTTP 500")
+        assert client.get(path, headers=admin).json()["enabled"] is True
+        time.sleep(1.0)  # the endpoint keeps failing past `webhook_disable_after_seconds`
+        still_failing = publish(user_registered("still failing"))
+        wait_for(lambda: not client.get(path, headers=admin).json()["enabled"])
+        state = client.get(path, headers=admin).json()
+        assert state["disabled_reason"].startswith("no successful delivery since")
         with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
             recorded = session.exec(
                 select(OutboxMessage).where(
@@ -172,7 +177,7 @@ def test_persistent_failure_disables_the_endpoint_and_replay_resends_since_a_tim
         # Disabled: new events are not queued for it, and a replay is refused.
         middle = utcnow()
         after = publish(user_registered("after"))
-        wait_for(lambda: consumed(client) == 2)
+        wait_for(lambda: consumed(client) == 4)  # with the endpoint_disabled event itself
         assert (
             client.post(
                 f"{path}/replay", headers=admin, json={"since": middle.isoformat()}
@@ -185,10 +190,14 @@ def test_persistent_failure_disables_the_endpoint_and_replay_resends_since_a_tim
         response = client.post(f"{path}/replay", headers=admin, json={"since": middle.isoformat()})
         assert response.status_code == 202, response.text
         assert response.json() == {"queued": 1}
-        wait_for(lambda: receiver.accepted_ids() == after)
+        # Re-enabled, the kept delivery of the event that disabled it resumes too.
+        wait_for(lambda: sorted(receiver.accepted_ids()) == sorted([*after, *still_failing]))
         everything = (middle - timedelta(minutes=1)).isoformat()
         response = client.post(f"{path}/replay", headers=admin, json={"since": everything})
-        assert response.json() == {"queued": 2}
-        wait_for(lambda: sorted(receiver.accepted_ids()) == sorted([*after, *before, *after]))
+        assert response.json() == {"queued": 3}
+        wait_for(
+            lambda: sorted(receiver.accepted_ids())
+            == sorted([*still_failing, *after, *before, *still_failing, *after])
+        )
         replayed = [row for row in deliveries(client, admin, endpoint["id"]) if row["replay"]]
-        assert len(replayed) == 3 and {row["status"] for row in replayed} == {"delivered"}
+        assert len(replayed) == 4 and {row["status"] for row in replayed} == {"delivered"}
