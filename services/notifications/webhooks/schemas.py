@@ -1,16 +1,47 @@
 """Webhook requests and answers."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyUrl,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+)
 
 from services.notifications.webhooks.grants import TypeAudience
+from shared.events.contracts import EVENT_TYPES
 
 DeliveryStatus = Literal["pending", "delivering", "delivered", "failed"]
 MAX_TYPES = 100
 MAX_GROUPS = 100
+
+
+def _known_type(name: str) -> str:
+    if name not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {name!r}")
+    return name
+
+
+def _text(value: object) -> object:
+    # Pydantic would read a number as a Unix time; the schema says an RFC 3339 string.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+# A type of the contract (`GET /webhooks/event-types`); which list it may go in is a 400.
+EventTypeName = Annotated[
+    str, AfterValidator(_known_type), Field(json_schema_extra={"enum": sorted(EVENT_TYPES)})
+]
+Since = Annotated[AwareDatetime, BeforeValidator(_text)]
 
 
 def _check_url(url: AnyUrl) -> AnyUrl:
@@ -30,12 +61,12 @@ class EndpointCreate(BaseModel):
 
     url: AnyUrl = Field(description="Where events are POSTed (http or https, no credentials).")
     description: str = Field(default="", max_length=500)
-    event_types: list[str] | None = Field(
+    event_types: list[EventTypeName] | None = Field(
         default=None,
         max_length=MAX_TYPES,
         description="Types delivered when public; default: every type that can be public.",
     )
-    restricted_event_types: list[str] = Field(
+    restricted_event_types: list[EventTypeName] = Field(
         default_factory=list,
         max_length=MAX_TYPES,
         description="Types delivered when restricted (private content, personal data).",
@@ -56,10 +87,12 @@ class EndpointUpdate(BaseModel):
 
     url: AnyUrl | None = None
     description: str | None = Field(default=None, max_length=500)
-    event_types: list[str] | None = Field(default=None, max_length=MAX_TYPES)
-    restricted_event_types: list[str] | None = Field(default=None, max_length=MAX_TYPES)
+    event_types: list[EventTypeName] | None = Field(default=None, max_length=MAX_TYPES)
+    restricted_event_types: list[EventTypeName] | None = Field(default=None, max_length=MAX_TYPES)
     group_ids: list[UUID] | None = Field(default=None, max_length=MAX_GROUPS)
-    enabled: bool | None = Field(default=None, description="`true` re-enables a disabled one.")
+    enabled: StrictBool | None = Field(
+        default=None, description="`true` re-enables a disabled one."
+    )
 
     @field_validator("url")
     @classmethod
@@ -117,7 +150,7 @@ class DeliveryPublic(BaseModel):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime = Field(description="Deliver again every matching event from this time.")
+    since: Since = Field(description="Deliver again every matching event from this time.")
 
 
 class ReplayQueued(BaseModel):

@@ -55,7 +55,7 @@ BAD_REGISTRATIONS: list[tuple[dict[str, object], int]] = [
     ({"url": "ftp://example.org/x"}, 422),
     ({"url": "https://user:pw@example.org/x"}, 422),
     ({"url": "not a url"}, 422),
-    ({"url": "https://example.org/x", "event_types": ["knowflow.nothing.v1"]}, 400),
+    ({"url": "https://example.org/x", "event_types": ["knowflow.nothing.v1"]}, 422),
     # Restricted-only types cannot be subscribed as public, nor public-only as restricted.
     ({"url": "https://example.org/x", "event_types": ["knowflow.user.contact_updated.v1"]}, 400),
     (
@@ -146,7 +146,14 @@ def test_patch_changes_grants_and_delete_removes(client: TestClient, admin: dict
     body = changed.json()
     assert body["event_types"] == ["knowflow.post.created.v1"] and body["group_ids"] == [group]
     refused = client.patch(path, headers=admin, json={"event_types": ["knowflow.nothing.v1"]})
-    assert refused.status_code == 400
+    assert refused.status_code == 422
+    public_only = client.patch(
+        path, headers=admin, json={"restricted_event_types": ["knowflow.user.registered.v1"]}
+    )
+    assert public_only.status_code == 400
+    assert client.patch(path, headers=admin, json={"enabled": 0}).status_code == 422
+    replay = f"{path}/replay"
+    assert client.post(replay, headers=admin, json={"since": 0}).status_code == 422
     assert client.patch(path, headers=admin, json={"url": "gopher://x"}).status_code == 422
     assert (
         client.post(
