@@ -84,7 +84,23 @@ class Settings(BaseSettings):
     # history (e.g. the Stack Exchange importer) does not flood inboxes.
     notify_content_newer_than_hours: float = 24.0
 
-    # Notifications: webhooks.
+    # Notifications: webhooks (services/notifications/webhooks/). Seconds unless named.
+    # Waits after the 1st, 2nd, ... failed attempt; once spent, the delivery is `failed`.
+    # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about 27.6 hours.
+    webhook_retry_schedule: list[float] = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    # An endpoint failing without a single success for this long is disabled (5 days).
+    webhook_disable_after_seconds: float = 432_000
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency_per_endpoint: int = 4  # deliveries in flight to one endpoint
+    webhook_dispatch_tick_seconds: float = 1.0
+    webhook_max_response_bytes: int = 65_536  # read at most this much of an answer
+    webhook_retention_seconds: float = 604_800  # events kept for replay (7 days)
+    # A fetched event not acknowledged (the service stopped mid-batch) comes again after this.
+    webhook_consumer_ack_wait_seconds: float = 30.0
+    # Refuse endpoints that are (or resolve to) loopback, private or link-local addresses.
+    webhook_refuse_private_networks: bool = False
+    # Encrypts endpoint secrets at rest (Fernet); created on first use.
+    webhook_secret_key_file: Path = Path("./var/notifications/webhook-secrets.key")
 
     # Gateway throttling (gateway/ratelimit.py): token buckets per client (user, else IP) and
     # route class, shared by gateway replicas through a NATS JetStream key-value bucket.
