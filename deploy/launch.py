@@ -67,6 +67,9 @@ class Platform:
                 "KNOWFLOW_NOTIFICATIONS_URL": self.url("notifications"),
                 "KNOWFLOW_MAIL_DIR": str(self.var_dir / "mail"),
                 "KNOWFLOW_SIGNING_KEY_FILE": str(self.var_dir / "notifications" / "signing.key"),
+                "KNOWFLOW_WEBHOOK_SECRET_KEY_FILE": str(
+                    self.var_dir / "notifications" / "webhook-secrets.key"
+                ),
                 "KNOWFLOW_PUBLIC_URL": self.gateway_url,
                 "KNOWFLOW_JWT_PRIVATE_KEY_FILE": str(self.var_dir / "identity" / "jwt-ed25519.pem"),
             }

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0f76a4976868
+Revision ID: 0aea6e9f0b4f
 Revises:
-Create Date: 2026-12-02 12:53:12.134529
+Create Date: 2026-12-02 13:59:24.656437
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0f76a4976868"
+revision: str = "0aea6e9f0b4f"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -87,6 +87,14 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "notifications_mailed_digest_item",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("content_id", sa.Uuid(), nullable=False),
+        sa.Column("notification_id", sa.Uuid(), nullable=False),
+        sa.Column("sent_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "content_id"),
+    )
+    op.create_table(
         "notifications_membership",
         sa.Column("group_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
@@ -125,6 +133,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notifications_notification", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_notification_user_created", ["user_id", "created_at"], unique=False
+        )
+        batch_op.create_index("ix_notification_user_read", ["user_id", "read_at"], unique=False)
+        batch_op.create_index(
             batch_op.f("ix_notifications_notification_created_at"), ["created_at"], unique=False
         )
         batch_op.create_index(
@@ -132,6 +144,9 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             batch_op.f("ix_notifications_notification_user_id"), ["user_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_notifications_notification_user_id_id", ["user_id", "id"], unique=False
         )
 
     op.create_table(
@@ -159,6 +174,68 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notifications_user", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_notifications_user_handle"), ["handle"], unique=False)
+
+    op.create_table(
+        "notifications_webhook_delivery",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("endpoint_id", sa.Uuid(), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("replay", sa.Boolean(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("claimed_until", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("lease", sa.Integer(), nullable=False),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("last_attempt_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("delivered_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("notifications_webhook_delivery", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_delivery_due", ["status", "next_attempt_at"], unique=False
+        )
+        batch_op.create_index("ix_webhook_delivery_endpoint", ["endpoint_id", "id"], unique=False)
+
+    op.create_table(
+        "notifications_webhook_endpoint",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("url", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("event_types", sa.JSON(), nullable=False),
+        sa.Column("restricted_event_types", sa.JSON(), nullable=False),
+        sa.Column("group_ids", sa.JSON(), nullable=True),
+        sa.Column("secret_encrypted", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("disabled_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("disabled_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("failing_since", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("last_success_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "notifications_webhook_event",
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("audience", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("group_id", sa.Uuid(), nullable=True),
+        sa.Column("occurred_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("event_id"),
+    )
+    with op.batch_alter_table("notifications_webhook_event", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_notifications_webhook_event_occurred_at"), ["occurred_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_notifications_webhook_event_received_at"), ["received_at"], unique=False
+        )
 
     op.create_table(
         "outbox",
@@ -192,21 +269,36 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_created_at"))
 
     op.drop_table("outbox")
+    with op.batch_alter_table("notifications_webhook_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_webhook_event_received_at"))
+        batch_op.drop_index(batch_op.f("ix_notifications_webhook_event_occurred_at"))
+
+    op.drop_table("notifications_webhook_event")
+    op.drop_table("notifications_webhook_endpoint")
+    with op.batch_alter_table("notifications_webhook_delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_delivery_endpoint")
+        batch_op.drop_index("ix_webhook_delivery_due")
+
+    op.drop_table("notifications_webhook_delivery")
     with op.batch_alter_table("notifications_user", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_user_handle"))
 
     op.drop_table("notifications_user")
     op.drop_table("notifications_preference")
     with op.batch_alter_table("notifications_notification", schema=None) as batch_op:
+        batch_op.drop_index("ix_notifications_notification_user_id_id")
         batch_op.drop_index(batch_op.f("ix_notifications_notification_user_id"))
         batch_op.drop_index(batch_op.f("ix_notifications_notification_group_id"))
         batch_op.drop_index(batch_op.f("ix_notifications_notification_created_at"))
+        batch_op.drop_index("ix_notification_user_read")
+        batch_op.drop_index("ix_notification_user_created")
 
     op.drop_table("notifications_notification")
     with op.batch_alter_table("notifications_membership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_membership_user_id"))
 
     op.drop_table("notifications_membership")
+    op.drop_table("notifications_mailed_digest_item")
     with op.batch_alter_table("notifications_mail", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notifications_mail_user_id"))
         batch_op.drop_index(batch_op.f("ix_notifications_mail_status"))
