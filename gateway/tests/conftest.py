@@ -175,16 +175,16 @@ def echo_upstreams(token_issuer: TokenIssuer) -> Iterator[dict[str, tuple[EchoUp
 
 def gateway_settings(tmp_path: Path, urls: dict[str, str], **overrides: Any) -> Settings:
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    return Settings(
-        identity_url=urls.get("identity", down),
-        posts_url=urls.get("posts", down),
-        search_service_url=urls.get("search", down),
-        digests_url=urls.get("digests", down),
-        notifications_url=urls.get("notifications", down),
-        jwt_private_key_file=tmp_path / "unused.pem",
-        log_json=False,
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "identity_url": urls.get("identity", down),
+        "posts_url": urls.get("posts", down),
+        "search_service_url": urls.get("search", down),
+        "digests_url": urls.get("digests", down),
+        "notifications_url": urls.get("notifications", down),
+        "jwt_private_key_file": tmp_path / "unused.pem",
+        "log_json": False,
+    }
+    return Settings(**(values | overrides))
 
 
 @pytest.fixture
