@@ -23,6 +23,18 @@ from shared.settings import Settings
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 EVENT_STREAM = "text/event-stream"
+# One event of the stream (OpenAPI 3.1 puts the per-event schema under `schema`; 3.2
+# calls it `itemSchema`): `data` is JSON text, an inbox item or `{"unread": n}`.
+STREAM_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["notification", "unread"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "description": "the notification's id (UUIDv7)"},
+        "retry": {"type": "integer", "description": "reconnection delay in milliseconds"},
+    },
+}
 
 
 def _resume_point(header: str | None, query: UUID | None) -> UUID | None:
@@ -45,7 +57,10 @@ def _resume_point(header: str | None, query: UUID | None) -> UUID | None:
         "`?last_event_id=`) to receive first what you missed."
     ),
     response_class=StreamingResponse,
-    responses={200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {EVENT_STREAM: {"schema": STREAM_EVENT_SCHEMA}}},
+        400: {"description": "`Last-Event-ID` is not the id of an event this stream sent"},
+    },
     dependencies=[StrictQuery],
 )
 async def stream_notifications(
