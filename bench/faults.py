@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.faults                                  # 180 s + 30 s outages
     .venv/bin/python -m bench.faults --opensearch-outage 40 --database-outage 15
 
-Starts NATS, the four services and the gateway as real processes (posts, identity and
+Starts NATS, the five services and the gateway as real processes (posts, identity and
 search on SQLite; search indexes into a real OpenSearch; digests on a real PostgreSQL),
 with OpenSearch and PostgreSQL each behind a TCP proxy this script cuts (the shared
 servers themselves are never touched). One client writes posts through the gateway at

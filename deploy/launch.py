@@ -1,4 +1,4 @@
-"""Start the whole platform on embedded defaults: NATS, the four services and the gateway.
+"""Start the whole platform on embedded defaults: NATS, the five services and the gateway.
 
 `make run` calls `python -m deploy.launch`. Data lives under `./var` (SQLite per
 service, JetStream files, the signing key), so it survives a restart. Ctrl-C stops

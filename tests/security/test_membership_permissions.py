@@ -1,6 +1,6 @@
 """Randomized permissions with removals: posts, search and digests agree with identity.
 
-Through the real platform (NATS, the four services, the gateway as processes), a seeded
+Through the real platform (NATS, the five services, the gateway as processes), a seeded
 random sequence of joins, removals, posts and reads in one private group, by several
 people. After each step, identity's member list is the truth, and every projection must
 come to agree with it: a member reads every group post in posts, finds them in search and
