@@ -284,7 +284,7 @@ def build_digests(
     ),
     digests_url: str | None = typer.Option(None),
 ) -> None:
-    """Send a period's digests now (each window is sent once, however often this runs)."""
+    """Send the due digests of everyone on a period now (each person's window goes once)."""
     settings = Settings()
     url = (digests_url or settings.digests_url).rstrip("/")
     response = httpx.post(
