@@ -10,7 +10,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -47,12 +47,52 @@ from shared.observability import (
     traceparent_var,
 )
 from shared.openapi import PROBLEM_JSON, install_contract_openapi
+from shared.query import declared_query_names
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 # What a client is told to wait when the database is unreachable or stalled.
 DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+JSON_NUL_ESCAPE = b"\\u0000"
+
+
+def holds_json_nul(body: bytes) -> bool:
+    """Whether a JSON text holds a NUL character: a `\\u0000` escape whose backslash is not
+    itself escaped (`\\\\u0000` is the six characters `\\u0000`, which is fine)."""
+    start = body.find(JSON_NUL_ESCAPE)
+    while start != -1:
+        backslashes = 0
+        while start - backslashes > 0 and body[start - backslashes - 1] == ord("\\"):
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return True
+        start = body.find(JSON_NUL_ESCAPE, start + 1)
+    return False
+
+
+def nul_refused(where: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "string_nul", "loc": (where,), "msg": "text may not contain NUL characters"}]
+    )
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """PostgreSQL text cannot hold NUL and no Knowflow text needs one: every service refuses it
+    in a path parameter, a declared query parameter and a JSON body alike, so both stores
+    answer the same 422 (an unknown query parameter is ignored, NUL or not)."""
+    if "\x00" in request.url.path:
+        raise nul_refused("path")
+    if b"%00" in request.scope.get("query_string", b""):
+        route = request.scope.get("route")
+        declared = declared_query_names(route) if isinstance(route, APIRoute) else frozenset()
+        for name, value in request.query_params.multi_items():
+            if name in declared and "\x00" in value:
+                raise nul_refused("query")
+    if "json" in request.headers.get("content-type", "") and holds_json_nul(await request.body()):
+        raise nul_refused("body")
 
 
 class Problem(BaseModel):
@@ -410,7 +450,7 @@ def create_service_app(
                 continue
             if not isinstance(route, IdempotentRoute):
                 raise TypeError(f"POST {route.path}: use APIRouter(route_class=IdempotentRoute)")
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_nul_characters)])
     install_contract_openapi(
         app,
         [route for router in spec.routers for route in router.routes],
