@@ -123,7 +123,7 @@ def create_admin(
             except ValidationError as exc:
                 raise typer.BadParameter(str(exc)) from exc
             user = do_register(session=session, request=request)
-        user.is_admin = True
+        user.role = "admin"
         session.add(user)
         session.commit()
         typer.echo(f"{user.handle} ({user.id}) is an admin")

@@ -46,11 +46,20 @@ RETRY_AFTER_FAILURE_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the verified claims of an access token."""
+    """Who is calling: the verified claims of an access token.
+
+    `role` is the organisation role (admin, member, analyst; `is_admin` is kept in step with
+    it); `session_id` names the sign-in (refresh-token family) the token belongs to, so one
+    session can be revoked; `issued_at` (epoch seconds) lets a revocation refuse every token
+    issued before it.
+    """
 
     user_id: UUID
     handle: str
     is_admin: bool = False
+    role: str = "member"
+    session_id: UUID | None = None
+    issued_at: int = 0
 
 
 def _write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
@@ -252,20 +261,32 @@ class TokenIssuer:
     def jwks(self) -> dict[str, Any]:
         return self.keys.jwks()
 
-    def issue(self, *, user_id: UUID, handle: str, is_admin: bool = False) -> str:
+    def issue(
+        self,
+        *,
+        user_id: UUID,
+        handle: str,
+        is_admin: bool = False,
+        role: str | None = None,
+        session_id: UUID | None = None,
+    ) -> str:
         keys = self.keys
         now = int(time.time())
+        role = role or ("admin" if is_admin else "member")
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": str(user_id),
             "handle": handle,
-            "admin": is_admin,
+            "admin": role == "admin",
+            "role": role,
             "iat": now,
             "nbf": now,
             "exp": now + self.ttl_seconds,
             "jti": str(new_id()),
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         headers = {"kid": keys.current_kid, "typ": TOKEN_TYPE}
         return jwt.encode(claims, keys.current, algorithm=ALGORITHM, headers=headers)
 
@@ -391,10 +412,15 @@ class TokenVerifier:
             )
             if int(claims["exp"]) - int(claims["iat"]) > self.max_lifetime_seconds:
                 raise Unauthorized(f"invalid token: lifetime exceeds {self.max_lifetime_seconds} s")
+            is_admin = bool(claims.get("admin", False))
+            role = str(claims.get("role") or ("admin" if is_admin else "member"))
             principal = Principal(
                 user_id=UUID(claims["sub"]),
                 handle=str(claims.get("handle", "")),
-                is_admin=bool(claims.get("admin", False)),
+                is_admin=role == "admin",
+                role=role,
+                session_id=UUID(claims["sid"]) if claims.get("sid") else None,
+                issued_at=int(claims["iat"]),
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc

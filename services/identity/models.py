@@ -22,7 +22,13 @@ class User(SQLModel, table=True):
     display_name: str
     bio: str = ""
     skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    is_admin: bool = False
+    # OrganisationRole: admin, member or analyst (reads knowledge-health data).
+    role: str = Field(default="member", sa_column_kwargs={"server_default": "member"})
+    # False once deactivated (by an admin or SCIM `active: false`): no sign-in, tokens refused.
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})
+    deactivated_at: datetime | None = None
+    # Set when the person's data was erased on request (GDPR); the row stays as a tombstone.
+    erased_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     # Set on accounts imported by an admin (e.g. a Stack Exchange user's URL): such an
     # account has no password (cannot sign in) and a second import with it finds it.
@@ -33,6 +39,10 @@ class User(SQLModel, table=True):
     @declared_attr  # type: ignore[arg-type]
     def __mapper_args__(cls) -> dict[str, Any]:
         return versioned(cls)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 # An open group's slug names it for everyone. A private group's slug is checked against

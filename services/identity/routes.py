@@ -33,7 +33,7 @@ router = APIRouter(route_class=IdempotentRoute)
 
 def token_response(request: Request, user: User) -> TokenResponse:
     issuer: TokenIssuer = request.app.state.issuer
-    token = issuer.issue(user_id=user.id, handle=user.handle, is_admin=user.is_admin)
+    token = issuer.issue(user_id=user.id, handle=user.handle, role=user.role)
     return TokenResponse(
         access_token=token,
         expires_in=issuer.ttl_seconds,

@@ -67,11 +67,14 @@ class UserPublic(BaseModel):
     bio: str
     skills: list[str]
     created_at: datetime
+    # False for a former member (deactivated): their content stays, shown as theirs.
+    active: bool = True
 
 
 class UserMe(UserPublic):
     email: str
     is_admin: bool
+    role: str
 
 
 class TokenResponse(BaseModel):

@@ -73,7 +73,7 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
         email=email,
         password_hash=password_hasher.hash(request.password),
         display_name=request.display_name,
-        is_admin=is_first,
+        role="admin" if is_first else "member",
     )
     session.add(user)
     session.flush()

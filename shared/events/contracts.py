@@ -21,6 +21,20 @@ GroupVisibility = Literal["open", "private"]
 ContentKind = Literal["post", "reply", "article", "question", "answer", "comment"]
 VotableKind = Literal["question", "answer"]
 FollowTarget = Literal["user", "tag", "group"]
+# Organisation roles: an analyst reads knowledge-health data; an admin runs the organisation.
+OrganisationRole = Literal["admin", "member", "analyst"]
+# Group roles: a moderator manages members and hides content in the group.
+GroupRole = Literal["owner", "moderator", "member"]
+RevocationReason = Literal[
+    "deactivated",
+    "logout",
+    "password_changed",
+    "password_reset",
+    "refresh_reuse",
+    "erased",
+    "role_changed",
+]
+AuditActorKind = Literal["user", "provisioning_client", "system"]
 
 
 # --- identity -------------------------------------------------------------------------
@@ -67,6 +81,151 @@ class UserContactUpdated(EventData):
         return str(self.user_id)
 
 
+class UserDeactivated(EventData):
+    """An admin or a provisioning client ended a person's access; their content stays, shown as
+    from a former member. Followed by an `AccessRevoked` for every token they hold."""
+
+    event_type = "knowflow.user.deactivated.v1"
+    user_id: UUID
+    deactivated_at: datetime
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class UserReactivated(EventData):
+    event_type = "knowflow.user.reactivated.v1"
+    user_id: UUID
+    reactivated_at: datetime
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class OrganisationRoleChanged(EventData):
+    event_type = "knowflow.user.role_changed.v1"
+    user_id: UUID
+    role: OrganisationRole
+    changed_at: datetime
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class AccessRevoked(EventData):
+    """Tokens every verifier (each service replica and the gateway) refuses from now on,
+    before they expire. With `session_id`, the tokens of that session (sign-in); without,
+    every token of `user_id` issued at or before `not_before`. A verifier keeps a revocation
+    as long as a token issued before it can live, then forgets it."""
+
+    event_type = "knowflow.auth.access_revoked.v1"
+    user_id: UUID
+    session_id: UUID | None = None
+    not_before: datetime
+    reason: RevocationReason
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class PasswordResetRequested(EventData):
+    """A person asked to reset their password: the notifier e-mails them a single-use link
+    carrying `token`, valid until `expires_at`. Restricted: the token is a secret."""
+
+    event_type = "knowflow.auth.password_reset_requested.v1"
+    user_id: UUID
+    email: str
+    token: str
+    expires_at: datetime
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class UserErasureRequested(EventData):
+    """Delete on request (GDPR): every service removes or anonymises the person's personal
+    data and answers with one `ErasureReported` naming what it removed."""
+
+    event_type = "knowflow.user.erasure_requested.v1"
+    erasure_id: UUID
+    user_id: UUID
+    requested_at: datetime
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.user_id)
+
+
+class ErasureReported(EventData):
+    event_type = "knowflow.user.erasure_reported.v1"
+    erasure_id: UUID
+    user_id: UUID
+    service: str
+    # What was removed or anonymised, by kind: {"notifications": 12, "search_documents": 3}.
+    removed: dict[str, int]
+    reported_at: datetime
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.erasure_id)
+
+
+class AuditReported(EventData):
+    """A security-relevant action in a service other than identity (webhook configuration,
+    moderation, ...), for identity's audit log, which chains and keeps it."""
+
+    event_type = "knowflow.audit.reported.v1"
+    actor_id: UUID | None
+    actor_kind: AuditActorKind = "user"
+    action: str
+    target: str
+    at: datetime
+    ip: str | None = None
+    request_id: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return self.target
+
+
+class AuditRecorded(EventData):
+    """One entry of the audit log as chained: `hash` covers the entry and `previous_hash`."""
+
+    event_type = "knowflow.audit.recorded.v1"
+    sequence: int
+    entry_id: UUID
+    actor_id: UUID | None
+    actor_kind: AuditActorKind
+    action: str
+    target: str
+    at: datetime
+    ip: str | None = None
+    request_id: str | None = None
+    service: str
+    details: dict[str, str] = Field(default_factory=dict)
+    previous_hash: str
+    hash: str
+
+    def audience(self) -> Audience:
+        return "restricted"
+
+    def subject_id(self) -> str:
+        return str(self.entry_id)
+
+
 class GroupEvent(EventData):
     group_id: UUID
     visibility: GroupVisibility
@@ -96,9 +255,21 @@ class MembershipEvent(GroupEvent):
     version: int = Field(default=0, ge=0)
 
 
+class GroupUpdated(GroupEvent):
+    """A group's name, description or owner changed (ownership transfer)."""
+
+    event_type = "knowflow.group.updated.v1"
+    slug: str
+    name: str
+    description: str
+    owner_id: UUID
+
+
 class GroupMemberAdded(MembershipEvent):
+    """A person joined, or their role in the group changed (sent again with a higher version)."""
+
     event_type = "knowflow.group.member_added.v1"
-    role: Literal["owner", "member"]
+    role: GroupRole
     # Who added them (themselves when joining or creating); None in events sent before.
     added_by: UUID | None = None
 
@@ -486,7 +657,17 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     UserRegistered,
     UserProfileUpdated,
     UserContactUpdated,
+    UserDeactivated,
+    UserReactivated,
+    OrganisationRoleChanged,
+    AccessRevoked,
+    PasswordResetRequested,
+    UserErasureRequested,
+    ErasureReported,
+    AuditReported,
+    AuditRecorded,
     GroupCreated,
+    GroupUpdated,
     GroupMemberAdded,
     GroupMemberRemoved,
     FollowCreated,
@@ -541,6 +722,7 @@ CONTENT_DELETES: tuple[type[ContentEvent], ...] = (
 )
 GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
     GroupCreated,
+    GroupUpdated,
     GroupMemberAdded,
     GroupMemberRemoved,
 )
