@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from services.identity import service
+from services.identity.audit import AuditEntry, AuditHead
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import PasswordHashingBusy
 from services.identity.routes import router
@@ -45,7 +46,7 @@ SPEC = ServiceSpec(
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
     routers=[router],
-    tables=[User, Group, Membership, MembershipVersion, Follow],
+    tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     unstored_replies=frozenset({"/auth/login"}),
