@@ -32,6 +32,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, col
 from shared.auth import TokenVerifier, bearer_token
 from shared.errors import BadRequest, KnowflowError, Unauthorized
 from shared.ids import as_utc, utcnow
+from shared.observability import client_address
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,7 @@ def caller_scope(request: Request) -> str:
             return f"user:{verifier.verify(bearer_token(request.headers['authorization'])).user_id}"
         except Unauthorized:
             pass  # the operation decides whether it needs a token
-    # Behind the gateway, X-Forwarded-For is the address the gateway saw (it sets it).
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    address = forwarded or (request.client.host if request.client else "unknown")
-    return f"client:{address[:64]}"
+    return f"client:{client_address(request) or 'unknown'}"
 
 
 def fingerprint_of(request: Request, body: bytes) -> str:

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from starlette.requests import HTTPConnection
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 traceparent_var: ContextVar[str | None] = ContextVar("traceparent", default=None)
 # The path prefix a proxy stripped (X-Forwarded-Prefix), so errors name the public URL.
@@ -95,3 +97,10 @@ def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -
     # callee's access log, and a URL may carry what no log should.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def client_address(connection: HTTPConnection) -> str | None:
+    """The caller's address: behind the gateway, X-Forwarded-For as the gateway set it."""
+    forwarded = connection.headers.get("x-forwarded-for", "").split(",")[0].strip()
+    address = forwarded or (connection.client.host if connection.client else None)
+    return address[:64] if address else None

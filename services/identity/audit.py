@@ -20,7 +20,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, col, select
 from shared.events.contracts import AuditActorKind, AuditRecorded
 from shared.events.outbox import record_event
 from shared.ids import new_id, utcnow
-from shared.observability import request_id_var
+from shared.observability import client_address, request_id_var
 
 GENESIS_HASH = "0" * 64
 SOURCE = "/knowflow/identity"
@@ -65,9 +65,7 @@ class Origin:
     def of(cls, request: Request | None) -> "Origin":
         if request is None:
             return cls(ip=None, request_id=request_id_var.get())
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        ip = forwarded or (request.client.host if request.client else None)
-        return cls(ip=ip[:64] if ip else None, request_id=request_id_var.get())
+        return cls(ip=client_address(request), request_id=request_id_var.get())
 
 
 def canonical(entry: AuditEntry) -> bytes:
