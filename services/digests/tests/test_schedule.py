@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,7 @@ from sqlmodel import Session, col, select
 from services.digests import scheduler
 from services.digests.delivery import SETTLE, send_due_digests
 from services.digests.main import create_app
-from services.digests.models import DigestSent
+from services.digests.models import DigestPreference, DigestSent
 from services.digests.scheduler import DigestSettings, run_schedule
 from services.digests.service import to_utc
 from services.digests.tests.factories import content
@@ -164,21 +165,32 @@ def test_two_replicas_on_one_database_send_a_persons_window_once(
             )
             app = create_app(settings, verifier)
             replicas.append(stack.enter_context(TestClient(app, raise_server_exceptions=False)))
+        # The schedule is projected before the follow makes the reader a recipient (they are
+        # separate consumers): the other way round, a tick in between would rightly record
+        # the default (weekly) window first.
         publish_events(
-            content(author=author, hours_ago=3),
-            FollowCreated(follower_id=reader, target_type="user", target=str(author)),
             NotificationPreferencesUpdated(
                 user_id=reader,
                 digest_frequency="daily",
                 digest_hour=(utcnow() - SETTLE).hour,
                 timezone="UTC",
                 version=1,
-            ),
+            )
+        )
+        wait_for(lambda: has_schedule(replicas[0], reader))
+        publish_events(
+            content(author=author, hours_ago=3),
+            FollowCreated(follower_id=reader, target_type="user", target=str(author)),
         )
         wait_for(lambda: ready_count(replicas[0]) == 1)
         time.sleep(0.5)  # ten more ticks in each replica
         assert ready_count(replicas[0]) == 1
         assert sent_windows(replicas[1]) == [(str(reader), "daily")]
+
+
+def has_schedule(client: TestClient, user_id: UUID) -> bool:
+    with Session(engine_of(client)) as session:
+        return session.get(DigestPreference, user_id) is not None
 
 
 def ready_count(client: TestClient) -> int:
