@@ -117,7 +117,9 @@ class OidcClient:
                 ],
             )
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise Unavailable(f"the identity provider {self.config.name!r} cannot be reached") from exc
+            raise Unavailable(
+                f"the identity provider {self.config.name!r} cannot be reached"
+            ) from exc
         # Discovery 1.0 section 4.3: the document must name the issuer it was fetched for.
         if metadata.issuer != self.config.issuer:
             raise Unavailable(f"the identity provider {self.config.name!r} names another issuer")
@@ -158,7 +160,9 @@ class OidcClient:
                 metadata.token_endpoint, data=form, auth=auth, timeout=self.timeout
             )
         except httpx.HTTPError as exc:
-            raise Unavailable(f"the identity provider {self.config.name!r} cannot be reached") from exc
+            raise Unavailable(
+                f"the identity provider {self.config.name!r} cannot be reached"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -188,7 +192,9 @@ class OidcClient:
                 options={"require": ["iss", "sub", "aud", "exp", "iat"]},
             )
         except jwt.PyJWKClientConnectionError as exc:
-            raise Unavailable(f"the identity provider {self.config.name!r} cannot be reached") from exc
+            raise Unavailable(
+                f"the identity provider {self.config.name!r} cannot be reached"
+            ) from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"the ID token is not valid: {exc}") from exc
         # Several audiences: we must be the authorized party (OIDC Core 3.1.3.7, items 4-5).
@@ -265,9 +271,7 @@ def check_pending(
     return PendingSignIn(provider=provider, state=expected, nonce=nonce, code_verifier=verifier)
 
 
-def finish(
-    providers: OidcProviders, pending: PendingSignIn, *, code: str | None
-) -> dict[str, Any]:
+def finish(providers: OidcProviders, pending: PendingSignIn, *, code: str | None) -> dict[str, Any]:
     """The verified ID token claims for the code the provider sent back."""
     if not code:
         raise BadRequest("the identity provider sent no code")

@@ -350,14 +350,15 @@ def do_remove_member(
     _remove_member(session=session, group=group, membership=membership)
 
 
-def do_grant_membership(*, session: Session, group: Group, user_id: UUID) -> Membership | None:
+def do_grant_membership(*, session: Session, group: Group, user_id: UUID) -> bool:
     """Make someone a member on the platform's behalf (e.g. a mapped SSO groups claim).
 
-    None if they already are. The person counts as having added themselves.
+    False if they already are. The person counts as having added themselves.
     """
     if is_member(session=session, group_id=group.id, user_id=user_id):
-        return None
-    return _add_member(session=session, group=group, user_id=user_id, role="member", added_by=user_id)
+        return False
+    _add_member(session=session, group=group, user_id=user_id, role="member", added_by=user_id)
+    return True
 
 
 def do_revoke_membership(*, session: Session, group: Group, user_id: UUID) -> bool:

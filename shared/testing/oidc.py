@@ -5,6 +5,7 @@ back to `/interaction/{uid}`; the login names the account and any password passe
 """
 
 import re
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -16,7 +17,7 @@ OTHER_CLIENT_SECRET = "other-app-secret"
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
 
-def provider_config(issuer: str, **overrides: object) -> dict[str, object]:
+def provider_config(issuer: str, **overrides: Any) -> dict[str, Any]:
     """A `KNOWFLOW_OIDC_PROVIDERS` entry for the test provider, named `test`."""
     return {
         "name": "test",

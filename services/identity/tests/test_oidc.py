@@ -37,9 +37,7 @@ def issuer() -> str:
     return require_oidc_provider()
 
 
-def make_client(
-    service_client: ServiceClientFactory, issuer: str, **overrides: Any
-) -> Any:
+def make_client(service_client: ServiceClientFactory, issuer: str, **overrides: Any) -> Any:
     provider = provider_config(issuer, **overrides.pop("provider", {}))
     return service_client(
         identity_app,
@@ -165,9 +163,7 @@ def test_a_provider_error_and_a_replayed_code_are_refused(client: TestClient) ->
     client.cookies.update(start_cookie)
     replayed = client.get("/auth/oidc/test/callback", params=params)
     assert replayed.status_code == 400  # the new sign-in's state is not the old one's
-    denied = client.get(
-        "/auth/oidc/test/callback", params={"error": "access_denied", "state": "x"}
-    )
+    denied = client.get("/auth/oidc/test/callback", params={"error": "access_denied", "state": "x"})
     assert denied.status_code == 400
 
 
@@ -184,7 +180,7 @@ def code_flow(client_config: OidcProvider, *, login: str) -> tuple[str, PendingS
 
 
 def test_an_id_token_for_another_sign_in_nonce_is_refused(issuer: str) -> None:
-    config = OidcProvider(**provider_config(issuer))  # type: ignore[arg-type]
+    config = OidcProvider(**provider_config(issuer))
     id_token, pending = code_flow(config, login=fresh_login())
     ours = OidcClient(config, timeout=10, leeway=30)
     assert ours.check_id_token(id_token, nonce=pending.nonce)["aud"] == "knowflow"
@@ -194,20 +190,18 @@ def test_an_id_token_for_another_sign_in_nonce_is_refused(issuer: str) -> None:
 
 def test_an_id_token_for_another_audience_is_refused(issuer: str) -> None:
     other = OidcProvider(
-        **provider_config(  # type: ignore[arg-type]
-            issuer, client_id=OTHER_CLIENT_ID, client_secret=OTHER_CLIENT_SECRET
-        )
+        **provider_config(issuer, client_id=OTHER_CLIENT_ID, client_secret=OTHER_CLIENT_SECRET)
     )
     id_token, pending = code_flow(other, login=fresh_login())
-    ours = OidcClient(OidcProvider(**provider_config(issuer)), timeout=10, leeway=30)  # type: ignore[arg-type]
-    with pytest.raises(Unauthorized, match="(?i)audience"):
+    ours = OidcClient(OidcProvider(**provider_config(issuer)), timeout=10, leeway=30)
+    with pytest.raises(Unauthorized, match=r"(?i)audience"):
         ours.check_id_token(id_token, nonce=pending.nonce)
 
 
 def test_a_token_from_a_provider_configured_under_another_issuer_is_refused(
     issuer: str,
 ) -> None:
-    config = OidcProvider(**provider_config(issuer))  # type: ignore[arg-type]
+    config = OidcProvider(**provider_config(issuer))
     id_token, pending = code_flow(config, login=fresh_login())
     renamed = config.model_copy(update={"issuer": issuer.replace("127.0.0.1", "localhost")})
     with pytest.raises(Exception, match="another issuer"):
@@ -236,7 +230,7 @@ def test_the_groups_claim_joins_and_leaves_mapped_groups(
         user_uuid = UUID(user_id)
 
         def member_of() -> set[str]:
-            with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+            with Session(client.app.state.engine) as session:
                 rows = session.exec(
                     select(Membership.group_id).where(col(Membership.user_id) == user_uuid)
                 ).all()
