@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -18,7 +18,7 @@ class Quota(BaseModel):
 class OidcProvider(BaseModel):
     """One external OpenID Provider people may sign in with (single sign-on)."""
 
-    name: str  # in URLs: /auth/oidc/{name}/login; letters, digits, '-' and '_'
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")  # in URLs: /auth/oidc/{name}/login
     issuer: str  # discovery is {issuer}/.well-known/openid-configuration
     client_id: str
     client_secret: str = ""  # empty: a public client (PKCE alone)
@@ -167,6 +167,14 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_provider_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
+        names = [provider.name for provider in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two OpenID Providers have the same name")
         return value
 
     @property

@@ -275,6 +275,18 @@ def test_settings_read_providers_from_json(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.oidc_providers[0].name == "corp" and not settings.password_login_enabled
 
 
+@pytest.mark.parametrize(
+    "providers",
+    [
+        [{"name": "a/b", "issuer": "https://id.example.com", "client_id": "kf"}],
+        [{"name": "corp", "issuer": "https://a.example.com", "client_id": "kf"}] * 2,
+    ],
+)
+def test_settings_refuse_bad_or_duplicate_provider_names(providers: list[dict[str, str]]) -> None:
+    with pytest.raises(ValueError):
+        Settings(oidc_providers=providers)
+
+
 def test_create_app_without_providers_lists_none(service_client: ServiceClientFactory) -> None:
     with service_client(lambda settings, _v: create_app(settings), name="identity") as client:
         assert client.get("/auth/oidc/providers").json() == []
