@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from services.identity.accounts import deactivate
 from services.identity.audit import AuditEntry, verify_chain
 from services.identity.main import create_app
 from services.identity.models import ExternalIdentity, Membership, User
@@ -141,6 +142,17 @@ def test_an_unverified_email_neither_creates_nor_links(client: TestClient) -> No
         assert session.exec(select(ExternalIdentity)).first() is None
         assert verify_chain(session)[1] is None
     assert audit_actions(client).count("sso.sign_in_failed") == 2
+
+
+def test_a_deactivated_account_cannot_sign_in(client: TestClient) -> None:
+    login = fresh_login()
+    assert sso(client, login).status_code == 200
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        user = session.exec(select(User).where(User.handle == login)).one()
+        deactivate(session, user, actor_id=None, actor_kind="system")
+        session.commit()
+    refused = sso(client, login)
+    assert refused.status_code == 403 and "deactivated" in refused.json()["detail"]
 
 
 def test_a_callback_with_another_state_or_no_cookie_is_refused(client: TestClient) -> None:
