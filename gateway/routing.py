@@ -67,6 +67,10 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
+# Public path families, by method: single sign-on (the provider list, the redirect to a
+# provider and its callback) is how people without a token get one.
+PUBLIC_PREFIXES: frozenset[tuple[str, str]] = frozenset({("GET", "/api/v1/auth/oidc/")})
+
 # OPTIONS too: the service answers it (405 with the path's own `Allow`).
 FORWARDED_METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"})
 
@@ -133,7 +137,10 @@ PUBLIC_PATHS = frozenset(path for _method, path in PUBLIC_OPERATIONS)
 
 
 def is_public(method: str, path: str) -> bool:
-    return (method, path) in PUBLIC_OPERATIONS
+    return (method, path) in PUBLIC_OPERATIONS or any(
+        method == public_method and path.startswith(prefix)
+        for public_method, prefix in PUBLIC_PREFIXES
+    )
 
 
 def needs_token_at_gateway(path: str) -> bool:
@@ -142,4 +149,6 @@ def needs_token_at_gateway(path: str) -> bool:
     Not on public paths, whatever the method: another method there is the service's 405
     (with its `Allow`), not a 401. Services verify tokens themselves on every operation.
     """
-    return path not in PUBLIC_PATHS
+    return path not in PUBLIC_PATHS and not any(
+        path.startswith(prefix) for _method, prefix in PUBLIC_PREFIXES
+    )

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -13,6 +13,21 @@ class Quota(BaseModel):
 
     limit: int
     window: float
+
+
+class OidcProvider(BaseModel):
+    """One external OpenID Provider people may sign in with (single sign-on)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,100}$")  # in URLs: /auth/oidc/{name}/login
+    issuer: str  # discovery is {issuer}/.well-known/openid-configuration
+    client_id: str
+    client_secret: str = ""  # empty: a public client (PKCE alone)
+    display_name: str = ""
+    scopes: list[str] = ["openid", "email", "profile"]
+    # Groups claim → Knowflow groups: claim value → group slug. Mapped groups are joined
+    # and left at each sign-in to match the claim; unmapped groups are never touched.
+    groups_claim: str = "groups"
+    group_map: dict[str, str] = {}
 
 
 class Settings(BaseSettings):
@@ -135,11 +150,31 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     hsts_max_age: int = 0
 
+    # Single sign-on (services/identity/oidc.py): OpenID Providers as a JSON list, e.g.
+    # KNOWFLOW_OIDC_PROVIDERS='[{"name":"corp","issuer":"https://id.example.com",
+    # "client_id":"knowflow","client_secret":"...","group_map":{"eng":"engineering"}}]'.
+    # Their redirect URI is {public_url}/api/v1/auth/oidc/{name}/callback.
+    oidc_providers: list[OidcProvider] = []
+    oidc_state_ttl_seconds: int = 600  # a sign-in must come back from the provider by then
+    oidc_http_timeout_seconds: float = 10.0
+    # Signs the short-lived cookie that binds a sign-in's state to the browser.
+    oidc_state_key_file: Path = Path("./var/identity/oidc-state.key")
+    # False: only single sign-on; /auth/login and /auth/register answer 403.
+    password_login_enabled: bool = True
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_provider_names(cls, value: list[OidcProvider]) -> list[OidcProvider]:
+        names = [provider.name for provider in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two OpenID Providers have the same name")
         return value
 
     @property

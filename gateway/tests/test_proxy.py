@@ -83,6 +83,17 @@ def test_register_and_login_need_no_token(gateway_url: str) -> None:
         assert call["body"] == '{"handle":"ann"}'
 
 
+def test_single_sign_on_needs_no_token_and_other_auth_paths_still_do(gateway_url: str) -> None:
+    """SSO (GET /api/v1/auth/oidc/...) is how people without a token get one."""
+    for path in ("/api/v1/auth/oidc/providers", "/api/v1/auth/oidc/corp/callback"):
+        response = httpx.get(gateway_url + path, params={"code": "c", "state": "s"})
+        assert response.status_code == 200
+        assert echo(response)["path"] == path.removeprefix("/api/v1")
+    # Only under the SSO prefix (another method there is the service's own 405).
+    for path in ("/api/v1/auth/oidcx", "/api/v1/auth/other"):
+        assert httpx.get(gateway_url + path).status_code == 401
+
+
 def test_missing_token_is_401_problem_and_upstream_is_not_called(
     gateway_url: str, echo_upstreams: Upstreams
 ) -> None:

@@ -6,7 +6,15 @@ from fastapi import FastAPI, Request, Response
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
-from services.identity.models import Follow, Group, Membership, MembershipVersion, User
+from services.identity.models import (
+    ExternalIdentity,
+    Follow,
+    Group,
+    Membership,
+    MembershipVersion,
+    User,
+)
+from services.identity.oidc_routes import router as oidc_router
 from services.identity.passwords import PasswordHashingBusy
 from services.identity.routes import router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
@@ -45,8 +53,17 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router],
-    tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
+    routers=[router, oidc_router],
+    tables=[
+        User,
+        Group,
+        Membership,
+        MembershipVersion,
+        Follow,
+        AuditEntry,
+        AuditHead,
+        ExternalIdentity,
+    ],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     unstored_replies=frozenset({"/auth/login"}),

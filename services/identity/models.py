@@ -101,3 +101,18 @@ class Follow(SQLModel, table=True):
     target_type: str  # FollowTarget
     target: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ExternalIdentity(SQLModel, table=True):
+    """A person's account at an OpenID Provider (issuer + subject), linked to a Knowflow user."""
+
+    __tablename__ = "identity_external_identity"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    provider: str = Field(max_length=100)  # the configured name, when the link was made
+    issuer: str = Field(max_length=500)
+    subject: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_sign_in_at: datetime | None = None

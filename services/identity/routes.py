@@ -67,19 +67,29 @@ async def jwks(request: Request) -> dict[str, Any]:
     "/auth/register",
     tags=["auth"],
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Handle or email taken"}},
+    responses={
+        403: {"description": "Password sign-in is disabled (single sign-on only)"},
+        409: {"description": "Handle or email taken"},
+    },
 )
 def register(request: Request, body: RegisterRequest, session: SessionDep) -> TokenResponse:
     """Create an account and sign in."""
+    service.check_password_sign_in_enabled(settings=request.app.state.settings)
     user = service.do_register(session=session, request=body)
     return token_response(request, user)
 
 
 @router.post(
-    "/auth/login", tags=["auth"], responses={401: {"description": "Wrong login or password"}}
+    "/auth/login",
+    tags=["auth"],
+    responses={
+        401: {"description": "Wrong login or password"},
+        403: {"description": "Password sign-in is disabled (single sign-on only)"},
+    },
 )
 def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenResponse:
     """Exchange a handle (or email) and password for an access token."""
+    service.check_password_sign_in_enabled(settings=request.app.state.settings)
     user = service.check_credentials(session=session, login=body.login, password=body.password)
     return token_response(request, user)
 

@@ -39,6 +39,7 @@ from shared.events.contracts import (
 )
 from shared.events.outbox import record_event
 from shared.preconditions import flush_versioned
+from shared.settings import Settings
 
 SOURCE = "/knowflow/identity"
 # argon2id with the library's RFC 9106 low-memory profile, at most a few at a time.
@@ -68,12 +69,26 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
         ).one()
         == 0
     )
-    user = User(
+    return do_create_account(
+        session=session,
         handle=request.handle,
         email=email,
         password_hash=password_hasher.hash(request.password),
         display_name=request.display_name,
         role="admin" if is_first else "member",
+    )
+
+
+def do_create_account(
+    *, session: Session, handle: str, email: str, password_hash: str, display_name: str, role: str
+) -> User:
+    """Add an account and announce it (registration, single sign-on's first sign-in)."""
+    user = User(
+        handle=handle,
+        email=email,
+        password_hash=password_hash,
+        display_name=display_name,
+        role=role,
     )
     session.add(user)
     session.flush()
@@ -125,6 +140,15 @@ def do_import_user(
         source=SOURCE,
     )
     return user, True
+
+
+def check_password_sign_in_enabled(*, settings: Settings) -> None:
+    """Refuse password registration and login where the deployment signs in by SSO only."""
+    if not settings.password_login_enabled:
+        raise Forbidden(
+            "password sign-in is disabled on this deployment: sign in with single sign-on "
+            "(GET /api/v1/auth/oidc/providers)"
+        )
 
 
 def check_credentials(*, session: Session, login: str, password: str) -> User:
@@ -323,6 +347,31 @@ def do_remove_member(
     membership = session.get(Membership, (group_id, user_id))
     if membership is None:
         raise NotFound("not a member")
+    _remove_member(session=session, group=group, membership=membership)
+
+
+def do_grant_membership(*, session: Session, group: Group, user_id: UUID) -> bool:
+    """Make someone a member on the platform's behalf (e.g. a mapped SSO groups claim).
+
+    False if they already are. The person counts as having added themselves.
+    """
+    if is_member(session=session, group_id=group.id, user_id=user_id):
+        return False
+    _add_member(session=session, group=group, user_id=user_id, role="member", added_by=user_id)
+    return True
+
+
+def do_revoke_membership(*, session: Session, group: Group, user_id: UUID) -> bool:
+    """End a membership on the platform's behalf; never the owner's. False if nothing changed."""
+    membership = session.get(Membership, (group.id, user_id))
+    if membership is None or user_id == group.owner_id:
+        return False
+    _remove_member(session=session, group=group, membership=membership)
+    return True
+
+
+def _remove_member(*, session: Session, group: Group, membership: Membership) -> None:
+    group_id, user_id = group.id, membership.user_id
     version = _next_membership_version(session=session, group_id=group_id, user_id=user_id)
     session.delete(membership)
     record_event(

@@ -5,6 +5,8 @@
   PostgreSQL, and the end-to-end platform searches with OpenSearch.
 - `KNOWFLOW_TEST_OPENSEARCH_URL` (e.g. http://127.0.0.1:9200): the OpenSearch engine
   is tested against that node.
+- `KNOWFLOW_TEST_OIDC_URL` (e.g. from `deploy/oidc/run.sh url`): the real OpenID Provider
+  (oidc-provider, deploy/oidc/provider.js) single sign-on is tested against.
 - `KNOWFLOW_REQUIRE_REAL_BACKENDS=1` (CI): a missing server fails the tests instead
   of skipping them.
 """
@@ -45,6 +47,20 @@ def require_opensearch() -> str:
     reason = (
         "no OpenSearch node: start one with `bash deploy/opensearch/run.sh start` "
         "and set KNOWFLOW_TEST_OPENSEARCH_URL=http://127.0.0.1:9200"
+    )
+    if real_backends_required():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def require_oidc_provider() -> str:
+    """The test OpenID Provider's issuer URL, or skip (locally) / fail (CI) with the reason."""
+    url = os.environ.get("KNOWFLOW_TEST_OIDC_URL") or None
+    if url:
+        return url.rstrip("/")
+    reason = (
+        "no OpenID Provider: start one with `bash deploy/oidc/run.sh start` "
+        "and set KNOWFLOW_TEST_OIDC_URL=http://127.0.0.1:55490"
     )
     if real_backends_required():
         pytest.fail(reason)

@@ -308,3 +308,24 @@ def test_listings_never_show_a_private_group_to_outsiders_or_admins(
                 assert listed.json()["items"] == [], (actor, path, listed.text)
         groups = gateway.get("/groups", headers=headers).json()
         assert world["private_group"] not in {g["id"] for g in groups}, actor
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/auth/oidc/providers", 200),
+        # No provider is configured on this platform: an unknown one is 404, not 401.
+        ("/auth/oidc/unknown/login", 404),
+        ("/auth/oidc/unknown/callback", 404),
+    ],
+)
+def test_single_sign_on_is_public_and_a_token_changes_nothing(
+    gateway: httpx.Client, world: Json, path: str, expected: int
+) -> None:
+    """How people without a token get one: no token, a bad token or someone's token alike."""
+    someone = world["people"]["owner"]["headers"]
+    answers = [
+        gateway.get(path, headers=headers, follow_redirects=False).status_code
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}, someone)
+    ]
+    assert answers == [expected] * 3

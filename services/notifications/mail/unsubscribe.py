@@ -1,8 +1,5 @@
 """One-click unsubscribe (RFC 8058): links signed with the service's key, and what they change."""
 
-import contextlib
-import os
-import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,27 +16,12 @@ from shared.errors import BadRequest
 from shared.events.contracts import NotificationKind, NotificationPreferencesUpdated
 from shared.events.outbox import record_event
 from shared.ids import utcnow
+from shared.keyfiles import load_or_create_key
 from shared.settings import Settings
 
 ALL = "all"
 SALT = "knowflow.notifications.unsubscribe"
 UNSUBSCRIBE_PATH = "/api/v1/notifications/unsubscribe"
-
-
-def load_or_create_key(path: Path) -> bytes:
-    """The signing key, created (0600) on first use; replicas racing to create it agree."""
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_hex(32).encode())
-    # link() fails if another process created the key first: then theirs is the key.
-    with contextlib.suppress(FileExistsError):
-        os.link(scratch, path)
-    scratch.unlink()
-    return path.read_bytes().strip()
 
 
 @dataclass(frozen=True)
