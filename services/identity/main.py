@@ -3,12 +3,24 @@
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from scim2_models import SCIMException
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
-from services.identity.models import Follow, Group, Membership, MembershipVersion, User
+from services.identity.models import (
+    Follow,
+    Group,
+    Membership,
+    MembershipVersion,
+    ScimClient,
+    ScimLink,
+    User,
+)
 from services.identity.passwords import PasswordHashingBusy
+from services.identity.provisioning import router as provisioning_router
 from services.identity.routes import router
+from services.identity.scim import on_scim_error
+from services.identity.scim import router as scim_router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app, problem_response
@@ -45,8 +57,18 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router],
-    tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
+    routers=[router, provisioning_router, scim_router],
+    tables=[
+        User,
+        Group,
+        Membership,
+        MembershipVersion,
+        Follow,
+        AuditEntry,
+        AuditHead,
+        ScimClient,
+        ScimLink,
+    ],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     unstored_replies=frozenset({"/auth/login"}),
@@ -64,6 +86,7 @@ async def on_hashing_busy(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
     app = create_service_app(SPEC, settings=settings, verifier=verifier)
     app.add_exception_handler(PasswordHashingBusy, on_hashing_busy)
+    app.add_exception_handler(SCIMException, on_scim_error)
     return app
 
 

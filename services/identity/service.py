@@ -261,7 +261,7 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
         ),
         source=SOURCE,
     )
-    _add_member(
+    add_membership(
         session=session,
         group=group,
         user_id=principal.user_id,
@@ -271,7 +271,7 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
     return group
 
 
-def _add_member(
+def add_membership(
     *, session: Session, group: Group, user_id: UUID, role: str, added_by: UUID
 ) -> Membership:
     version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
@@ -306,7 +306,7 @@ def do_add_member(
         raise Forbidden("only the group's owner can add members")
     if is_member(session=session, group_id=group_id, user_id=user_id):
         raise Conflict("already a member")
-    return _add_member(
+    return add_membership(
         session=session, group=group, user_id=user_id, role="member", added_by=principal.user_id
     )
 
@@ -323,7 +323,13 @@ def do_remove_member(
     membership = session.get(Membership, (group_id, user_id))
     if membership is None:
         raise NotFound("not a member")
-    version = _next_membership_version(session=session, group_id=group_id, user_id=user_id)
+    remove_membership(session=session, group=group, membership=membership)
+
+
+def remove_membership(*, session: Session, group: Group, membership: Membership) -> None:
+    """End a membership: the removal event, and no following of a private group left."""
+    user_id = membership.user_id
+    version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
     session.delete(membership)
     record_event(
         session,
@@ -338,7 +344,7 @@ def do_remove_member(
     # Following a private group one has left would leak its content into digests.
     if group.visibility == "private":
         follow = _find_follow(
-            session=session, follower_id=user_id, target_type="group", target=str(group_id)
+            session=session, follower_id=user_id, target_type="group", target=str(group.id)
         )
         if follow is not None:
             _delete_follow(session=session, follow=follow)
