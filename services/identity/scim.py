@@ -7,6 +7,7 @@ same functions as the rest of identity so the same events are emitted. Answers a
 """
 
 import json
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from scim2_models import (
     InvalidValueException,
     ListResponse,
     NotFoundException,
+    NotImplementedException,
     PatchOp,
     ResourceType,
     ResponseParameters,
@@ -517,3 +519,25 @@ def apply_patch(
         raise
     except Exception as exc:
         raise InvalidValueException(detail=_first_error(exc)) from None
+
+
+class MethodNotAllowedException(SCIMException):
+    """RFC 7644 §3.12: 405, a method this endpoint does not support (scim2-models has none)."""
+
+    status = 405
+    _default_detail = "The endpoint does not support this method"
+
+
+KNOWN_ENDPOINT = re.compile(
+    r"^(ServiceProviderConfig|ResourceTypes|Schemas|Users|Groups)(/[^/]+)?$"
+)
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def unknown_endpoint(request: Request, rest: str, _client: ProvisioningClient) -> Response:
+    """Anything else under /scim/v2 is a SCIM error, not a problem document."""
+    if rest == ".search":
+        raise NotImplementedException(detail="search one resource type: POST /Users/.search")
+    if KNOWN_ENDPOINT.match(rest):
+        raise MethodNotAllowedException(detail=f"{request.method} is not allowed on /{rest}")
+    raise NotFoundException(detail=f"no SCIM endpoint /{rest}")

@@ -26,12 +26,15 @@ from scim2_models import User as ScimUser
 MAX_RESULTS = 200
 
 # Attribute (and sub-attribute) names kept per schema; everything else is not stored.
+# Knowflow always has a display name and an account state: declared required (a request
+# without them still works: the userName is the display name, the account is active).
+REQUIRED = {"displayName", "active"}
 KEPT: dict[str, dict[str, set[str] | None]] = {
     "User": {
         "userName": None,
         "displayName": None,
         "active": None,
-        "emails": {"value", "primary"},
+        "emails": {"value"},
         "groups": {"value", "$ref", "display"},
     },
     "Group": {"displayName": None, "members": {"value", "$ref", "type"}},
@@ -51,6 +54,8 @@ def _cut(schema: dict[str, Any], kept: dict[str, set[str] | None]) -> dict[str, 
                     sub for sub in attribute["subAttributes"] if sub["name"] in sub_kept
                 ],
             }
+        if attribute["name"] in REQUIRED:
+            attribute = {**attribute, "required": True}
         attributes.append(attribute)
     return {**schema, "attributes": attributes}
 

@@ -95,7 +95,7 @@ def _to_user(user: User, link: ScimLink | None, groups: list[Group], base: str) 
         user_name=_user_name(user, link),
         display_name=user.display_name,
         active=user.active,
-        emails=[Email(value=user.email, primary=True)] if has_email else None,
+        emails=[Email(value=user.email)] if has_email else None,
         groups=[
             GroupMembership(
                 value=str(group.id), ref=f"{base}/Groups/{group.id}", display=group.name
@@ -256,6 +256,9 @@ def do_write_user(
         _check_user_name_free(session, user_name, user.id)
     _check_external_id_free(session, "User", resource.external_id, user.id)
     email = _primary_email(resource)
+    if email is None and not user.email.endswith(".invalid"):
+        # The address was removed: a placeholder nobody can receive mail at.
+        email = f"scim-{user.id}@{PLACEHOLDER_DOMAIN}"
     if email is not None and email != user.email:
         _check_email_free(session, email, user.id)
         user.email = email
