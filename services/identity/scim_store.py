@@ -30,6 +30,7 @@ from services.identity.audit import Origin, record_audit
 from services.identity.models import Group, Membership, ScimClient, ScimLink, User
 from services.identity.schemas import ProfileUpdate
 from shared.events.contracts import (
+    AuditActorKind,
     GroupCreated,
     GroupUpdated,
     UserContactUpdated,
@@ -40,7 +41,7 @@ from shared.ids import utcnow
 
 SOURCE = "/knowflow/identity"
 PLACEHOLDER_DOMAIN = "provisioned.invalid"
-ACTOR_KIND = "provisioning_client"
+ACTOR_KIND: AuditActorKind = "provisioning_client"
 
 
 def _audit(session: Session, client: ScimClient, action: str, target: str, origin: Origin) -> None:
@@ -119,7 +120,10 @@ def _scim_groups_of(session: Session, user_ids: list[UUID]) -> dict[UUID, list[G
     rows = session.exec(
         select(Membership.user_id, Group)
         .join(Group, col(Group.id) == col(Membership.group_id))
-        .join(ScimLink, and_(ScimLink.kind == "Group", col(ScimLink.resource_id) == col(Group.id)))
+        .join(
+            ScimLink,
+            and_(col(ScimLink.kind) == "Group", col(ScimLink.resource_id) == col(Group.id)),
+        )
         .where(col(Membership.user_id).in_(user_ids), col(ScimLink.deleted_at).is_(None))
         .order_by(col(Group.name))
     ).all()
@@ -144,7 +148,9 @@ def _check_user_name_free(session: Session, user_name: str, user_id: UUID | None
         raise UniquenessException(detail=f"userName {user_name!r} is taken")
     taken_handle = session.exec(
         select(User)
-        .outerjoin(ScimLink, and_(ScimLink.kind == "User", col(ScimLink.resource_id) == User.id))
+        .outerjoin(
+            ScimLink, and_(col(ScimLink.kind) == "User", col(ScimLink.resource_id) == User.id)
+        )
         .where(func.lower(User.handle) == wanted, col(ScimLink.user_name).is_(None))
     ).first()
     if taken_handle is not None and taken_handle.id != user_id:
@@ -482,7 +488,7 @@ def _id_term(column: Any, value: str) -> Any:
 def _page_users(
     session: Session, terms: list[tuple[str, str]], offset: int, limit: int | None, base: str
 ) -> tuple[int, list[Any]]:
-    joined = and_(ScimLink.kind == "User", col(ScimLink.resource_id) == User.id)
+    joined = and_(col(ScimLink.kind) == "User", col(ScimLink.resource_id) == User.id)
     conditions: list[Any] = [col(User.erased_at).is_(None), col(ScimLink.deleted_at).is_(None)]
     for name, value in terms:
         if name == "username":
@@ -514,7 +520,7 @@ def _page_users(
 def _page_groups(
     session: Session, terms: list[tuple[str, str]], offset: int, limit: int | None, base: str
 ) -> tuple[int, list[Any]]:
-    joined = and_(ScimLink.kind == "Group", col(ScimLink.resource_id) == Group.id)
+    joined = and_(col(ScimLink.kind) == "Group", col(ScimLink.resource_id) == Group.id)
     conditions: list[Any] = [col(ScimLink.deleted_at).is_(None)]
     for name, value in terms:
         if name == "externalid":
