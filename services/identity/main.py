@@ -71,7 +71,7 @@ SPEC = ServiceSpec(
     ],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
-    unstored_replies=frozenset({"/auth/login"}),
+    unstored_replies=frozenset({"/auth/login", "/scim-clients"}),
 )
 
 
