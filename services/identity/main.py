@@ -19,8 +19,8 @@ from services.identity.models import (
 from services.identity.passwords import PasswordHashingBusy
 from services.identity.provisioning import router as provisioning_router
 from services.identity.routes import router
-from services.identity.scim import on_scim_error
-from services.identity.scim import router as scim_router
+from services.identity.scim.routes import on_scim_error
+from services.identity.scim.routes import router as scim_router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app, problem_response

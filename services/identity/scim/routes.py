@@ -38,10 +38,10 @@ from scim2_models.path import (
     LogicalOperator,
 )
 
-from services.identity import scim_store
 from services.identity.audit import Origin
 from services.identity.provisioning import ProvisioningClient
-from services.identity.scim_discovery import (
+from services.identity.scim import store as scim_store
+from services.identity.scim.discovery import (
     SCHEMAS,
     SERVICE_PROVIDER_CONFIG,
     resource_types,
