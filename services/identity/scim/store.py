@@ -151,7 +151,11 @@ def _check_user_name_free(session: Session, user_name: str, user_id: UUID | None
         .outerjoin(
             ScimLink, and_(col(ScimLink.kind) == "User", col(ScimLink.resource_id) == User.id)
         )
-        .where(func.lower(User.handle) == wanted, col(ScimLink.user_name).is_(None))
+        .where(
+            func.lower(User.handle) == wanted,
+            col(ScimLink.user_name).is_(None),
+            col(ScimLink.deleted_at).is_(None),
+        )
     ).first()
     if taken_handle is not None and taken_handle.id != user_id:
         raise UniquenessException(detail=f"userName {user_name!r} is taken")
@@ -298,8 +302,17 @@ def do_delete_user(*, session: Session, client: ScimClient, user_id: UUID, origi
     accounts.deactivate(session, user, actor_id=client.id, actor_kind=ACTOR_KIND, origin=origin)
     link = _touch(session, "User", user.id)
     link.deleted_at = utcnow()
-    if link.user_name is None:
-        link.user_name = user.handle
+    # Free what identifies the person, so they can be provisioned again (a rehire).
+    link.user_name = None
+    link.external_id = None
+    if not user.email.endswith(".invalid"):
+        user.email = f"scim-{user.id}@{PLACEHOLDER_DOMAIN}"
+        session.add(user)
+        record_event(
+            session,
+            UserContactUpdated(user_id=user.id, email=user.email, changed_at=utcnow()),
+            source=SOURCE,
+        )
     _audit(session, client, "scim.user.deleted", f"user:{user.id}", origin)
 
 

@@ -190,11 +190,24 @@ def test_patch_active_false_deactivates_and_revokes_then_true_reactivates(
 
 
 def test_put_replaces_and_delete_deprovisions(client: TestClient, scim: dict[str, str]) -> None:
-    person = create_user(client, scim, "old@example.org", displayName="Old")
+    person = create_user(
+        client,
+        scim,
+        "old@example.org",
+        displayName="Old",
+        externalId="hr-9",
+        emails=[{"value": "new@example.org"}],
+    )
     replaced = client.put(
         f"{SCIM}/Users/{person['id']}",
         headers=scim,
-        json={"schemas": [USER_SCHEMA], "userName": "new@example.org", "displayName": "New"},
+        json={
+            "schemas": [USER_SCHEMA],
+            "userName": "new@example.org",
+            "displayName": "New",
+            "externalId": "hr-9",
+            "emails": [{"value": "new@example.org"}],
+        },
     )
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["userName"] == "new@example.org"
@@ -202,6 +215,15 @@ def test_put_replaces_and_delete_deprovisions(client: TestClient, scim: dict[str
     assert client.delete(f"{SCIM}/Users/{person['id']}", headers=scim).status_code == 204
     assert_scim_error(client.get(f"{SCIM}/Users/{person['id']}", headers=scim), 404)
     assert "knowflow.user.deactivated.v1" in outbox_types(client)
+    # The same person provisioned again (a rehire) is a new account.
+    again = create_user(
+        client,
+        scim,
+        "new@example.org",
+        externalId="hr-9",
+        emails=[{"value": "new@example.org"}],
+    )
+    assert again["id"] != person["id"]
 
 
 def test_group_membership_through_patch_emits_membership_events(
