@@ -39,6 +39,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/users", "identity"),
     Route("/api/v1/groups", "identity"),
     Route("/api/v1/follows", "identity"),
+    Route("/api/v1/scim-clients", "identity"),
+    # SCIM 2.0: provisioning clients authenticate with their own tokens, checked by identity.
+    Route("/scim/v2", "identity"),
     Route("/api/v1/posts", "posts"),
     Route("/api/v1/articles", "posts"),
     # Similar questions are a search; the rest of the Q&A family lives in posts.
@@ -143,12 +146,19 @@ def is_public(method: str, path: str) -> bool:
     )
 
 
+# Path families whose bearer token is not a user JWT: the service checks it (SCIM clients).
+SERVICE_AUTHENTICATED = ("/scim/v2",)
+
+
 def needs_token_at_gateway(path: str) -> bool:
     """Whether the gateway checks the token before forwarding.
 
     Not on public paths, whatever the method: another method there is the service's 405
-    (with its `Allow`), not a 401. Services verify tokens themselves on every operation.
+    (with its `Allow`), not a 401. Not under SCIM, whose provisioning tokens only identity
+    knows. Services verify tokens themselves on every operation.
     """
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in SERVICE_AUTHENTICATED):
+        return False
     return path not in PUBLIC_PATHS and not any(
         path.startswith(prefix) for _method, prefix in PUBLIC_PREFIXES
     )

@@ -26,12 +26,14 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_post_documents_the_idempotency_key(name: str) -> None:
     document = openapi_of(name)
+    # Answers carrying fresh secrets (tokens) are never stored for replay.
+    unstored = importlib.import_module(f"services.{name}.main").SPEC.unstored_replies
     posts = [(path, op) for method, path, op in operations(document) if method == "post"]
     assert posts
     for path, operation in posts:
         names = [parameter["name"] for parameter in operation.get("parameters", [])]
         assert HEADER in names, path
-        if path != "/auth/login":
+        if path not in unstored:
             success = [code for code in operation["responses"] if code.startswith("2")]
             assert all(
                 REPLAYED_HEADER in operation["responses"][code].get("headers", {})

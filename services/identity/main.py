@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from scim2_models import SCIMException
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
@@ -12,11 +13,16 @@ from services.identity.models import (
     Group,
     Membership,
     MembershipVersion,
+    ScimClient,
+    ScimLink,
     User,
 )
 from services.identity.oidc_routes import router as oidc_router
 from services.identity.passwords import PasswordHashingBusy
+from services.identity.provisioning import router as provisioning_router
 from services.identity.routes import router
+from services.identity.scim.routes import on_scim_error
+from services.identity.scim.routes import router as scim_router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app, problem_response
@@ -53,7 +59,7 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router, oidc_router],
+    routers=[router, oidc_router, provisioning_router, scim_router],
     tables=[
         User,
         Group,
@@ -63,10 +69,12 @@ SPEC = ServiceSpec(
         AuditEntry,
         AuditHead,
         ExternalIdentity,
+        ScimClient,
+        ScimLink,
     ],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
-    unstored_replies=frozenset({"/auth/login"}),
+    unstored_replies=frozenset({"/auth/login", "/scim-clients"}),
 )
 
 
@@ -81,6 +89,7 @@ async def on_hashing_busy(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None) -> FastAPI:
     app = create_service_app(SPEC, settings=settings, verifier=verifier)
     app.add_exception_handler(PasswordHashingBusy, on_hashing_busy)
+    app.add_exception_handler(SCIMException, on_scim_error)
     return app
 
 

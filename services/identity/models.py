@@ -116,3 +116,40 @@ class ExternalIdentity(SQLModel, table=True):
     subject: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow)
     last_sign_in_at: datetime | None = None
+class ScimClient(SQLModel, table=True):
+    """A provisioning client (an HR system or identity provider) allowed to call /scim/v2.
+
+    It authenticates with its own bearer token, shown once when an admin creates it; only
+    the token's SHA-256 is stored (a 256-bit random token needs no slow hash).
+    """
+
+    __tablename__ = "identity_scim_client"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(unique=True, index=True)
+    created_by: UUID = Field(foreign_key="identity_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class ScimLink(SQLModel, table=True):
+    """What SCIM knows of a user or group beyond identity's own columns.
+
+    `external_id` is the provisioning client's id for the resource. A group is served on
+    /scim/v2/Groups only if it has a link (SCIM created it). `deleted_at` marks a SCIM
+    DELETE: the resource answers 404 from then on, its content and row stay.
+    """
+
+    __tablename__ = "identity_scim_link"
+    __table_args__ = (UniqueConstraint("kind", "external_id"),)
+
+    kind: str = Field(primary_key=True)  # "User" or "Group"
+    resource_id: UUID = Field(primary_key=True)
+    external_id: str | None = Field(default=None, max_length=500)
+    # A user's SCIM userName when it is not a valid handle (e.g. an e-mail address).
+    user_name: str | None = Field(default=None, max_length=254, unique=True)
+    deleted_at: datetime | None = None
+    # Goes up on every SCIM change: names the resource's meta.version.
+    version: int = 1
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -285,7 +285,7 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
         ),
         source=SOURCE,
     )
-    _add_member(
+    add_membership(
         session=session,
         group=group,
         user_id=principal.user_id,
@@ -295,7 +295,7 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
     return group
 
 
-def _add_member(
+def add_membership(
     *, session: Session, group: Group, user_id: UUID, role: str, added_by: UUID
 ) -> Membership:
     version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
@@ -330,7 +330,7 @@ def do_add_member(
         raise Forbidden("only the group's owner can add members")
     if is_member(session=session, group_id=group_id, user_id=user_id):
         raise Conflict("already a member")
-    return _add_member(
+    return add_membership(
         session=session, group=group, user_id=user_id, role="member", added_by=principal.user_id
     )
 
@@ -347,7 +347,7 @@ def do_remove_member(
     membership = session.get(Membership, (group_id, user_id))
     if membership is None:
         raise NotFound("not a member")
-    _remove_member(session=session, group=group, membership=membership)
+    remove_membership(session=session, group=group, membership=membership)
 
 
 def do_grant_membership(*, session: Session, group: Group, user_id: UUID) -> bool:
@@ -357,7 +357,7 @@ def do_grant_membership(*, session: Session, group: Group, user_id: UUID) -> boo
     """
     if is_member(session=session, group_id=group.id, user_id=user_id):
         return False
-    _add_member(session=session, group=group, user_id=user_id, role="member", added_by=user_id)
+    add_membership(session=session, group=group, user_id=user_id, role="member", added_by=user_id)
     return True
 
 
@@ -366,13 +366,14 @@ def do_revoke_membership(*, session: Session, group: Group, user_id: UUID) -> bo
     membership = session.get(Membership, (group.id, user_id))
     if membership is None or user_id == group.owner_id:
         return False
-    _remove_member(session=session, group=group, membership=membership)
+    remove_membership(session=session, group=group, membership=membership)
     return True
 
 
-def _remove_member(*, session: Session, group: Group, membership: Membership) -> None:
-    group_id, user_id = group.id, membership.user_id
-    version = _next_membership_version(session=session, group_id=group_id, user_id=user_id)
+def remove_membership(*, session: Session, group: Group, membership: Membership) -> None:
+    """End a membership: the removal event, and no following of a private group left."""
+    user_id = membership.user_id
+    version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
     session.delete(membership)
     record_event(
         session,
@@ -387,7 +388,7 @@ def _remove_member(*, session: Session, group: Group, membership: Membership) ->
     # Following a private group one has left would leak its content into digests.
     if group.visibility == "private":
         follow = _find_follow(
-            session=session, follower_id=user_id, target_type="group", target=str(group_id)
+            session=session, follower_id=user_id, target_type="group", target=str(group.id)
         )
         if follow is not None:
             _delete_follow(session=session, follow=follow)

@@ -111,8 +111,12 @@ def world(gateway: httpx.Client) -> Json:
             f"/questions/{public_question['id']}/answers", headers=member, json={"body": "there"}
         )
     )
+    scim_client = created(
+        gateway.post("/scim-clients", headers=people["admin"]["headers"], json={"name": "hr"})
+    )
     return {
         "people": people,
+        "scim_client": scim_client,
         "private_question": private_question["id"],
         "private_answer": private_answer["id"],
         "private_comment": private_comment["id"],
@@ -197,6 +201,10 @@ def cases(world: Json) -> list[Case]:
         Case("DELETE", f"/groups/{open_group}/members/{owner_id}", expect(0, 403, 403, 403)),
         # Someone else's follow does not exist for anyone else.
         Case("DELETE", f"/follows/{world['follow']}", expect(0, 404, 404, 404)),
+        # Provisioning clients are the admins' (revoking is left out: it would end it).
+        Case("GET", "/scim-clients", expect(403, 403, 403, 200)),
+        Case("POST", "/scim-clients", expect(403, 403, 403, 0), body={"name": "mine"}),
+        Case("DELETE", f"/scim-clients/{world['scim_client']['id']}", expect(403, 403, 403, 0)),
         *qa_cases(world),
     ]
 
@@ -329,3 +337,17 @@ def test_single_sign_on_is_public_and_a_token_changes_nothing(
         for headers in ({}, {"Authorization": "Bearer not-a-token"}, someone)
     ]
     assert answers == [expected] * 3
+def test_scim_takes_a_provisioning_token_only(gateway: httpx.Client, world: Json) -> None:
+    """/scim/v2 refuses every user's token (admins' too), no token and a bad one: SCIM 401."""
+    base = str(gateway.base_url).removesuffix("/api/v1/").removesuffix("/api/v1") + "/scim/v2"
+    client_headers = {"Authorization": f"Bearer {world['scim_client']['token']}"}
+    owner_id = world["people"]["owner"]["user"]["id"]
+    assert httpx.get(f"{base}/Users/{owner_id}", headers=client_headers).status_code == 200
+    attempts = [world["people"][actor]["headers"] for actor in ACTORS]
+    attempts += [{}, {"Authorization": "Bearer kfscim_forged"}, {"Authorization": "Basic eDp5"}]
+    for headers in attempts:
+        for method, path in (("GET", f"/Users/{owner_id}"), ("DELETE", f"/Users/{owner_id}")):
+            response = httpx.request(method, base + path, headers=headers)
+            assert response.status_code == 401, (method, path, headers, response.text)
+            assert response.headers["content-type"].startswith("application/scim+json")
+    assert httpx.get(f"{base}/Users/{owner_id}", headers=client_headers).json()["active"]
