@@ -6,8 +6,18 @@ from fastapi import FastAPI, Request, Response
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
-from services.identity.models import Follow, Group, Membership, MembershipVersion, User
+from services.identity.consumers import consumers
+from services.identity.models import (
+    Erasure,
+    ErasureReport,
+    Follow,
+    Group,
+    Membership,
+    MembershipVersion,
+    User,
+)
 from services.identity.passwords import PasswordHashingBusy
+from services.identity.privacy_routes import router as privacy_router
 from services.identity.routes import router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
@@ -45,8 +55,20 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router],
-    tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
+    # Privacy first: its `/users/erasure-report` and `/users/me/...` are not `/users/{user_id}`.
+    routers=[privacy_router, router],
+    tables=[
+        User,
+        Group,
+        Membership,
+        MembershipVersion,
+        Follow,
+        AuditEntry,
+        AuditHead,
+        Erasure,
+        ErasureReport,
+    ],
+    consumers=consumers,
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     unstored_replies=frozenset({"/auth/login"}),

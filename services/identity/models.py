@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
@@ -101,3 +101,29 @@ class Follow(SQLModel, table=True):
     target_type: str  # FollowTarget
     target: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Erasure(SQLModel, table=True):
+    """One delete-on-request (GDPR) of one person; its id is the capability to read the report.
+
+    Random (not time-ordered), so a report cannot be found by guessing near a known one.
+    """
+
+    __tablename__ = "identity_erasure"
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", unique=True, index=True)
+    requested_at: datetime = Field(default_factory=utcnow)
+    # "self" (the person, with their password) or "admin".
+    requested_by: str
+
+
+class ErasureReport(SQLModel, table=True):
+    """What one service removed for one erasure, by kind ({"posts_anonymised": 3})."""
+
+    __tablename__ = "identity_erasure_report"
+
+    erasure_id: UUID = Field(foreign_key="identity_erasure.id", primary_key=True)
+    service: str = Field(primary_key=True)
+    removed: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reported_at: datetime
