@@ -39,6 +39,7 @@ from shared.events.contracts import (
     ErasureReported,
     GroupMemberRemoved,
     GroupVisibility,
+    UserDeactivated,
     UserErasureRequested,
     UserProfileUpdated,
 )
@@ -150,6 +151,7 @@ def do_erase(
     """Erase `user`'s personal data here, revoke their access and ask every service to erase."""
     now = utcnow()
     old_handle, old_name = user.handle, user.display_name
+    was_active = user.active
     memberships = _remove_memberships(session=session, user=user)
     follows, followers = _remove_follows(session=session, user=user)
     removed = {
@@ -198,6 +200,9 @@ def do_erase(
         ),
         source=SOURCE,
     )
+    if was_active:
+        # A former member to every service, as after a deactivation.
+        record_event(session, UserDeactivated(user_id=user.id, deactivated_at=now), source=SOURCE)
     record_event(
         session, AccessRevoked(user_id=user.id, not_before=now, reason="erased"), source=SOURCE
     )

@@ -109,14 +109,14 @@ def _scrub_revisions(session: Session, handle: str) -> int:
 
 def _scrub_item(row: Any, handle: str, patterns: list[tuple[re.Pattern[str], str]]) -> bool:
     body = _scrub(row.body, patterns)
-    title = _scrub(row.title, patterns) if isinstance(row, Article | Question) else None
     mentions = [mention for mention in row.mentions if mention != handle]
-    if body == row.body and mentions == row.mentions and title in (None, row.title):
-        return False
+    changed = body != row.body or mentions != row.mentions
     row.body, row.mentions = body, mentions
-    if title is not None:
+    if isinstance(row, Article | Question):
+        title = _scrub(row.title, patterns)
+        changed = changed or title != row.title
         row.title = title
-    return True
+    return changed
 
 
 def _scrub_mentions(session: Session, handle: str) -> int:
