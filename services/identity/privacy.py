@@ -88,6 +88,8 @@ def check_erasable(*, session: Session, principal: Principal, user_id: UUID) -> 
     """An admin erases anyone but themselves (they erase themselves with their password)."""
     if not principal.is_admin:
         raise Forbidden("only an admin erases another person's data")
+    if user_id == principal.user_id:
+        raise Forbidden("erase your own data with your password, at /users/me/erasure")
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"no user {user_id}")

@@ -64,7 +64,7 @@ def erase_me(
     "/users/{user_id}/erasure",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        403: {"description": "Only an admin erases another person's data"},
+        403: {"description": "Not an admin, or oneself (that takes one's password)"},
         404: {"description": "No such user"},
         409: {"description": "Already erased (the problem names the erasure)"},
     },

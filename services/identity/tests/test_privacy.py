@@ -160,6 +160,8 @@ def test_an_admin_erases_a_person_once_and_a_second_time_is_a_clear_409(
     assert client.post(path, json={"confirm": False}, headers=bearer(admin)).status_code == 422
     assert client.post(path, json={}, headers=bearer(admin)).status_code == 422
     assert client.post(path, json={"confirm": True}, headers=bearer(grace)).status_code == 403
+    own = f"/users/{admin['user']['id']}/erasure"
+    assert client.post(own, json={"confirm": True}, headers=bearer(admin)).status_code == 403
     first = client.post(path, json={"confirm": True}, headers=bearer(admin))
     assert first.status_code == 202, first.text
     again = client.post(path, json={"confirm": True}, headers=bearer(admin))
