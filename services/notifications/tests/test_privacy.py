@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from services.notifications.models import MailDelivery, Notification, NotifiedUser
 from services.notifications.tests.factories import content, inbox, person, private_group
+from services.notifications.webhooks.models import WebhookEvent
 from shared.events.contracts import UserContactUpdated, UserErasureRequested
 from shared.events.outbox import OutboxMessage
 from shared.ids import new_id, utcnow
@@ -71,7 +72,19 @@ def test_erasure_removes_address_inbox_preferences_and_mail_and_renames_the_acto
         "preferences": 1,
         "email": 1,
         "named_in_others_inbox": 1,
+        "webhook_events": report["removed"]["webhook_events"],
     }
+    # Her registration, contact and mention were kept for webhook replay; none are now.
+    assert report["removed"]["webhook_events"] >= 3
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        stored = json.dumps(
+            [
+                row.model_dump(mode="json")
+                for model in (NotifiedUser, Notification, MailDelivery, WebhookEvent)
+                for row in session.exec(select(model)).all()
+            ]
+        )
+    assert "Ada Lovelace" not in stored and '"ada"' not in stored and "ada@" not in stored
     # A contact event from before the erasure, arriving late, does not bring the address back.
     publish(
         UserContactUpdated(
@@ -79,14 +92,8 @@ def test_erasure_removes_address_inbox_preferences_and_mail_and_renames_the_acto
         )
     )
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        stored = json.dumps(
-            [
-                row.model_dump(mode="json")
-                for model in (NotifiedUser, Notification, MailDelivery)
-                for row in session.exec(select(model)).all()
-            ]
-        )
-    assert "Ada Lovelace" not in stored and '"ada"' not in stored and "ada@" not in stored
+        projected = session.get(NotifiedUser, ada_id)
+        assert projected is not None and projected.email is None
     assert inbox(client, ada_headers) == []
     channels = client.get("/notifications/preferences", headers=ada_headers).json()["channels"]
     assert channels["reply"] == "inbox"  # the defaults: her choices are gone
