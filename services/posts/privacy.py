@@ -12,6 +12,7 @@ import re
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import String, cast
 from sqlmodel import Session, col, or_, select
 
 from services.posts.answers import answer_snapshot, comment_snapshot
@@ -79,7 +80,8 @@ def _rename_authorship(session: Session, data: UserErasureRequested) -> int:
             row.author_handle = data.replacement_handle
             session.add(row)
             count += 1
-    for article in session.exec(select(Article)).all():
+    credited = cast(col(Article.contributors), String).contains(str(data.user_id))
+    for article in session.exec(select(Article).where(credited)).all():
         credits = [
             {**credit, "handle": data.replacement_handle}
             if credit.get("user_id") == str(data.user_id)
