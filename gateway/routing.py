@@ -36,6 +36,9 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/api/v1/auth/jwks", "identity", "/.well-known/jwks.json", exact=True),
     Route("/api/v1/auth", "identity"),
+    # One's own data, part by part: each service exports what it holds (README, "Your data").
+    Route("/api/v1/users/me/export/posts", "posts", "/export/me", exact=True),
+    Route("/api/v1/users/me/export/notifications", "notifications", "/export/me", exact=True),
     Route("/api/v1/users", "identity"),
     Route("/api/v1/groups", "identity"),
     Route("/api/v1/follows", "identity"),
@@ -67,6 +70,8 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         # One-click unsubscribe from an e-mail (RFC 8058): the signed token is the credential.
         ("GET", "/api/v1/notifications/unsubscribe"),
         ("POST", "/api/v1/notifications/unsubscribe"),
+        # An erasure's report: the erased person has no token left; the random id is the key.
+        ("GET", "/api/v1/users/erasure-report"),
     }
 )
 

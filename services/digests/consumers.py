@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from services.digests import service
+from services.digests import privacy, service
 from shared.events.consumer import Consumer
 from shared.events.contracts import (
     ArticleCreated,
@@ -24,6 +24,7 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.events.envelope import CloudEvent
+from shared.events.erasure import erasure_consumer
 from shared.settings import Settings
 
 
@@ -101,4 +102,5 @@ def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
         ),
         Consumer("digests-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
         Consumer("digests-preferences", {NotificationPreferencesUpdated: on_preferences}),
+        erasure_consumer("digests", privacy.erase),
     )

@@ -7,7 +7,10 @@ from scim2_models import SCIMException
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
+from services.identity.consumers import consumers
 from services.identity.models import (
+    Erasure,
+    ErasureReport,
     ExternalIdentity,
     Follow,
     Group,
@@ -19,6 +22,7 @@ from services.identity.models import (
 )
 from services.identity.oidc_routes import router as oidc_router
 from services.identity.passwords import PasswordHashingBusy
+from services.identity.privacy_routes import router as privacy_router
 from services.identity.provisioning import router as provisioning_router
 from services.identity.routes import router
 from services.identity.scim.routes import on_scim_error
@@ -59,7 +63,8 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router, oidc_router, provisioning_router, scim_router],
+    # Privacy first: its `/users/erasure-report` and `/users/me/...` are not `/users/{user_id}`.
+    routers=[privacy_router, router, oidc_router, provisioning_router, scim_router],
     tables=[
         User,
         Group,
@@ -71,7 +76,10 @@ SPEC = ServiceSpec(
         ExternalIdentity,
         ScimClient,
         ScimLink,
+        Erasure,
+        ErasureReport,
     ],
+    consumers=consumers,
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     unstored_replies=frozenset({"/auth/login", "/scim-clients"}),

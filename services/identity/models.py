@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
@@ -116,6 +116,8 @@ class ExternalIdentity(SQLModel, table=True):
     subject: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow)
     last_sign_in_at: datetime | None = None
+
+
 class ScimClient(SQLModel, table=True):
     """A provisioning client (an HR system or identity provider) allowed to call /scim/v2.
 
@@ -153,3 +155,29 @@ class ScimLink(SQLModel, table=True):
     # Goes up on every SCIM change: names the resource's meta.version.
     version: int = 1
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Erasure(SQLModel, table=True):
+    """One delete-on-request (GDPR) of one person; its id is the capability to read the report.
+
+    Random (not time-ordered), so a report cannot be found by guessing near a known one.
+    """
+
+    __tablename__ = "identity_erasure"
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", unique=True, index=True)
+    requested_at: datetime = Field(default_factory=utcnow)
+    # "self" (the person, with their password) or "admin".
+    requested_by: str
+
+
+class ErasureReport(SQLModel, table=True):
+    """What one service removed for one erasure, by kind ({"posts_anonymised": 3})."""
+
+    __tablename__ = "identity_erasure_report"
+
+    erasure_id: UUID = Field(foreign_key="identity_erasure.id", primary_key=True)
+    service: str = Field(primary_key=True)
+    removed: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reported_at: datetime

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request, Response, status
 
-from services.identity import service
+from services.identity import privacy, service
 from services.identity.models import Follow, Group, User
 from services.identity.schemas import (
     FollowCreate,
@@ -96,7 +96,7 @@ def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenRes
 
 @router.get("/users/me", tags=["users"], responses=WITH_ETAG)
 def read_me(principal: CurrentUser, session: SessionDep, response: Response) -> UserMe:
-    user = service.check_user(session=session, user_id=principal.user_id)
+    user = privacy.check_caller(session=session, principal=principal)
     response.headers["ETag"] = profile_etag(user)
     return UserMe.model_validate(user, from_attributes=True)
 
@@ -110,7 +110,7 @@ def update_me(
     if_match: IfMatch = None,
 ) -> UserMe:
     """Change one's profile (If-Match: only if still at that ETag)."""
-    user = service.check_user(session=session, user_id=principal.user_id)
+    user = privacy.check_caller(session=session, principal=principal)
     check_if_match(if_match, profile_etag(user))
     user = service.do_update_profile(session=session, user=user, update=body)
     response.headers["ETag"] = profile_etag(user)

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
+from services.posts import privacy
 from services.posts.access import do_remember_group, do_remember_membership
 from shared.events.consumer import Consumer
 from shared.events.contracts import GroupCreated, GroupMemberAdded, GroupMemberRemoved
 from shared.events.envelope import CloudEvent
+from shared.events.erasure import erasure_consumer
 from shared.ids import as_utc
 from shared.settings import Settings
 
@@ -68,5 +70,6 @@ def consumers(_settings: Settings) -> Sequence[Consumer]:
                 GroupMemberAdded: on_member_added,
                 GroupMemberRemoved: on_member_removed,
             },
-        )
+        ),
+        erasure_consumer("posts", privacy.erase),
     ]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from services.search import service
+from services.search import privacy, service
 from services.search.engines import (
     OPENSEARCH,
     EngineFactory,
@@ -36,6 +36,7 @@ from shared.events.contracts import (
     VoteCast,
 )
 from shared.events.envelope import CloudEvent, EventData
+from shared.events.erasure import erasure_consumer
 from shared.ids import as_utc
 from shared.projections import UNVERSIONED
 from shared.settings import Settings
@@ -181,4 +182,5 @@ def consumers(settings: Settings) -> Sequence[Consumer]:
         Consumer("search-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
         Consumer("search-thanks", {ReactionAdded: on_reaction, ReactionRemoved: on_reaction}),
         Consumer("search-votes", {VoteCast: on_vote, AnswerAccepted: on_accepted}),
+        erasure_consumer("search", privacy.erase),
     )

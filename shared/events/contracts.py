@@ -156,6 +156,13 @@ class UserErasureRequested(EventData):
     erasure_id: UUID
     user_id: UUID
     requested_at: datetime
+    # The name being erased, so a service can remove it where it was written (mentions,
+    # credits, inbox titles), and what stands in for it from now on (the tombstone's handle,
+    # which no one can register, and "Former member").
+    handle: str = ""
+    display_name: str = ""
+    replacement_handle: str = ""
+    replacement_display_name: str = ""
 
     def audience(self) -> Audience:
         return "restricted"

@@ -19,6 +19,8 @@ PUBLIC_OPERATIONS = {
     # One-click unsubscribe from an e-mail: the signed token in the link is the credential.
     ("get", "/api/v1/notifications/unsubscribe"),
     ("post", "/api/v1/notifications/unsubscribe"),
+    # An erasure's report: its random id is the credential (the erased person has no token).
+    ("get", "/api/v1/users/erasure-report"),
 }
 # Bodies whose every field is optional: `{}` is a valid request (mark everything read).
 OPTIONAL_BODIES = {("post", "/api/v1/notifications/read-all")}

@@ -7,6 +7,7 @@ to a private group's content.
 
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -157,6 +158,27 @@ def cases(world: Json) -> list[Case]:
         Case("GET", f"/articles/{ua}", expect(200, 200, 200, 200)),
         Case("GET", f"/groups/{open_group}", expect(200, 200, 200, 200)),
         Case("GET", f"/users/{owner_id}", expect(200, 200, 200, 200)),
+        # Erasing someone else: admins only (an admin erases themselves with their password);
+        # a wrong password erases no one; an erasure's report is found by its id alone.
+        Case(
+            "POST", f"/users/{owner_id}/erasure", expect(403, 403, 403, 0), body={"confirm": True}
+        ),
+        Case(
+            "POST", f"/users/{uuid4()}/erasure", expect(403, 403, 403, 404), body={"confirm": True}
+        ),
+        Case(
+            "POST",
+            f"/users/{world['people']['admin']['user']['id']}/erasure",
+            expect(403, 403, 403, 403),
+            body={"confirm": True},
+        ),
+        Case("POST", "/users/me/erasure", expect(403, 403, 403, 403), body={"password": "guess"}),
+        Case(
+            "GET",
+            "/users/erasure-report",
+            expect(404, 404, 404, 404),
+            params={"erasure_id": str(uuid4())},
+        ),
         # Someone else's digest: admins only.
         Case("GET", f"/digests/users/{owner_id}", expect(403, 403, 403, 200)),
         # Changing someone else's content: 403 where it may be seen, 404 where it may not.

@@ -29,7 +29,7 @@ from services.notifications.webhooks.schemas import (
 )
 from services.notifications.webhooks.secrets import new_secret, seal
 from shared.errors import BadRequest, Conflict, NotFound
-from shared.events.contracts import WebhookEndpointDisabled
+from shared.events.contracts import UserErasureRequested, WebhookEndpointDisabled
 from shared.events.envelope import CloudEvent
 from shared.events.outbox import record_event
 from shared.ids import as_utc, new_id, utcnow
@@ -221,10 +221,18 @@ def grant_of(endpoint: WebhookEndpoint) -> Grant:
     return Grant.of(endpoint.event_types, endpoint.restricted_event_types, endpoint.group_ids)
 
 
+# Delete on request names the person being erased for Knowflow's own services only: the
+# copy kept and sent to endpoints leaves those names out (it is still a notice of erasure).
+ERASED_NAMES = {UserErasureRequested.event_type: ("handle", "display_name")}
+
+
 def store_event(session: Session, envelope: CloudEvent, _data: object) -> None:
     """Consumer handler: keep the event for replay and queue it for every covered endpoint."""
     if session.get(WebhookEvent, envelope.id) is not None:
         return
+    if envelope.type in ERASED_NAMES:
+        blanked = dict.fromkeys(ERASED_NAMES[envelope.type], "")
+        envelope = envelope.model_copy(update={"data": {**envelope.data, **blanked}})
     group_id = _group_of(envelope)
     session.add(
         WebhookEvent(
