@@ -21,6 +21,10 @@ PUBLIC_OPERATIONS = {
     ("post", "/api/v1/notifications/unsubscribe"),
     # An erasure's report: its random id is the credential (the erased person has no token).
     ("get", "/api/v1/users/erasure-report"),
+    # Single sign-on is how people without a token get one.
+    ("get", "/api/v1/auth/oidc/providers"),
+    ("get", "/api/v1/auth/oidc/{provider}/login"),
+    ("get", "/api/v1/auth/oidc/{provider}/callback"),
 }
 # Bodies whose every field is optional: `{}` is a valid request (mark everything read).
 OPTIONAL_BODIES = {("post", "/api/v1/notifications/read-all")}
