@@ -24,8 +24,8 @@ from gateway.routing import RouteTable, upstream_urls
 from gateway.security import EdgeHeaders, cors, docs_csp, metrics_authorized
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
-from shared.events.bus import Bus
 from shared.events.asyncapi import PAGE_CSP, cached_document, render_page
+from shared.events.bus import Bus
 from shared.observability import configure_logging, new_request_id, request_id_var
 from shared.revocation import RevocationFeed
 from shared.settings import Settings, get_settings

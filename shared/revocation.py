@@ -124,6 +124,7 @@ class RevocationFeed:
         self.caught_up = asyncio.Event()
         self._next_sequence: int | None = None  # the next stream sequence to read
         self._consumer: str | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._outage = OutageLog(f"revocation feed ({name})")
 
@@ -145,6 +146,10 @@ class RevocationFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+            self._subscription = None
         with contextlib.suppress(Exception):
             if self._consumer is not None and self.bus.is_connected:
                 await self.bus.js.delete_consumer(self.bus.stream, self._consumer)
@@ -160,7 +165,7 @@ class RevocationFeed:
         if self._next_sequence is None:
             start = datetime.now(UTC) - timedelta(seconds=self.revocations.keep_seconds)
             config.deliver_policy = DeliverPolicy.BY_START_TIME
-            config.opt_start_time = start.isoformat()
+            config.opt_start_time = start
         else:
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = self._next_sequence
@@ -172,7 +177,8 @@ class RevocationFeed:
         self._consumer = info.name
         if not info.num_pending:
             self.caught_up.set()
-        return await js.pull_subscribe_bind(info.name, stream=self.bus.stream)
+        self._subscription = await js.pull_subscribe_bind(info.name, stream=self.bus.stream)
+        return self._subscription
 
     async def _consumer_exists(self) -> bool:
         assert self._consumer is not None

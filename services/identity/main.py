@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from services.identity import service
+from services.identity.account_routes import router as account_router
 from services.identity.audit import AuditEntry, AuditHead
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import PasswordHashingBusy
@@ -45,7 +46,7 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router],
+    routers=[router, account_router],
     tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",

@@ -76,7 +76,12 @@ def register(request: Request, body: RegisterRequest, session: SessionDep) -> To
 
 
 @router.post(
-    "/auth/login", tags=["auth"], responses={401: {"description": "Wrong login or password"}}
+    "/auth/login",
+    tags=["auth"],
+    responses={
+        401: {"description": "Wrong login or password"},
+        403: {"description": "The account is deactivated (said only for the right password)"},
+    },
 )
 def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenResponse:
     """Exchange a handle (or email) and password for an access token."""

@@ -118,9 +118,9 @@ async def test_a_revocation_is_forgotten_once_no_token_it_names_can_be_alive(
         long_ago = utcnow() - timedelta(seconds=10)
         await publish(bus, AccessRevoked(user_id=new_id(), not_before=long_ago, reason="logout"))
         await publish(bus, AccessRevoked(user_id=user, not_before=utcnow(), reason="deactivated"))
-        await asyncio.wait_for(_until(lambda: len(verifier.revocations) == 1), 5)
+        await _until(lambda: len(verifier.revocations) == 1, 5)
         assert verifier.revocations.refuses(user_id=user, session_id=None, issued_at=0.0)
-        await asyncio.wait_for(_until(lambda: len(verifier.revocations) == 0), 5)
+        await _until(lambda: len(verifier.revocations) == 0, 5)
         assert not verifier.revocations.refuses(user_id=user, session_id=None, issued_at=0.0)
     finally:
         await feed.stop()
@@ -175,8 +175,11 @@ async def test_a_follower_whose_consumer_vanished_resumes_without_missing_a_revo
         await feed.stop()
 
 
-async def _until(predicate: Callable[[], bool]) -> None:
+async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
     while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
 
 

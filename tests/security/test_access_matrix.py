@@ -197,6 +197,11 @@ def cases(world: Json) -> list[Case]:
         Case("DELETE", f"/groups/{open_group}/members/{owner_id}", expect(0, 403, 403, 403)),
         # Someone else's follow does not exist for anyone else.
         Case("DELETE", f"/follows/{world['follow']}", expect(0, 404, 404, 404)),
+        # Ending or restoring someone's access: admins only (the admin's deactivation of the
+        # owner is not tried: it would change the world; reactivating an active person is a no-op).
+        Case("POST", f"/users/{owner_id}/deactivate", expect(403, 403, 403, 0)),
+        Case("POST", f"/users/{member_id}/deactivate", expect(403, 403, 403, 0)),
+        Case("POST", f"/users/{owner_id}/reactivate", expect(403, 403, 403, 200)),
         *qa_cases(world),
     ]
 
@@ -308,3 +313,14 @@ def test_listings_never_show_a_private_group_to_outsiders_or_admins(
                 assert listed.json()["items"] == [], (actor, path, listed.text)
         groups = gateway.get("/groups", headers=headers).json()
         assert world["private_group"] not in {g["id"] for g in groups}, actor
+
+
+@pytest.mark.parametrize("action", ["deactivate", "reactivate"])
+def test_admin_account_operations_refuse_no_token_and_a_bad_token(
+    gateway: httpx.Client, world: Json, action: str
+) -> None:
+    path = f"/users/{world['people']['owner']['user']['id']}/{action}"
+    for headers in ({}, {"Authorization": "Bearer not.a.token"}):
+        response = gateway.post(path, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
