@@ -33,6 +33,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -71,6 +72,12 @@ class Revocations:
         self._sessions: dict[UUID, float] = {}
         self._lock = threading.Lock()
         self.last_applied: float | None = None  # monotonic time of the last revocation read
+        # Told of each revocation kept (on the event loop), e.g. to end open event streams.
+        self._watchers: list[Callable[[AccessRevoked], None]] = []
+
+    def watch(self, callback: Callable[[AccessRevoked], None]) -> None:
+        """Call `callback` with every revocation from now on (it must not block)."""
+        self._watchers.append(callback)
 
     def add(self, revoked: AccessRevoked) -> None:
         """Refuse what `revoked` names until its tokens cannot be alive any more."""
@@ -88,6 +95,11 @@ class Revocations:
                 if current is None or current[0] < not_before:
                     self._users[revoked.user_id] = (not_before, forget_at)
         self.last_applied = time.monotonic()
+        for callback in self._watchers:
+            try:
+                callback(revoked)
+            except Exception:
+                log.exception("a revocation watcher failed")
 
     def refuses(self, *, user_id: UUID, session_id: UUID | None, issued_at: float) -> bool:
         """Whether a token of `user_id` (in `session_id`, issued at `issued_at`) is revoked."""
