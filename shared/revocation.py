@@ -201,6 +201,7 @@ class RevocationFeed:
         return True
 
     async def run(self) -> None:
+        """Follow until cancelled; after a failure, resume after the last revocation read."""
         while True:
             try:
                 subscription = await self._subscribe()
@@ -210,6 +211,10 @@ class RevocationFeed:
             except Exception as exc:
                 self._outage.failed(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
+            if self._subscription is not None:
+                with contextlib.suppress(Exception):
+                    await self._subscription.unsubscribe()
+                self._subscription = None
 
     async def _follow(self, subscription: JetStreamContext.PullSubscription) -> None:
         """Read until the consumer is gone (then the caller makes a new one)."""
@@ -224,8 +229,6 @@ class RevocationFeed:
                     idle_since = time.monotonic()
                     if not await self._consumer_exists():
                         log.warning("revocation consumer of %s is gone; resuming", self.name)
-                        with contextlib.suppress(Exception):
-                            await subscription.unsubscribe()
                         return
                 continue
             self._outage.recovered()

@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -15,6 +16,7 @@ from shared.events.bus import Bus
 from shared.events.contracts import AccessRevoked
 from shared.events.envelope import subject_for, wrap
 from shared.ids import new_id, utcnow
+from shared.natsserver import free_port, start_nats_server
 from shared.revocation import REVOCATION_SUBJECT, RevocationFeed, Revocations
 
 
@@ -193,3 +195,37 @@ def test_a_later_revocation_of_a_user_covers_the_earlier_one() -> None:
     at_four = first.timestamp() + 4
     assert revocations.refuses(user_id=user, session_id=None, issued_at=at_four)
     assert not revocations.refuses(user_id=user, session_id=None, issued_at=second.timestamp() + 1)
+
+
+@pytest.mark.asyncio
+async def test_a_follower_rides_out_a_nats_restart_and_learns_what_was_published_meanwhile(
+    tmp_path: Path, token_issuer: TokenIssuer
+) -> None:
+    port = free_port()
+    server = start_nats_server(tmp_path / "nats", port=port)
+    url = f"nats://127.0.0.1:{port}"
+    verifier = verifier_for(token_issuer)
+    follower_bus = await Bus.connect(url, stream="KNOWFLOW", name="follower")
+    feed = RevocationFeed(follower_bus, verifier.revocations, name="test")
+    try:
+        await feed.start()
+        server.terminate()
+        server.wait(timeout=10)
+        server = start_nats_server(tmp_path / "nats", port=port)  # same store: the stream stays
+        user = new_id()
+        token = token_issuer.issue(user_id=user, handle="ada")
+        await asyncio.sleep(0.005)
+        publisher = await Bus.connect(url, stream="KNOWFLOW", name="publisher")
+        try:
+            await publish(
+                publisher, AccessRevoked(user_id=user, not_before=utcnow(), reason="logout")
+            )
+        finally:
+            await publisher.close()
+        elapsed = await refused_within(lambda: verifier.verify(token), timeout=15)
+        print(f"after a NATS restart the revocation was applied in {elapsed * 1000:.0f} ms")
+    finally:
+        await feed.stop()
+        await follower_bus.close()
+        server.terminate()
+        server.wait(timeout=10)
