@@ -6,6 +6,7 @@ resolution or middleware stack runs per forwarded request (see bench/README.md).
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,9 @@ from gateway.security import EdgeHeaders, cors, docs_csp, metrics_authorized
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
 from shared.events.asyncapi import PAGE_CSP, cached_document, render_page
+from shared.events.bus import Bus
 from shared.observability import configure_logging, new_request_id, request_id_var
+from shared.revocation import RevocationFeed
 from shared.settings import Settings, get_settings
 from shared.web import problem_response
 
@@ -89,6 +92,9 @@ class Gateway:
         self.docs_page = bytes(docs.body), docs_csp(bytes(docs.body))
         # The event contract is a function of the code: built on first request, then kept.
         self.asyncapi: tuple[bytes, bytes] | None = None
+        self.bus: Bus | None = None
+        self.revocation_feed: RevocationFeed | None = None
+        self._revocations_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -131,6 +137,9 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.tokens.prefetch()
+                self._revocations_task = asyncio.create_task(
+                    self.follow_revocations(), name="gateway-revocations"
+                )
                 if self.forward is self.limiter:
                     await self.limiter.start()
                 await send({"type": "lifespan.startup.complete"})
@@ -138,8 +147,33 @@ class Gateway:
                 self.upstreams.close()
                 if self.forward is self.limiter:
                     await self.limiter.stop()
+                await self.stop_following_revocations()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def follow_revocations(self) -> None:
+        """Refuse revoked tokens: connect to NATS (retrying while it is away) and follow.
+
+        In the background, so the gateway starts without NATS: until the feed has caught up
+        a revoked token is forwarded, and the service refuses it (every service reads the
+        revocations in force before it serves a request).
+        """
+        self.bus = await Bus.connect(
+            self.settings.nats_url, stream=self.settings.stream_name, name="gateway"
+        )
+        feed = RevocationFeed(self.bus, self.tokens.verifier.revocations, name="gateway")
+        self.revocation_feed = feed
+        await feed.run()
+
+    async def stop_following_revocations(self) -> None:
+        if self._revocations_task is not None:
+            self._revocations_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._revocations_task
+        if self.revocation_feed is not None:
+            await self.revocation_feed.stop()
+        if self.bus is not None:
+            await self.bus.close()
 
     async def healthz(self) -> Response:
         """Liveness: the process answers."""

@@ -14,6 +14,7 @@ hammer identity.
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from shared.errors import Unauthorized, Unavailable
 from shared.ids import new_id
+from shared.revocation import Revocations
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,8 @@ class Principal:
 
     `role` is the organisation role (admin, member, analyst; `is_admin` is kept in step with
     it); `session_id` names the sign-in (refresh-token family) the token belongs to, so one
-    session can be revoked; `issued_at` (epoch seconds) lets a revocation refuse every token
-    issued before it.
+    session can be revoked; `issued_at` (epoch seconds, to the millisecond) lets a revocation
+    refuse every token issued at or before it, and not a sign-in a moment after it.
     """
 
     user_id: UUID
@@ -59,7 +61,7 @@ class Principal:
     is_admin: bool = False
     role: str = "member"
     session_id: UUID | None = None
-    issued_at: int = 0
+    issued_at: float = 0.0
 
 
 def _write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
@@ -271,7 +273,8 @@ class TokenIssuer:
         session_id: UUID | None = None,
     ) -> str:
         keys = self.keys
-        now = int(time.time())
+        moment = time.time()
+        now = int(moment)
         role = role or ("admin" if is_admin else "member")
         claims = {
             "iss": self.issuer,
@@ -280,7 +283,10 @@ class TokenIssuer:
             "handle": handle,
             "admin": role == "admin",
             "role": role,
-            "iat": now,
+            # Milliseconds (RFC 7519 allows a fractional NumericDate), rounded down: a revocation
+            # refuses tokens issued at or before its instant, and a sign-in in the same second
+            # but after it must pass.
+            "iat": math.floor(moment * 1000) / 1000,
             "nbf": now,
             "exp": now + self.ttl_seconds,
             "jti": str(new_id()),
@@ -292,7 +298,11 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    """Verifies access tokens against a JWKS, caching what it has verified until expiry."""
+    """Verifies access tokens against a JWKS, caching what it has verified until expiry.
+
+    Every answer, cached or not, is checked against `revocations` (fed from the bus by
+    `shared.revocation.RevocationFeed`), so a cached verdict never outlives a revocation.
+    """
 
     def __init__(
         self,
@@ -306,6 +316,7 @@ class TokenVerifier:
         leeway_seconds: int = 30,
         refetch_seconds: float = 10.0,
         cache_size: int = 10_000,
+        revocations: Revocations | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -321,6 +332,10 @@ class TokenVerifier:
         # Verifying Ed25519 costs ~50 µs; a hot token is checked once per process.
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._cache_size = cache_size
+        # Empty until a feed follows the bus; kept as long as a revoked token can live.
+        self.revocations = revocations or Revocations(
+            keep_seconds=max_lifetime_seconds + leeway_seconds
+        )
         if jwks is not None:
             self._install(jwks)
 
@@ -387,16 +402,26 @@ class TokenVerifier:
         except KeyError:
             raise Unauthorized("token signed by an unknown key") from None
 
+    def revoked(self, principal: Principal) -> bool:
+        """Whether a revocation in force names this principal's token."""
+        return self.revocations.refuses(
+            user_id=principal.user_id,
+            session_id=principal.session_id,
+            issued_at=principal.issued_at,
+        )
+
     def cached(self, token: str) -> Principal | None:
-        """The principal of a token already verified and not yet expired (no I/O, no crypto)."""
+        """The principal of a token already verified, not expired and not revoked (no I/O)."""
         entry = self._cache.get(token)
-        if entry is not None and entry[0] > time.time():
+        if entry is not None and entry[0] > time.time() and not self.revoked(entry[1]):
             return entry[1]
         return None
 
     def verify(self, token: str) -> Principal:
         if (principal := self.cached(token)) is not None:
             return principal
+        if (entry := self._cache.get(token)) is not None and self.revoked(entry[1]):
+            raise Unauthorized("token revoked")
         try:
             header = jwt.get_unverified_header(token)
             if str(header.get("typ", "")).lower() not in ACCEPTED_TYPES:
@@ -420,12 +445,14 @@ class TokenVerifier:
                 is_admin=role == "admin",
                 role=role,
                 session_id=UUID(claims["sid"]) if claims.get("sid") else None,
-                issued_at=int(claims["iat"]),
+                issued_at=float(claims["iat"]),
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
         except ValueError as exc:
             raise Unauthorized("invalid token subject") from exc
+        if self.revoked(principal):
+            raise Unauthorized("token revoked")
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[token] = (float(claims["exp"]), principal)

@@ -48,6 +48,7 @@ from shared.observability import (
 )
 from shared.openapi import PROBLEM_JSON, install_contract_openapi
 from shared.query import declared_query_names
+from shared.revocation import RevocationFeed
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -413,6 +414,12 @@ def create_service_app(
         )
         if spec.on_startup:
             await spec.on_startup(app)
+        # After on_startup (identity installs its own verifier there), before any request:
+        # the revocations still in force are read first, then followed.
+        app.state.revocation_feed = RevocationFeed(
+            app.state.bus, app.state.verifier.revocations, name=spec.name
+        )
+        await app.state.revocation_feed.start()
         app.state.consumer_runners = []
         for consumer in spec.consumers(settings):
             consumer.max_deliveries = settings.max_deliveries
@@ -425,6 +432,7 @@ def create_service_app(
             yield
         finally:
             await stop_tasks(tasks)
+            await app.state.revocation_feed.stop()
             if spec.on_shutdown:
                 await spec.on_shutdown(app)
             await app.state.bus.close()

@@ -10,6 +10,8 @@ from sqlmodel import Session
 
 from services.identity.audit import Origin, record_audit
 from services.identity.models import User
+from shared.auth import Principal
+from shared.errors import BadRequest, Forbidden, NotFound
 from shared.events.contracts import AccessRevoked, AuditActorKind, UserDeactivated, UserReactivated
 from shared.events.outbox import record_event
 from shared.ids import utcnow
@@ -74,3 +76,33 @@ def reactivate(
         origin=origin,
     )
     return True
+
+
+def check_admin_target(*, session: Session, principal: Principal, user_id: UUID) -> User:
+    """The person an admin acts on: 403 for anyone else, 404 if nobody has that id."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin deactivates or reactivates people")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def do_deactivate_user(
+    *, session: Session, principal: Principal, user_id: UUID, origin: Origin
+) -> User:
+    """An admin ends someone's access (again: no change); never their own (a lock-out)."""
+    user = check_admin_target(session=session, principal=principal, user_id=user_id)
+    if user.id == principal.user_id:
+        raise BadRequest("you cannot deactivate yourself")
+    deactivate(session, user, actor_id=principal.user_id, origin=origin)
+    return user
+
+
+def do_reactivate_user(
+    *, session: Session, principal: Principal, user_id: UUID, origin: Origin
+) -> User:
+    """An admin restores someone's access (tokens from before stay refused)."""
+    user = check_admin_target(session=session, principal=principal, user_id=user_id)
+    reactivate(session, user, actor_id=principal.user_id, origin=origin)
+    return user

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request, Response
 from scim2_models import SCIMException
 
 from services.identity import service
+from services.identity.account_routes import router as account_router
 from services.identity.audit import AuditEntry, AuditHead
 from services.identity.consumers import consumers
 from services.identity.models import (
@@ -64,7 +65,7 @@ SPEC = ServiceSpec(
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
     # Privacy first: its `/users/erasure-report` and `/users/me/...` are not `/users/{user_id}`.
-    routers=[privacy_router, router, oidc_router, provisioning_router, scim_router],
+    routers=[privacy_router, router, account_router, oidc_router, provisioning_router, scim_router],
     tables=[
         User,
         Group,

@@ -84,7 +84,10 @@ def register(request: Request, body: RegisterRequest, session: SessionDep) -> To
     tags=["auth"],
     responses={
         401: {"description": "Wrong login or password"},
-        403: {"description": "Password sign-in is disabled (single sign-on only)"},
+        403: {
+            "description": "Password sign-in is disabled (single sign-on only), or the account "
+            "is deactivated (said only for the right password)"
+        },
     },
 )
 def login(request: Request, body: LoginRequest, session: SessionDep) -> TokenResponse:

@@ -167,6 +167,10 @@ def check_credentials(*, session: Session, login: str, password: str) -> User:
         raise Unauthorized("wrong login or password") from None
     if user is None or not has_password:
         raise Unauthorized("wrong login or password")
+    # Only after the password matched: a guesser learns nothing about the account's state,
+    # and the person themselves is told why (not left retrying a right password).
+    if not user.active:
+        raise Forbidden("this account is deactivated; ask an administrator")
     return user
 
 

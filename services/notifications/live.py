@@ -165,6 +165,8 @@ async def live_hub(state: Any) -> LiveHub:
         if hub is None:
             hub = LiveHub()
             await hub.start(state.bus)
+            # A revoked token's open stream ends within the revocation's seconds too.
+            state.verifier.revocations.watch(lambda revoked: hub.wake(revoked.user_id))
             state.live_hub = hub
     return hub
 
@@ -267,14 +269,18 @@ async def notification_stream(
     last_event_id: UUID | None,
     heartbeat_seconds: float,
     now: Callable[[], datetime] = utcnow,
+    revoked: Callable[[], bool] = lambda: False,
 ) -> AsyncGenerator[bytes, None]:
-    """The person's stream: missed items first (after `last_event_id`), then each new one."""
+    """The person's stream: missed items first (after `last_event_id`), then each new one.
+
+    It ends when its token is `revoked()` (the hub wakes the person's streams then).
+    """
     listener = hub.listen(user_id)
     cursor = StreamCursor(start=last_event_id or uuid7_floor(now()))
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         heartbeat_due = True  # the first read also sends the unread count
-        while not hub.closing.is_set():
+        while not hub.closing.is_set() and not revoked():
             listener.woken.clear()
             bound = cursor.lower_bound(now())
             cursor.prune(bound)

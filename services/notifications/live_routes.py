@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.notifications.live import live_hub, notification_stream
-from shared.auth import CurrentUser
+from shared.auth import CurrentUser, TokenVerifier
 from shared.errors import BadRequest
 from shared.query import StrictQuery
 from shared.settings import Settings
@@ -75,12 +75,14 @@ async def stream_notifications(
     state = request.app.state
     settings: Settings = state.settings
     hub = await live_hub(state)
+    verifier: TokenVerifier = state.verifier
     stream = notification_stream(
         hub=hub,
         engine=state.engine,
         user_id=principal.user_id,
         last_event_id=resume,
         heartbeat_seconds=settings.sse_heartbeat_seconds,
+        revoked=lambda: verifier.revoked(principal),
     )
     headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(stream, media_type=EVENT_STREAM, headers=headers)

@@ -7,6 +7,7 @@ Notifications are created the way the inbox's consumers create them: `do_notify`
 committed transaction; a replica's outbox relay publishes the event.
 """
 
+import asyncio
 import functools
 import os
 import re
@@ -30,7 +31,10 @@ from services.notifications.models import Notification, NotifiedMembership
 from services.notifications.service import do_notify
 from shared.auth import TokenIssuer
 from shared.db import make_engine
-from shared.ids import new_id
+from shared.events.bus import Bus
+from shared.events.contracts import AccessRevoked
+from shared.events.envelope import subject_for, wrap
+from shared.ids import new_id, utcnow
 from shared.natsserver import free_port, start_nats_server
 from shared.testing.backends import fresh_database
 from shared.testing.fixtures import wait_for
@@ -283,6 +287,34 @@ def test_no_token_is_401_at_the_gateway_and_at_the_service(live: LivePlatform) -
         assert stream.status == 401
         assert stream.response_headers["content-type"] == "application/problem+json"
         assert stream.response_headers["www-authenticate"] == "Bearer"
+
+
+def test_a_revoked_tokens_open_stream_ends_within_5_seconds_and_a_new_token_streams(
+    live: LivePlatform,
+) -> None:
+    ben = new_id()
+    # Through gateway B: its replica's heartbeat is far away, so only the revocation ends it.
+    with live.stream(ben, live.gateway_b) as stream:
+        assert stream.next("unread").data == {"unread": 0}
+        time.sleep(0.005)
+        started = time.monotonic()
+        revoked = AccessRevoked(user_id=ben, not_before=utcnow(), reason="deactivated")
+        asyncio.run(publish(live.replica_env["KNOWFLOW_NATS_URL"], revoked))
+        assert stream.ended.wait(timeout=5), "the revoked token's stream is still open"
+        print(f"stream ended {1000 * (time.monotonic() - started):.0f} ms after the revocation")
+    with live.stream(ben, live.gateway_b) as fresh:
+        assert fresh.status == 200
+        assert fresh.next("unread").data == {"unread": 0}
+
+
+async def publish(nats_url: str, data: AccessRevoked) -> None:
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test-revoker")
+    try:
+        envelope = wrap(data, source="/knowflow/identity")
+        subject = subject_for(envelope.type, envelope.audience)
+        await bus.js.publish(subject, envelope.model_dump_json().encode())
+    finally:
+        await bus.close()
 
 
 def test_a_malformed_last_event_id_is_a_400_and_an_unknown_parameter_a_422(

@@ -227,6 +227,11 @@ def cases(world: Json) -> list[Case]:
         Case("GET", "/scim-clients", expect(403, 403, 403, 200)),
         Case("POST", "/scim-clients", expect(403, 403, 403, 0), body={"name": "mine"}),
         Case("DELETE", f"/scim-clients/{world['scim_client']['id']}", expect(403, 403, 403, 0)),
+        # Ending or restoring someone's access: admins only (the admin's deactivation of the
+        # owner is not tried: it would change the world; reactivating an active person is a no-op).
+        Case("POST", f"/users/{owner_id}/deactivate", expect(403, 403, 403, 0)),
+        Case("POST", f"/users/{member_id}/deactivate", expect(403, 403, 403, 0)),
+        Case("POST", f"/users/{owner_id}/reactivate", expect(403, 403, 403, 200)),
         *qa_cases(world),
     ]
 
@@ -359,6 +364,8 @@ def test_single_sign_on_is_public_and_a_token_changes_nothing(
         for headers in ({}, {"Authorization": "Bearer not-a-token"}, someone)
     ]
     assert answers == [expected] * 3
+
+
 def test_scim_takes_a_provisioning_token_only(gateway: httpx.Client, world: Json) -> None:
     """/scim/v2 refuses every user's token (admins' too), no token and a bad one: SCIM 401."""
     base = str(gateway.base_url).removesuffix("/api/v1/").removesuffix("/api/v1") + "/scim/v2"
@@ -373,3 +380,14 @@ def test_scim_takes_a_provisioning_token_only(gateway: httpx.Client, world: Json
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["content-type"].startswith("application/scim+json")
     assert httpx.get(f"{base}/Users/{owner_id}", headers=client_headers).json()["active"]
+
+
+@pytest.mark.parametrize("action", ["deactivate", "reactivate"])
+def test_admin_account_operations_refuse_no_token_and_a_bad_token(
+    gateway: httpx.Client, world: Json, action: str
+) -> None:
+    path = f"/users/{world['people']['owner']['user']['id']}/{action}"
+    for headers in ({}, {"Authorization": "Bearer not.a.token"}):
+        response = gateway.post(path, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
