@@ -6,9 +6,19 @@ from fastapi import FastAPI, Request, Response
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
-from services.identity.models import Follow, Group, Membership, MembershipVersion, User
+from services.identity.models import (
+    AuthSession,
+    Follow,
+    Group,
+    Membership,
+    MembershipVersion,
+    PasswordReset,
+    RefreshToken,
+    User,
+)
 from services.identity.passwords import PasswordHashingBusy
 from services.identity.routes import router
+from services.identity.session_routes import router as session_router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app, problem_response
@@ -45,11 +55,15 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router],
-    tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
+    routers=[router, session_router],
+    tables=[
+        *(User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead),
+        *(AuthSession, RefreshToken, PasswordReset),
+    ],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
-    unstored_replies=frozenset({"/auth/login"}),
+    # Replies carrying tokens are never stored (an Idempotency-Key would keep a copy).
+    unstored_replies=frozenset({"/auth/login", "/auth/refresh"}),
 )
 
 
