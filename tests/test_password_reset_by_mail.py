@@ -45,7 +45,7 @@ def test_a_reset_link_arrives_by_e_mail_and_sets_the_password_once(
             assert response.status_code == 202 and response.content in (b"", b"null")
         [message] = wait_for(server.messages, timeout=20)
         assert message["To"] == "ada@example.org"
-        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        text = message.get_body(("plain",)).get_content()
         token = unquote(re.search(r"#token=(\S+)", text).group(1))  # type: ignore[union-attr]
 
         body = {"token": token, "new_password": "a brand new secret"}

@@ -23,7 +23,9 @@ from shared.web import problem_response
 
 router = APIRouter(route_class=IdempotentRoute, tags=["auth"])
 
-POLICY_REFUSAL = {422: {"description": "A new password the policy refuses (says why)"}}
+POLICY_REFUSAL: dict[int | str, dict[str, Any]] = {
+    422: {"description": "A new password the policy refuses (says why)"}
+}
 
 
 @router.post(

@@ -4,7 +4,7 @@ from pydantic import EmailStr, Field
 
 from services.identity.schemas import Strict
 
-Secret = Field(min_length=1, max_length=256)
+Secret = Field(min_length=1, max_length=1024)
 NewPassword = Field(
     min_length=8,
     max_length=256,

@@ -54,7 +54,7 @@ def token(platform: Platform) -> str:
         json={
             "handle": "fuzzer",
             "email": "fuzzer@example.org",
-            "password": "fuzzer-password",
+            "password": "a long passphrase for fuzzing",
             "display_name": "Fuzzer",
         },
         timeout=30,
