@@ -91,7 +91,11 @@ def do_sign_in(
 
 
 def record_failed_sign_in(*, session: Session, login: str, origin: Origin) -> None:
-    """Audit a refused sign-in: the account it named, if there is one, else the name tried."""
+    """Audit a refused sign-in: the account it named, if there is one.
+
+    An unknown name is kept only as a short hash (attempts on one name still group): people
+    type their password into the login field, and the audit log must not keep it.
+    """
     login = login.strip().lower()
     user = session.exec(
         select(User).where(or_(col(User.handle) == login, col(User.email) == login))
@@ -99,7 +103,7 @@ def record_failed_sign_in(*, session: Session, login: str, origin: Origin) -> No
     record_audit(
         session,
         action="auth.sign_in_failed",
-        target=f"user:{user.id}" if user else f"login:{login[:254]}",
+        target=f"user:{user.id}" if user else f"login:{token_hash(login)[:16]}",
         actor_id=None,
         origin=origin,
     )
