@@ -18,8 +18,8 @@ from typing import Literal
 from uuid import UUID
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlalchemy import or_, update
+from sqlmodel import Session, SQLModel, col, select
 
 from services.identity.audit import Origin, record_audit
 from services.identity.models import AuthSession, PasswordReset, RefreshToken, User
@@ -139,6 +139,34 @@ def _live_sessions(session: Session, user_id: UUID) -> list[AuthSession]:
     )
 
 
+def _spend(
+    session: Session, table: type[SQLModel], key: str, value: str, stamp: str, now: datetime
+) -> bool:
+    """Stamp a single-use row as used if nobody has yet (one UPDATE); whether this call did."""
+    result = session.execute(
+        update(table)
+        .where(getattr(table, key) == value, col(getattr(table, stamp)).is_(None))
+        .values({stamp: now})
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _reused(
+    session: Session, auth_session: AuthSession, *, origin: Origin, now: datetime
+) -> "RefreshOutcome":
+    """A spent refresh token came back: it was copied, so its whole session ends."""
+    _revoke(session, auth_session, reason="refresh_reuse", now=now)
+    record_audit(
+        session,
+        action="auth.refresh_reused",
+        target=f"user:{auth_session.user_id}",
+        actor_id=None,
+        origin=origin,
+        details={"session_id": str(auth_session.id)},
+    )
+    return RefreshOutcome(refused="refresh token already used; the session is ended")
+
+
 @dataclass(frozen=True)
 class RefreshOutcome:
     """A refresh's result: new tokens, or why it was refused (after recording a theft)."""
@@ -168,23 +196,16 @@ def do_refresh(
     if auth_session.revoked_at is not None:
         return RefreshOutcome(refused="the session has ended; sign in again")
     if row.spent_at is not None:
-        _revoke(session, auth_session, reason="refresh_reuse", now=now)
-        record_audit(
-            session,
-            action="auth.refresh_reused",
-            target=f"user:{auth_session.user_id}",
-            actor_id=None,
-            origin=origin,
-            details={"session_id": str(auth_session.id)},
-        )
-        return RefreshOutcome(refused="refresh token already used; the session is ended")
+        return _reused(session, auth_session, origin=origin, now=now)
     if as_utc(row.expires_at) <= now:
         return RefreshOutcome(refused="the refresh token has expired; sign in again")
     user = session.get(User, auth_session.user_id)
     if user is None or not user.active or user.erased_at is not None:
         return RefreshOutcome(refused="the account cannot sign in")
-    row.spent_at = now
-    session.add(row)
+    # Spent only if still unspent: of refreshes racing with one token (the row lock does not
+    # hold on SQLite) exactly one gets here first; the others find it spent.
+    if not _spend(session, RefreshToken, "token_hash", row.token_hash, "spent_at", now):
+        return _reused(session, auth_session, origin=origin, now=now)
     auth_session.refreshed_at = now
     session.add(auth_session)
     token = _issue_refresh_token(session, auth_session, ttl_seconds=ttl_seconds, now=now)
@@ -302,8 +323,10 @@ def do_confirm_password_reset(
     if user is None or not user.active or user.erased_at is not None:
         raise BadRequest("this reset link is not valid (used, expired or unknown)")
     check_password(new_password, handle=user.handle, email=user.email, field="new_password")
+    if not _spend(session, PasswordReset, "token_hash", reset.token_hash, "used_at", now):
+        raise BadRequest("this reset link is not valid (used, expired or unknown)")
     _set_password(session, user, new_password)
-    # This link and any other outstanding one for the account are spent.
+    # Any other outstanding link for the account is spent too.
     outstanding = session.exec(
         select(PasswordReset).where(
             PasswordReset.user_id == user.id, col(PasswordReset.used_at).is_(None)

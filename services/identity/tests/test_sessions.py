@@ -2,7 +2,9 @@
 reset; each revocation an `AccessRevoked` naming the session, each step in the audit log."""
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -300,3 +302,24 @@ def test_a_reset_to_a_refused_password_keeps_the_link(client: TestClient) -> Non
         "/auth/password-reset/confirm", json={"token": token, "new_password": "a brand new secret"}
     )
     assert good.status_code == 204
+
+
+def test_one_refresh_token_sent_twice_at_once_never_yields_two_sessions_of_tokens(
+    client: TestClient,
+) -> None:
+    """Two refreshes racing with one token: at most one succeeds (the row lock on PostgreSQL,
+    the single writer on SQLite); the other is refused or told to retry, never a 5xx."""
+    ada = register(client, "ada")
+    barrier = threading.Barrier(4)
+
+    def race(_: int) -> int:
+        barrier.wait()
+        return int(refresh(client, ada["refresh_token"]).status_code)
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(race, range(4)))
+    assert statuses.count(200) <= 1, statuses
+    assert all(status in (200, 401, 409, 503) for status in statuses), statuses
+    with Session(engine_of(client)) as session:
+        unspent = session.exec(select(RefreshToken).where(col(RefreshToken.spent_at).is_(None)))
+        assert len(unspent.all()) <= 1
