@@ -109,7 +109,7 @@ def register(gateway: str) -> dict[str, str]:
         json={
             "handle": handle,
             "email": f"{handle}@example.org",
-            "password": f"{handle}-long-password",
+            "password": "a long password of letters",
             "display_name": "Fault load",
         },
         timeout=30,

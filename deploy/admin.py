@@ -39,6 +39,7 @@ from deploy.stackexchange_import import (
 )
 from shared.auth import KeyFiles, TokenIssuer, load_or_create_private_key
 from shared.db import make_engine
+from shared.errors import UnprocessableContent
 from shared.events.bus import Bus
 from shared.events.consumer import CONSUMER_HEADER, ORIGINAL_SUBJECT_HEADER
 from shared.events.envelope import DEAD_LETTER_ROOT, dead_letter_subject, replay_subject
@@ -122,7 +123,10 @@ def create_admin(
                 )
             except ValidationError as exc:
                 raise typer.BadParameter(str(exc)) from exc
-            user = do_register(session=session, request=request)
+            try:
+                user = do_register(session=session, request=request)
+            except UnprocessableContent as exc:  # the password policy
+                raise typer.BadParameter(exc.detail) from exc
         user.role = "admin"
         session.add(user)
         session.commit()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from deploy.admin import AdminTokens, run_import
-from deploy.launch import Platform, Ports, interrupt, running_platform, watch
+from deploy.launch import LOCAL_ENV, Platform, Ports, interrupt, running_platform, watch
 from deploy.stackexchange import DATA
 from deploy.stackexchange_import import read_dump
 from shared.settings import Settings
@@ -51,7 +51,7 @@ def where_to_look(platform: Platform, site: str) -> None:
 Knowflow is running at {platform.gateway_url} with {site}.stackexchange.com imported
   API docs:   {platform.gateway_url}/docs
   sign up:    curl -s -X POST {api}/auth/register -H 'content-type: application/json' \\
-                -d '{{"handle":"me","email":"me@example.org","password":"a-long-password",\
+                -d '{{"handle":"me","email":"me@example.org","password":"a long passphrase",\
 "display_name":"Me"}}'
               (the first person to sign up is the admin; imported people cannot sign in)
   then, with  -H "Authorization: Bearer $TOKEN":
@@ -93,7 +93,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        with running_platform(Path(args.var_dir), ports) as platform:
+        with running_platform(Path(args.var_dir), ports, extra_env=LOCAL_ENV) as platform:
             import_once(platform, folder)
             where_to_look(platform, folder.name)
             return watch(platform)

@@ -21,6 +21,10 @@ import httpx
 from shared.natsserver import start_nats_server, wait_for_port
 
 SERVICES = ("identity", "posts", "search", "digests", "notifications")
+# `make run` and `make demo` only: whoever registers first on a fresh `var/` is the admin.
+# A deployment (and the test platforms) creates its first admin with
+# `knowflow-admin create-admin` instead.
+LOCAL_ENV = {"KNOWFLOW_FIRST_USER_IS_ADMIN": "true"}
 
 
 @dataclass
@@ -218,7 +222,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        with running_platform(Path(args.var_dir), ports, gateway_host=args.host) as platform:
+        with running_platform(
+            Path(args.var_dir), ports, gateway_host=args.host, extra_env=LOCAL_ENV
+        ) as platform:
             print(f"Knowflow is running at {platform.gateway_url}", flush=True)
             print(
                 f"  API docs: {platform.gateway_url}/docs   (Ctrl-C stops everything)", flush=True

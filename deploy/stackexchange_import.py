@@ -31,6 +31,7 @@ import httpx
 from markdownify import markdownify
 
 from deploy.stackexchange import Answer, Question, Site, User, load_site, parse_time
+from services.identity.policy import INVISIBLE_LETTERS, REFUSED_CATEGORIES
 
 IMPORTER_HANDLE = "knowflow_importer"
 IMPORTER_SOURCE = "knowflow:stackexchange-importer"
@@ -110,6 +111,17 @@ def handle_for(display_name: str, site_id: int) -> str:
     ascii_name = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
     base = _HANDLE_JUNK.sub("_", ascii_name.lower()).strip("_")[:20].strip("_") or "user"
     return f"{base}_{site_id}".replace("-", "m")
+
+
+def display_name_for(display_name: str, site_id: int) -> str:
+    """The name without what identity refuses (invisible, bidirectional, control characters)."""
+    kept = "".join(
+        character
+        for character in display_name
+        if unicodedata.category(character) not in REFUSED_CATEGORIES
+        and character not in INVISIBLE_LETTERS
+    )
+    return kept.strip()[:100] or f"user{site_id}"
 
 
 def fallback_handle(handle: str, host: str, site_id: int) -> str:
@@ -358,7 +370,7 @@ async def import_dump(
             async def go() -> None:
                 body = {
                     "handle": handle_for(user.display_name, user.id),
-                    "display_name": user.display_name[:100] or f"user{user.id}",
+                    "display_name": display_name_for(user.display_name, user.id),
                     "created_at": user.created_at.isoformat(),
                     "source": dump.source("user", user.id),
                 }

@@ -66,6 +66,10 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", "/api/v1/auth/register"),
         ("POST", "/api/v1/auth/login"),
+        # The refresh token, or the reset link's token, is the credential (access may be over).
+        ("POST", "/api/v1/auth/refresh"),
+        ("POST", "/api/v1/auth/password-reset"),
+        ("POST", "/api/v1/auth/password-reset/confirm"),
         ("GET", "/api/v1/auth/jwks"),
         # One-click unsubscribe from an e-mail (RFC 8058): the signed token is the credential.
         ("GET", "/api/v1/notifications/unsubscribe"),

@@ -7,6 +7,7 @@ KnowflowError
  ├── NotFound        404  unknown id, or an item the caller may not see
  ├── Conflict        409  the change clashes with existing state
  ├── PreconditionFailed 412  If-Match names a version that is no longer current
+ ├── UnprocessableContent 422  valid JSON that a rule refuses (e.g. a common password)
  └── Unavailable     503  a dependency (e.g. identity's signing keys) cannot be reached
 """
 
@@ -51,6 +52,11 @@ class Conflict(KnowflowError):
 class PreconditionFailed(KnowflowError):
     status = 412
     title = "Precondition Failed"
+
+
+class UnprocessableContent(KnowflowError):
+    status = 422
+    title = "Unprocessable Content"
 
 
 class Unavailable(KnowflowError):

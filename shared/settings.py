@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = 2
     password_hash_queue: int = 16
     password_hash_wait_seconds: float = 5.0
+    # Identity: sessions. A refresh token unused this long is refused (each use rotates it);
+    # a password reset link works once, within `password_reset_ttl_seconds`.
+    refresh_token_ttl_seconds: int = 14 * 86400
+    password_reset_ttl_seconds: int = 3600
+    # The first account registered becomes the admin: only for `make run` (deploy/launch.py
+    # sets it); a deployment creates its first admin with `knowflow-admin create-admin`.
+    first_user_is_admin: bool = False
 
     # Gateway edge: request head caps (431 beyond), CORS allow-list (empty: closed),
     # bearer token for the gateway's /metrics (empty: not served), HSTS max-age (0: off;

@@ -6,6 +6,7 @@ import pytest
 
 from deploy.stackexchange import DATA
 from deploy.stackexchange_import import (
+    display_name_for,
     fallback_handle,
     fit,
     handle_for,
@@ -34,6 +35,12 @@ def test_handles_fit_the_handle_rule_and_keep_the_site_id(
 ) -> None:
     assert handle_for(name, site_id) == handle
     assert HANDLE.match(handle)
+
+
+def test_display_names_lose_what_identity_refuses() -> None:
+    assert display_name_for("Ada\u202e Lovelace\u200b", 3) == "Ada Lovelace"
+    assert display_name_for("\u3164\u200b", 7) == "user7"
+    assert display_name_for("李小龍", 12) == "李小龍"
 
 
 def test_a_fallback_handle_names_the_site_and_still_fits() -> None:

@@ -10,6 +10,7 @@ from services.identity.account_routes import router as account_router
 from services.identity.audit import AuditEntry, AuditHead
 from services.identity.consumers import consumers
 from services.identity.models import (
+    AuthSession,
     Erasure,
     ErasureReport,
     ExternalIdentity,
@@ -17,6 +18,8 @@ from services.identity.models import (
     Group,
     Membership,
     MembershipVersion,
+    PasswordReset,
+    RefreshToken,
     ScimClient,
     ScimLink,
     User,
@@ -28,6 +31,7 @@ from services.identity.provisioning import router as provisioning_router
 from services.identity.routes import router
 from services.identity.scim.routes import on_scim_error
 from services.identity.scim.routes import router as scim_router
+from services.identity.session_routes import router as session_router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
 from shared.web import ServiceSpec, create_service_app, problem_response
@@ -65,25 +69,25 @@ SPEC = ServiceSpec(
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
     # Privacy first: its `/users/erasure-report` and `/users/me/...` are not `/users/{user_id}`.
-    routers=[privacy_router, router, account_router, oidc_router, provisioning_router, scim_router],
+    routers=[
+        privacy_router,
+        router,
+        session_router,
+        account_router,
+        oidc_router,
+        provisioning_router,
+        scim_router,
+    ],
     tables=[
-        User,
-        Group,
-        Membership,
-        MembershipVersion,
-        Follow,
-        AuditEntry,
-        AuditHead,
-        ExternalIdentity,
-        ScimClient,
-        ScimLink,
-        Erasure,
-        ErasureReport,
+        *(User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead),
+        *(AuthSession, RefreshToken, PasswordReset),
+        *(ExternalIdentity, ScimClient, ScimLink, Erasure, ErasureReport),
     ],
     consumers=consumers,
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
-    unstored_replies=frozenset({"/auth/login", "/scim-clients"}),
+    # Replies carrying tokens are never stored (an Idempotency-Key would keep a copy).
+    unstored_replies=frozenset({"/auth/login", "/auth/refresh", "/scim-clients"}),
 )
 
 

@@ -181,3 +181,44 @@ class ErasureReport(SQLModel, table=True):
     service: str = Field(primary_key=True)
     removed: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     reported_at: datetime
+
+
+class AuthSession(SQLModel, table=True):
+    """One sign-in: the family of refresh tokens it rotates through; access tokens carry its id.
+
+    Revoked (logout, password change or reset, a spent refresh token presented again) it
+    refreshes no more, and an `AccessRevoked` naming it tells every verifier.
+    """
+
+    __tablename__ = "identity_session"
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    refreshed_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None  # RevocationReason
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token, by its SHA-256 only; `spent_at` once rotated (a second use is theft)."""
+
+    __tablename__ = "identity_refresh_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    session_id: UUID = Field(foreign_key="identity_session.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    spent_at: datetime | None = None
+
+
+class PasswordReset(SQLModel, table=True):
+    """A password reset link's token, by its SHA-256 only: single use, until `expires_at`."""
+
+    __tablename__ = "identity_password_reset"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None

@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from services.identity import oidc
 from services.identity.audit import Origin, record_audit
-from services.identity.routes import token_response
+from services.identity.routes import start_session, token_response
 from services.identity.schemas import TokenResponse
 from shared.db import SessionDep
 from shared.errors import KnowflowError, Unauthorized
@@ -118,7 +118,7 @@ def oidc_callback(
         raise
     response.delete_cookie(oidc.STATE_COOKIE)
     response.headers["cache-control"] = "no-store"
-    return token_response(request, user)
+    return token_response(request, start_session(request, session, user, "sso"))
 
 
 def _record_failure(request: Request, *, provider: str, reason: str, origin: Origin) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -15,11 +16,16 @@ from pydantic import (
     field_validator,
 )
 
+from services.identity.policy import valid_display_name
 from shared.events.contracts import FollowTarget, GroupVisibility
 
 Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{2,32}$", to_lower=True)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", to_lower=True)]
 Skill = Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
+# No invisible, bidirectional or control characters (see services/identity/policy.py).
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(valid_display_name)
+]
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
 
@@ -37,15 +43,19 @@ NOT_SPECIAL_USE = (
 class RegisterRequest(Strict):
     handle: Handle
     email: EmailStr = Field(max_length=254, json_schema_extra={"pattern": NOT_SPECIAL_USE})
-    password: str = Field(min_length=8, max_length=256)
-    display_name: str = Field(min_length=1, max_length=100)
+    password: str = Field(
+        min_length=8,
+        max_length=256,
+        description="Not a common password, and not containing the handle or e-mail name.",
+    )
+    display_name: DisplayName
 
 
 class UserImport(Strict):
     """An account brought from elsewhere by an admin: no email, no password."""
 
     handle: Handle
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: DisplayName
     created_at: AwareDatetime = Field(description="When the account was made at its source.")
     source: str = Field(
         min_length=1,
@@ -81,11 +91,17 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    refresh_token: str = Field(
+        description="Exchanged once at POST /auth/refresh for new tokens; a second use ends "
+        "the session."
+    )
+    refresh_expires_in: int
+    session_id: UUID
     user: UserMe
 
 
 class ProfileUpdate(Strict):
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    display_name: DisplayName | None = None
     bio: str | None = Field(default=None, max_length=2000)
     skills: list[Skill] | None = Field(default=None, max_length=50)
 

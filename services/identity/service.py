@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import BoundedHasher
+from services.identity.policy import check_password
 from services.identity.schemas import (
     TAG_PATTERN,
     FollowCreate,
@@ -49,8 +50,10 @@ _DUMMY_HASH = password_hasher.hash("knowflow-timing-equaliser")
 IMPORTED_EMAIL_DOMAIN = "imported.invalid"
 
 
-def do_register(*, session: Session, request: RegisterRequest) -> User:
-    """Create an account; the first account becomes the admin.
+def do_register(
+    *, session: Session, request: RegisterRequest, first_user_is_admin: bool = False
+) -> User:
+    """Create an account (a member; with `first_user_is_admin`, the first one is the admin).
 
     The check gives the usual answer; two registrations racing are decided by the
     unique constraints (409 from `shared.db.get_session`).
@@ -62,9 +65,11 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
     if taken is not None:
         field = "handle" if taken.handle == request.handle else "email"
         raise Conflict(f"that {field} is already registered")
-    # Imported accounts do not count: whoever registers first on a fresh platform is admin.
+    check_password(request.password, handle=request.handle, email=email)
+    # Only `make run` asks for it; imported accounts do not count.
     is_first = (
-        session.exec(
+        first_user_is_admin
+        and session.exec(
             select(func.count()).select_from(User).where(col(User.import_source).is_(None))
         ).one()
         == 0

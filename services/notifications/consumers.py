@@ -11,6 +11,7 @@ from functools import partial
 from sqlmodel import Session
 
 from services.notifications import projections, triggers
+from services.notifications.mail.account import do_queue_password_reset
 from services.notifications.models import NotifiedMembership
 from shared.events.consumer import Consumer, Handler
 from shared.events.contracts import (
@@ -30,6 +31,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
+    PasswordResetRequested,
     PostCreated,
     PostDeleted,
     PostUpdated,
@@ -42,6 +44,7 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.events.envelope import CloudEvent, EventData
+from shared.ids import utcnow
 from shared.settings import Settings
 
 CREATED = (PostCreated, ArticleCreated, QuestionCreated, AnswerCreated, CommentCreated)
@@ -115,8 +118,13 @@ def on_digest(session: Session, envelope: CloudEvent, data: DigestReady) -> None
     triggers.notify_digest(session=session, data=data, event_id=envelope.id)
 
 
+def on_password_reset(session: Session, envelope: CloudEvent, data: PasswordResetRequested) -> None:
+    do_queue_password_reset(session=session, data=data, event_id=envelope.id, now=utcnow())
+
+
 def notification_consumers(settings: Settings) -> Sequence[Consumer]:
-    """The ordered facts-and-triggers consumer, and the digests one."""
+    """The ordered facts-and-triggers consumer, the digests one, and account e-mails (alone,
+    so a reset link never waits behind a backlog of inbox events)."""
     content = partial(on_content, newer_than_hours=settings.notify_content_newer_than_hours)
     handlers: dict[type[EventData], Handler] = {
         UserRegistered: on_user,
@@ -133,4 +141,5 @@ def notification_consumers(settings: Settings) -> Sequence[Consumer]:
     return (
         Consumer("notifications-inbox", handlers),
         Consumer("notifications-digests", {DigestReady: on_digest}),
+        Consumer("notifications-account-mail", {PasswordResetRequested: on_password_reset}),
     )

@@ -34,7 +34,7 @@ def real_token(platform: Platform) -> str:
                 "handle": "contract",
                 "display_name": "Contract Tester",
                 "email": "contract@example.com",
-                "password": "a long contract password",
+                "password": "a long passphrase for fuzzing",
             },
         )
         assert answer.status_code == 201, answer.text

@@ -5,9 +5,12 @@ PostgreSQL schemas and the search service on the OpenSearch node.
 """
 
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,3 +61,38 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 def gateway(platform: Platform) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{platform.gateway_url}/api/v1", timeout=30.0) as client:
         yield client
+
+
+ADMIN_PASSWORD = "an administrator's long passphrase"
+
+
+def create_admin(platform: Platform, gateway: httpx.Client, handle: str) -> dict[str, Any]:
+    """The first admin as a deployment makes one (`knowflow-admin create-admin` on identity's
+    database; registering first makes nobody admin), signed in through the gateway."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deploy.admin",
+            "create-admin",
+            handle,
+            "--email",
+            f"{handle}@example.org",
+            "--password",
+            ADMIN_PASSWORD,
+            "--display-name",
+            handle.title(),
+            "--database-url",
+            platform.database_urls.get("identity")
+            or f"sqlite:///{platform.var_dir / 'identity'}.db",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    response = gateway.post("/auth/login", json={"login": handle, "password": ADMIN_PASSWORD})
+    assert response.status_code == 200, response.text
+    account: dict[str, Any] = response.json()
+    assert account["user"]["is_admin"], account
+    account["headers"] = {"Authorization": f"Bearer {account['access_token']}"}
+    return account

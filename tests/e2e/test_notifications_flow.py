@@ -22,7 +22,7 @@ from deploy.launch import Platform
 from services.notifications.tests.mail.conftest import SmtpServer
 from services.notifications.tests.webhooks.conftest import Receiver
 from shared.natsserver import free_port
-from tests.e2e.conftest import started_platform
+from tests.e2e.conftest import create_admin, started_platform
 from tests.e2e.test_knowledge_flow import eventually
 from tests.gateway.sse_client import EventStream
 
@@ -67,7 +67,7 @@ def register(api: httpx.Client, handle: str) -> Json:
         json={
             "handle": handle,
             "email": f"{handle}@example.org",
-            "password": f"{handle} has a long password",
+            "password": "a long password of letters",
             "display_name": handle.title(),
         },
     )
@@ -109,7 +109,8 @@ def restart(platform: Platform, name: str, environment: dict[str, str]) -> None:
 def test_mentions_and_routed_questions_reach_ben_once_and_nothing_private_reaches_olga(
     platform: Platform, api: httpx.Client, smtp: SmtpServer, tmp_path: Path
 ) -> None:
-    ada = register(api, "ada")  # the first account: the admin
+    admin = create_admin(platform, api, "ada")  # as a deployment makes its first admin
+    ada = {"headers": admin["headers"], "token": admin["access_token"], "user": admin["user"]}
     ben, olga = register(api, "ben"), register(api, "olga")
 
     # A webhook endpoint for public events, and its receiver process.

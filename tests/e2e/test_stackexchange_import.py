@@ -288,7 +288,7 @@ def test_an_import_into_a_private_group_is_hidden_from_outsiders(
         json={
             "handle": "outsider",
             "email": "outsider@example.org",
-            "password": "outsider-long-password",
+            "password": "a long password of letters",
             "display_name": "Outsider",
         },
     )

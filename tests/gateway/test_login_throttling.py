@@ -122,3 +122,26 @@ def test_registrations_are_throttled_per_address(throttled_gateway: Callable[...
     assert statuses == [201, 201, 201, 429]
     assert refused.json()["policy"] == "register-ip"
     assert "retry-after" in refused.headers
+
+
+def test_refresh_and_password_reset_pass_without_a_token_and_are_throttled_per_address(
+    throttled_gateway: Callable[..., Any],
+) -> None:
+    """They carry their own credential; the auth quota (per address without a token) bounds
+    guessing refresh tokens, reset links and e-mail addresses."""
+    with throttled_gateway(auth=(5, 3600)) as url:
+        ann = register(url, "ann")
+        assert ann.status_code == 201
+        refreshed = httpx.post(
+            url + "/api/v1/auth/refresh", json={"refresh_token": ann.json()["refresh_token"]}
+        )
+        guessed = httpx.post(url + "/api/v1/auth/refresh", json={"refresh_token": "guess"})
+        reset = httpx.post(url + "/api/v1/auth/password-reset", json={"email": "ann@example.org"})
+        confirm = httpx.post(
+            url + "/api/v1/auth/password-reset/confirm",
+            json={"token": "guess", "new_password": "a brand new secret"},
+        )
+        throttled = httpx.post(url + "/api/v1/auth/password-reset", json={"email": "x@example.org"})
+    assert (refreshed.status_code, guessed.status_code) == (200, 401)
+    assert (reset.status_code, confirm.status_code) == (202, 400)
+    assert throttled.status_code == 429 and throttled.json()["policy"] == "auth"

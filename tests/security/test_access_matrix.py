@@ -12,7 +12,9 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from tests.e2e.test_knowledge_flow import register
+from deploy.launch import Platform
+from tests.e2e.conftest import ADMIN_PASSWORD, create_admin
+from tests.e2e.test_knowledge_flow import PASSWORD, register
 
 Json = dict[str, Any]
 ACTORS = ("owner", "member", "outsider", "admin")
@@ -30,11 +32,11 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def world(gateway: httpx.Client) -> Json:
+def world(platform: Platform, gateway: httpx.Client) -> Json:
     """An admin, an owner of a private and an open group, a member, an outsider, and content."""
-    people = {name: register(gateway, f"sec_{name}") for name in ("admin", *ACTORS[:3])}
-    assert people["admin"]["user"]["is_admin"], "the first account is the admin"
-    assert not people["owner"]["user"]["is_admin"]
+    people = {name: register(gateway, f"sec_{name}") for name in ACTORS[:3]}
+    assert not people["owner"]["user"]["is_admin"], "registering first makes nobody admin"
+    people["admin"] = create_admin(platform, gateway, "sec_admin")
     owner, member = people["owner"]["headers"], people["member"]["headers"]
 
     def created(response: httpx.Response) -> Json:
@@ -391,3 +393,38 @@ def test_admin_account_operations_refuse_no_token_and_a_bad_token(
         response = gateway.post(path, headers=headers)
         assert response.status_code == 401, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_session_endpoints_act_only_on_the_callers_own_session(
+    gateway: httpx.Client, world: Json
+) -> None:
+    """Logout and password change take no id: they act on the token's own session and
+    account; refresh and reset take their own secret, so another's token gets nothing."""
+    people = world["people"]
+    bad = {"Authorization": "Bearer not-a-token"}
+    change = {"current_password": PASSWORD, "new_password": "another long passphrase"}
+    for path, body in (("/auth/logout", None), ("/auth/password", change)):
+        assert gateway.post(path, json=body).status_code == 401, path
+        assert gateway.post(path, json=body, headers=bad).status_code == 401, path
+    # Someone else's password does not change one's own (nor theirs).
+    as_member = {"current_password": ADMIN_PASSWORD, "new_password": "another long passphrase"}
+    refused = gateway.post("/auth/password", json=as_member, headers=people["member"]["headers"])
+    assert refused.status_code == 403, refused.text
+    # An access token is not a refresh token; a made-up reset link sets nothing.
+    for token in (people["owner"]["access_token"], "made-up"):
+        refreshed = gateway.post("/auth/refresh", json={"refresh_token": token})
+        assert refreshed.status_code == 401, refreshed.text
+    confirm = {"token": "made-up", "new_password": "another long passphrase"}
+    assert gateway.post("/auth/password-reset/confirm", json=confirm).status_code == 400
+    # The outsider ending a session of their own leaves the owner's untouched.
+    second = gateway.post("/auth/login", json={"login": "sec_outsider", "password": PASSWORD})
+    assert second.status_code == 200, second.text
+    token = second.json()["access_token"]
+    ended = gateway.post("/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    assert ended.status_code == 204, ended.text
+    assert ended.headers.get("content-type") is None or not ended.content
+    owner = gateway.post("/auth/refresh", json={"refresh_token": people["owner"]["refresh_token"]})
+    assert owner.status_code == 200, owner.text
+    for actor in ACTORS:
+        me = gateway.get("/users/me", headers=people[actor]["headers"])
+        assert me.status_code == 200, (actor, me.text)

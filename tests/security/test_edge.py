@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from deploy.launch import Platform
-from tests.e2e.test_knowledge_flow import register
+from tests.e2e.test_knowledge_flow import PASSWORD, register
 
 Json = dict[str, object]
 
@@ -93,15 +93,11 @@ def test_five_failed_logins_throttle_the_username_even_for_the_right_password(
     login = {"login": "edge_victim", "password": "wrong password"}
     failures = [gateway.post("/auth/login", json=login).status_code for _ in range(5)]
     assert failures == [401] * 5
-    right = gateway.post(
-        "/auth/login", json={"login": "edge_victim", "password": "edge_victim-long-password"}
-    )
+    right = gateway.post("/auth/login", json={"login": "edge_victim", "password": PASSWORD})
     assert right.status_code == 429, right.text
     assert int(right.headers["retry-after"]) > 0
     assert right.headers["content-type"].startswith("application/problem+json")
     # Someone else's login is not throttled by the victim's bucket.
-    other = gateway.post(
-        "/auth/login", json={"login": "edge_user", "password": "edge_user-long-password"}
-    )
+    other = gateway.post("/auth/login", json={"login": "edge_user", "password": PASSWORD})
     assert other.status_code == 200, other.text
     assert victim["user"]

@@ -9,7 +9,13 @@ from sqlmodel import Session, col, select
 
 from services.identity.schemas import UserImport
 from services.identity.service import do_import_user
-from services.identity.tests.test_routes import bearer, identity_app, outbox_types, register
+from services.identity.tests.test_routes import (
+    bearer,
+    identity_app,
+    outbox_types,
+    register,
+    register_admin,
+)
 from shared.auth import Principal
 from shared.events.outbox import OutboxMessage
 from shared.ids import new_id
@@ -37,7 +43,7 @@ def imported(**changes: Any) -> dict[str, Any]:
 def test_admin_imports_an_account_with_its_original_time_and_a_registration_event(
     client: TestClient,
 ) -> None:
-    admin = register(client, "ada")
+    admin = register_admin(client, "ada")
     response = client.post("/users", json=imported(), headers=bearer(admin))
     assert response.status_code == 201, response.text
     user = response.json()
@@ -51,7 +57,7 @@ def test_admin_imports_an_account_with_its_original_time_and_a_registration_even
 def test_a_second_import_from_the_same_source_answers_200_with_the_same_account(
     client: TestClient,
 ) -> None:
-    admin = register(client, "ada")
+    admin = register_admin(client, "ada")
     first = client.post("/users", json=imported(), headers=bearer(admin))
     again = client.post("/users", json=imported(display_name="Changed"), headers=bearer(admin))
     assert first.status_code == 201 and again.status_code == 200, again.text
@@ -67,7 +73,7 @@ def test_a_second_import_from_the_same_source_answers_200_with_the_same_account(
 
 
 def test_only_an_admin_imports_accounts(client: TestClient) -> None:
-    register(client, "ada")
+    register_admin(client, "ada")
     grace = register(client, "grace")
     response = client.post("/users", json=imported(), headers=bearer(grace))
     assert response.status_code == 403
@@ -76,7 +82,7 @@ def test_only_an_admin_imports_accounts(client: TestClient) -> None:
 
 
 def test_an_imported_account_cannot_sign_in(client: TestClient) -> None:
-    admin = register(client, "ada")
+    admin = register_admin(client, "ada")
     client.post("/users", json=imported(), headers=bearer(admin))
     for password in ("", "whatever1"):
         response = client.post("/auth/login", json={"login": "satoshi_42", "password": password})
@@ -87,7 +93,7 @@ def test_an_imported_account_cannot_sign_in(client: TestClient) -> None:
 
 
 def test_importing_onto_a_taken_handle_is_409(client: TestClient) -> None:
-    admin = register(client, "ada")
+    admin = register_admin(client, "ada")
     response = client.post("/users", json=imported(handle="ada"), headers=bearer(admin))
     assert response.status_code == 409
 
@@ -104,24 +110,25 @@ def test_importing_onto_a_taken_handle_is_409(client: TestClient) -> None:
     ],
 )
 def test_bad_imports_are_422(client: TestClient, changes: dict[str, Any]) -> None:
-    admin = register(client, "ada")
+    admin = register_admin(client, "ada")
     response = client.post("/users", json=imported(**changes), headers=bearer(admin))
     assert response.status_code == 422, response.text
 
 
-def test_the_first_person_to_register_after_an_import_is_still_the_admin(
-    client: TestClient,
+def test_under_make_run_the_first_person_to_register_after_an_import_is_still_the_admin(
+    service_client: ServiceClientFactory,
 ) -> None:
     # An import may run (with an ops token) before anybody has registered.
-    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        do_import_user(
-            session=session,
-            principal=Principal(user_id=new_id(), handle="knowflow-admin", is_admin=True),
-            request=UserImport.model_validate(imported()),
-        )
-        session.commit()
-    first = register(client, "ada")
-    assert first["user"]["is_admin"] is True
+    with service_client(identity_app, name="identity", first_user_is_admin=True) as local:
+        with Session(local.app.state.engine) as session:  # type: ignore[attr-defined]
+            do_import_user(
+                session=session,
+                principal=Principal(user_id=new_id(), handle="knowflow-admin", is_admin=True),
+                request=UserImport.model_validate(imported()),
+            )
+            session.commit()
+        first = register(local, "ada")
+        assert first["user"]["is_admin"] is True
 
 
 def test_the_import_path_advertises_only_post(client: TestClient) -> None:

@@ -42,6 +42,21 @@ def register(client: TestClient, handle: str, password: str = "correct horse") -
     return body
 
 
+def register_admin(client: TestClient, handle: str) -> dict[str, Any]:
+    """An admin as a deployment makes one: registered, promoted (what `knowflow-admin
+    create-admin` does to an existing account), signed in again for a token with the role."""
+    register(client, handle)
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        user = session.exec(select(User).where(User.handle == handle)).one()
+        user.role = "admin"
+        session.add(user)
+        session.commit()
+    response = client.post("/auth/login", json={"login": handle, "password": "correct horse"})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def bearer(account: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {account['access_token']}"}
 
@@ -52,13 +67,24 @@ def outbox_types(client: TestClient) -> list[str]:
         return [json.loads(row.payload)["type"] for row in rows]
 
 
-def test_register_returns_a_token_that_reads_me_and_first_user_is_admin(client: TestClient) -> None:
+def test_register_returns_a_token_that_reads_me_and_nobody_is_admin_by_registering_first(
+    client: TestClient,
+) -> None:
     ada = register(client, "ada")
     grace = register(client, "grace")
     me = client.get("/users/me", headers=bearer(ada)).json()
-    assert me["handle"] == "ada" and me["is_admin"] is True
+    assert me["handle"] == "ada" and me["is_admin"] is False and me["role"] == "member"
     assert client.get("/users/me", headers=bearer(grace)).json()["is_admin"] is False
     assert "knowflow.user.registered.v1" in outbox_types(client)
+
+
+def test_with_first_user_is_admin_as_make_run_sets_it_the_first_account_is_admin(
+    service_client: ServiceClientFactory,
+) -> None:
+    with service_client(identity_app, name="identity", first_user_is_admin=True) as local:
+        ada, grace = register(local, "ada"), register(local, "grace")
+        assert ada["user"]["is_admin"] is True and ada["user"]["role"] == "admin"
+        assert grace["user"]["is_admin"] is False
 
 
 def test_token_verifies_against_published_jwks(client: TestClient) -> None:

@@ -21,6 +21,11 @@ from sqlalchemy import Engine, and_, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
+from services.notifications.mail.account import (
+    ACCOUNT_KINDS,
+    build_account_message,
+    forget_secret,
+)
 from services.notifications.mail.models import MailedDigestItem
 from services.notifications.mail.rendering import (
     build_message,
@@ -113,6 +118,11 @@ def prepare(
     session: Session, settings: Settings, delivery: MailDelivery, now: datetime
 ) -> Prepared:
     """Re-check, at send time, that the person still may and wants to get it; render it."""
+    if delivery.kind in ACCOUNT_KINDS:
+        message, why = build_account_message(session, settings, delivery, now)
+        if message is None:
+            return Prepared(delivery, outcome="cancelled", error=why)
+        return Prepared(delivery, message=message)
     notification = session.get(Notification, delivery.notification_id)
     if notification is None:
         return Prepared(delivery, outcome="cancelled", error="the notification is gone")
@@ -191,13 +201,21 @@ def record_outcome(
             "message_id": message_id_for(delivery.notification_id),
         }
     elif outcome == "retry" and delivery.attempts < settings.mail_max_attempts:
-        with Session(engine) as session:
-            preference = preferences_of(session=session, user_id=delivery.user_id)
-        # A retry waits out the person's quiet hours too.
-        values |= {
-            "status": "pending",
-            "not_before": mail_not_before(preference, retry_at(settings, delivery.attempts, now)),
-        }
+        if delivery.kind in ACCOUNT_KINDS:  # the person is waiting: no quiet hours
+            values |= {
+                "status": "pending",
+                "not_before": retry_at(settings, delivery.attempts, now),
+            }
+        else:
+            with Session(engine) as session:
+                preference = preferences_of(session=session, user_id=delivery.user_id)
+            # A retry waits out the person's quiet hours too.
+            values |= {
+                "status": "pending",
+                "not_before": mail_not_before(
+                    preference, retry_at(settings, delivery.attempts, now)
+                ),
+            }
     elif outcome == "retry":
         values |= {
             "status": "failed",
@@ -216,6 +234,8 @@ def record_outcome(
             .values(**values)
         )
         held = result.rowcount == 1  # type: ignore[attr-defined]
+        if held and delivery.kind in ACCOUNT_KINDS and values["status"] != "pending":
+            forget_secret(session, delivery.notification_id)
         if held and outcome == "sent":
             for content_id in prepared.digest_items:
                 if session.get(MailedDigestItem, (delivery.user_id, content_id)) is None:
