@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from deploy.launch import Platform
+from tests.e2e.conftest import create_admin
+from tests.e2e.test_knowledge_flow import PASSWORD
 
 Json = dict[str, object]
 
@@ -33,7 +35,7 @@ def register(gateway: httpx.Client, handle: str) -> tuple[Json, dict[str, str]]:
         json={
             "handle": handle,
             "email": f"{handle}@example.org",
-            "password": f"{handle}-long-password",
+            "password": PASSWORD,
             "display_name": handle.title(),
         },
     )
@@ -64,7 +66,8 @@ def client() -> Iterator[httpx.Client]:
 def test_a_deactivated_persons_token_is_refused_everywhere_within_5_seconds_and_reactivation_restores_access(
     platform: Platform, gateway: httpx.Client, client: httpx.Client
 ) -> None:
-    admin, admin_headers = register(gateway, "root")  # the first account is the admin
+    admin = create_admin(platform, gateway, "root")
+    admin_headers = admin["headers"]
     person, headers = register(gateway, "dana")
     person_id = str(person["user"]["id"])  # type: ignore[index]
     urls = probe_urls(platform)
@@ -100,7 +103,7 @@ def test_a_deactivated_persons_token_is_refused_everywhere_within_5_seconds_and_
     assert set(statuses(client, urls, headers).values()) == {401}
 
     # A deactivated person cannot sign in (told so only with the right password).
-    login = {"login": "dana", "password": "dana-long-password"}
+    login = {"login": "dana", "password": PASSWORD}
     assert gateway.post("/auth/login", json=login).status_code == 403
     wrong = gateway.post("/auth/login", json={**login, "password": "not-the-password"})
     assert wrong.status_code == 401

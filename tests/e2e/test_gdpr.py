@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_knowledge_flow import eventually, register
+from deploy.launch import Platform
+from tests.e2e.conftest import create_admin
+from tests.e2e.test_knowledge_flow import PASSWORD, eventually, register
 
 Json = dict[str, Any]
 NAME = re.compile(r"(?<![\w-])(ada|ada@example\.org)(?![\w-])", re.IGNORECASE)
@@ -26,8 +28,8 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
 
 
 @pytest.fixture(scope="module")
-def world(gateway: httpx.Client) -> Json:
-    admin = register(gateway, "gdpr_admin")
+def world(platform: Platform, gateway: httpx.Client) -> Json:
+    admin = create_admin(platform, gateway, "gdpr_admin")
     ada, bob, carol = (register(gateway, name) for name in ("ada", "bob", "carol"))
     a, b, c = ada["headers"], bob["headers"], carol["headers"]
     ok(gateway.patch("/users/me", headers=a, json={"bio": "Ada's bio", "skills": ["k8s"]}))
@@ -145,9 +147,7 @@ def test_after_erasure_her_name_is_nowhere_and_others_content_stays(
     ada_id = ada["user"]["id"]
     wrong = gateway.post("/users/me/erasure", headers=a, json={"password": "not hers"})
     assert wrong.status_code == 403
-    erasure = ok(
-        gateway.post("/users/me/erasure", headers=a, json={"password": "ada-long-password"}), 202
-    )
+    erasure = ok(gateway.post("/users/me/erasure", headers=a, json={"password": PASSWORD}), 202)
 
     def report() -> Json | None:
         body = ok(gateway.get("/users/erasure-report", params={"erasure_id": erasure["id"]}))
@@ -164,7 +164,7 @@ def test_after_erasure_her_name_is_nowhere_and_others_content_stays(
 
     # Her token and her password are refused; a second erasure is a clear 409.
     assert gateway.get("/users/me", headers=a).status_code == 401
-    login = gateway.post("/auth/login", json={"login": "ada", "password": "ada-long-password"})
+    login = gateway.post("/auth/login", json={"login": "ada", "password": PASSWORD})
     assert login.status_code == 401
     again = gateway.post(
         f"/users/{ada_id}/erasure", headers=admin["headers"], json={"confirm": True}
