@@ -39,6 +39,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/users", "identity"),
     Route("/api/v1/groups", "identity"),
     Route("/api/v1/follows", "identity"),
+    Route("/api/v1/audit", "identity"),
     Route("/api/v1/posts", "posts"),
     Route("/api/v1/articles", "posts"),
     # Similar questions are a search; the rest of the Q&A family lives in posts.

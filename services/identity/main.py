@@ -8,6 +8,7 @@ from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import PasswordHashingBusy
+from services.identity.role_routes import router as role_router
 from services.identity.routes import router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
 from shared.settings import Settings
@@ -45,7 +46,7 @@ SPEC = ServiceSpec(
     name="identity",
     title="Knowflow identity",
     description="Accounts and tokens, profiles, groups and memberships, follows.",
-    routers=[router],
+    routers=[router, role_router],
     tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
