@@ -297,3 +297,41 @@ def readable_filter(
     """A WHERE clause keeping rows the caller may read (for list queries)."""
     groups = member_group_ids(session=session, user_id=principal.user_id)
     return or_(col(visibility) == "public", col(group_id).in_(groups))
+
+
+# --- knowledge health -----------------------------------------------------------------
+
+# Organisation roles that read every knowledge-health figure (never any content).
+HEALTH_ROLES = frozenset({"admin", "analyst"})
+
+
+def check_health_reader(
+    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
+) -> None:
+    """Administrators and analysts read everything; a group owner reads their group's figures.
+
+    A group nobody has heard of is a 404 for everyone; an administrator or analyst reads a
+    private group's figures (not its content) from the projection, which knows every group.
+    """
+    reads_all = principal.role in HEALTH_ROLES
+    if group_id is None:
+        if not reads_all:
+            raise Forbidden(
+                "only administrators and analysts may read every tag; group owners add group_id"
+            )
+        return
+    if reads_all:
+        known = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
+        if known is not None:
+            return
+    view = confirmed_group_view(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    )
+    if view is None or (view.visibility == "private" and not view.is_member):
+        raise NotFound(f"no group {group_id}")
+    if reads_all:
+        return
+    if not is_group_owner(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    ):
+        raise Forbidden("only the group's owners, administrators and analysts may read its health")
