@@ -25,7 +25,7 @@ GROUP_RANK = {"member": 0, "moderator": 1, "owner": 2}
 
 def check_admin(principal: Principal, action: str) -> None:
     """Only an organisation admin does `action` (e.g. "change roles"); else 403."""
-    if principal.role != "admin":
+    if not principal.is_admin:
         raise Forbidden(f"only an admin may {action}")
 
 

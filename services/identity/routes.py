@@ -144,10 +144,16 @@ def update_me(
     },
 )
 def import_user(
-    principal: CurrentUser, body: UserImport, session: SessionDep, response: Response
+    principal: CurrentUser,
+    body: UserImport,
+    session: SessionDep,
+    request: Request,
+    response: Response,
 ) -> UserPublic:
     """Bring an account from elsewhere (admin): original creation time, no password."""
-    user, created = service.do_import_user(session=session, principal=principal, request=body)
+    user, created = service.do_import_user(
+        session=session, principal=principal, request=body, origin=Origin.of(request)
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return UserPublic.model_validate(user, from_attributes=True)

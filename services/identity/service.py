@@ -26,7 +26,7 @@ from services.identity.schemas import (
     UserImport,
 )
 from shared.auth import Principal
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from shared.events.contracts import (
     FollowCreated,
     FollowDeleted,
@@ -95,7 +95,7 @@ def do_register(*, session: Session, request: RegisterRequest) -> User:
 
 
 def do_import_user(
-    *, session: Session, principal: Principal, request: UserImport
+    *, session: Session, principal: Principal, request: UserImport, origin: Origin | None = None
 ) -> tuple[User, bool]:
     """An admin brings an account from elsewhere; the one already imported from that source.
 
@@ -103,8 +103,7 @@ def do_import_user(
     it). Its email is a placeholder under `.invalid` (RFC 6761), which registration refuses,
     so it can never collide with a real one. Returns the user and whether it is new.
     """
-    if not principal.is_admin:
-        raise Forbidden("only an admin imports accounts")
+    access.check_admin(principal, "import accounts")
     existing = session.exec(select(User).where(User.import_source == request.source)).first()
     if existing is not None:
         return existing, False
@@ -126,6 +125,14 @@ def do_import_user(
         session,
         UserRegistered(user_id=user.id, handle=user.handle, display_name=user.display_name),
         source=SOURCE,
+    )
+    record_audit(
+        session,
+        action="user.imported",
+        target=f"user:{user.id}",
+        actor_id=principal.user_id,
+        origin=origin,
+        details={"source": request.source},
     )
     return user, True
 

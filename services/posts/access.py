@@ -301,8 +301,8 @@ def readable_filter(
 
 # --- knowledge health -----------------------------------------------------------------
 
-# Organisation roles that read every knowledge-health figure (never any content).
-HEALTH_ROLES = frozenset({"admin", "analyst"})
+# Besides administrators, the organisation role that reads every knowledge-health figure.
+HEALTH_ROLE = "analyst"
 
 
 def check_health_reader(
@@ -313,7 +313,7 @@ def check_health_reader(
     A group nobody has heard of is a 404 for everyone; an administrator or analyst reads a
     private group's figures (not its content) from the projection, which knows every group.
     """
-    reads_all = principal.role in HEALTH_ROLES
+    reads_all = principal.is_admin or principal.role == HEALTH_ROLE
     if group_id is None:
         if not reads_all:
             raise Forbidden(

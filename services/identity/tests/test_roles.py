@@ -292,3 +292,22 @@ def test_the_audit_log_filters_and_pages_for_admins_only(
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         assert verify_chain(session) == (4, None)
     assert "knowflow.audit.recorded.v1" in outbox_types(client)
+
+
+def test_an_admins_import_is_in_the_audit_log_once(
+    client: TestClient, people: dict[str, Json]
+) -> None:
+    ada = people["ada"]
+    body = {
+        "handle": "imported_one",
+        "display_name": "Imported",
+        "created_at": "2020-01-01T00:00:00Z",
+        "source": "https://example.org/users/1",
+    }
+    first = client.post("/users", headers=bearer(ada), json=body)
+    assert first.status_code == 201, first.text
+    assert client.post("/users", headers=bearer(ada), json=body).status_code == 200
+    [entry] = audit(client, ada, action="user.imported")
+    assert entry["target"] == f"user:{first.json()['id']}"
+    assert entry["details"] == {"source": "https://example.org/users/1"}
+    assert client.post("/users", headers=bearer(people["bob"]), json=body).status_code == 403
