@@ -69,6 +69,10 @@ def do_change_organisation_role(
     user.role = role
     session.add(user)
     flush_versioned(session)
+    # Counted again after the write, which holds SQLite's write lock (it has no FOR UPDATE):
+    # two admins demoting each other at once leave one admin, never none.
+    if previous == "admin" and _other_active_admins(session=session, user_id=user.id) == 0:
+        raise Conflict("the last admin cannot be demoted; make someone else admin first")
     record_event(
         session, OrganisationRoleChanged(user_id=user.id, role=role, changed_at=now), source=SOURCE
     )

@@ -1,7 +1,9 @@
 """Roles over HTTP: organisation roles, group roles, group edits, ownership, the audit log."""
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -311,3 +313,27 @@ def test_an_admins_import_is_in_the_audit_log_once(
     assert entry["target"] == f"user:{first.json()['id']}"
     assert entry["details"] == {"source": "https://example.org/users/1"}
     assert client.post("/users", headers=bearer(people["bob"]), json=body).status_code == 403
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    client: TestClient, people: dict[str, Json]
+) -> None:
+    ada, bob = people["ada"], people["bob"]
+    client.put(f"/users/{bob['user']['id']}/role", headers=bearer(ada), json={"role": "admin"})
+    bob = client.post("/auth/login", json={"login": "bob", "password": "correct horse"}).json()
+    barrier = threading.Barrier(2)
+
+    def demote(actor: Json, target: Json) -> int:
+        barrier.wait()
+        response = client.put(
+            f"/users/{target['user']['id']}/role", headers=bearer(actor), json={"role": "member"}
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(demote, (ada, bob), (bob, ada)))
+    assert statuses == [200, 409], statuses
+    roles = [
+        client.get("/users/me", headers=bearer(person)).json()["role"] for person in (ada, bob)
+    ]
+    assert sorted(roles) == ["admin", "member"]
