@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request, Response
 
 from services.identity import service
 from services.identity.audit import AuditEntry, AuditHead
+from services.identity.consumers import consumers
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import PasswordHashingBusy
 from services.identity.role_routes import router as role_router
@@ -48,6 +49,7 @@ SPEC = ServiceSpec(
     description="Accounts and tokens, profiles, groups and memberships, follows.",
     routers=[router, role_router],
     tables=[User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead],
+    consumers=consumers,
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     unstored_replies=frozenset({"/auth/login"}),

@@ -1,9 +1,11 @@
 """Endpoints for roles (organisation and group), group edits, ownership transfers, the audit log."""
 
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BeforeValidator
 
 from services.identity import access, roles, service
 from services.identity.audit import AuditFilter, Origin, list_entries
@@ -21,12 +23,24 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
 from shared.idempotency import IdempotentRoute
-from shared.ids import UtcDatetime
+from shared.ids import UtcDatetime, as_utc
 from shared.pagination import CursorParam, Page, PageSize, decode_cursor, encode_cursor
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match
 from shared.query import StrictQuery
 
 router = APIRouter(route_class=IdempotentRoute)
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_text(value: object) -> object:
+    """A time is RFC 3339 text with an offset: pydantic would also read "0" as epoch seconds."""
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError("a time as RFC 3339 text with an offset, e.g. 2026-01-01T09:00:00Z")
+    return value
+
+
+AuditTime = Annotated[UtcDatetime, BeforeValidator(_rfc3339_text)]
 
 Responses = dict[int | str, dict[str, Any]]
 GROUP_404: Responses = {404: {"description": "No such group (or private and not yours)"}}
@@ -177,8 +191,8 @@ def list_audit(
     target: Annotated[
         str | None, Query(max_length=200, description="Only this target (`user:<id>`).")
     ] = None,
-    since: Annotated[UtcDatetime | None, Query(description="At or after this time.")] = None,
-    until: Annotated[UtcDatetime | None, Query(description="Before this time.")] = None,
+    since: Annotated[AuditTime | None, Query(description="At or after this time.")] = None,
+    until: Annotated[AuditTime | None, Query(description="Before this time.")] = None,
 ) -> Page[AuditEntryPublic]:
     """The audit log, newest first (admins): who did what to which target, when, from where."""
     access.check_audit_reader(principal)
@@ -197,6 +211,11 @@ def list_audit(
     more = len(entries) > limit
     entries = entries[:limit]
     return Page[AuditEntryPublic](
-        items=[AuditEntryPublic.model_validate(entry, from_attributes=True) for entry in entries],
+        items=[
+            AuditEntryPublic.model_validate(entry, from_attributes=True).model_copy(
+                update={"at": as_utc(entry.at)}
+            )
+            for entry in entries
+        ],
         next_cursor=encode_cursor([entries[-1].sequence]) if more else None,
     )

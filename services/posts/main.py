@@ -22,6 +22,7 @@ from services.posts.models import (
     Reaction,
     Vote,
 )
+from services.posts.moderation_routes import router as moderation_router
 from services.posts.question_routes import router as question_router
 from services.posts.routes import router
 from shared.auth import TokenVerifier
@@ -45,7 +46,7 @@ SPEC = ServiceSpec(
         "Flow posts and replies, stock articles with revisions, questions and answers, "
         "group visibility."
     ),
-    routers=[router, question_router, answer_router],
+    routers=[router, question_router, answer_router, moderation_router],
     tables=[
         Post,
         Article,

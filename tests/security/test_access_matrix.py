@@ -244,6 +244,11 @@ def roles_cases(world: Json) -> list[Case]:
             expect(0, 403, 404, 404),
             body={"role": "member"},
         ),
+        # Hiding content: the group's moderators and owner, and admins; a plain member may not.
+        Case("PUT", f"/posts/{world['private_post']}/hidden", expect(0, 403, 404, 404)),
+        Case("DELETE", f"/posts/{world['private_post']}/hidden", expect(0, 403, 404, 404)),
+        Case("PUT", f"/posts/{world['public_post']}/hidden", expect(403, 403, 403, 0)),
+        Case("DELETE", f"/posts/{world['public_post']}/hidden", expect(403, 403, 403, 0)),
         # The audit log: admins only, with or without filters.
         Case("GET", "/audit", expect(403, 403, 403, 200)),
         Case("GET", "/audit", expect(403, 403, 403, 200), params={"target": f"group:{group}"}),
@@ -256,17 +261,19 @@ ROLE_OPERATIONS = (
     ("POST", "/groups/{group}/transfer", {"user_id": "{user}"}),
     ("PUT", "/groups/{group}/members/{user}/role", {"role": "moderator"}),
     ("GET", "/audit", None),
+    ("PUT", "/posts/{post}/hidden", None),
+    ("DELETE", "/posts/{post}/hidden", None),
 )
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic YWRhOnB3"])
-def test_role_and_audit_operations_refuse_a_missing_or_bad_token(
+def test_role_moderation_and_audit_operations_refuse_a_missing_or_bad_token(
     gateway: httpx.Client, world: Json, authorization: str | None
 ) -> None:
     user, group = world["people"]["member"]["user"]["id"], world["private_group"]
     headers = {"Authorization": authorization} if authorization else {}
     for method, template, body in ROLE_OPERATIONS:
-        path = template.format(user=user, group=group)
+        path = template.format(user=user, group=group, post=world["private_post"])
         payload = {k: str(v).format(user=user) for k, v in body.items()} if body else None
         response = gateway.request(method, path, headers=headers, json=payload)
         assert response.status_code == 401, (method, path, response.text)

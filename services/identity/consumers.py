@@ -1,0 +1,38 @@
+"""Identity's event handlers: other services' security-relevant actions, into the audit log.
+
+Idempotent: the consumer runner records each event as processed in the transaction that
+appends its entry, so a redelivery appends nothing.
+"""
+
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from services.identity.audit import Origin, record_audit
+from shared.events.consumer import Consumer
+from shared.events.contracts import AuditReported
+from shared.events.envelope import CloudEvent
+from shared.ids import as_utc
+from shared.settings import Settings
+
+AUDIT_CONSUMER = "identity-audit"
+
+
+def on_audit_reported(session: Session, envelope: CloudEvent, data: AuditReported) -> None:
+    """Chain another service's entry; its source names the service (`/knowflow/posts`)."""
+    record_audit(
+        session,
+        action=data.action,
+        target=data.target,
+        actor_id=data.actor_id,
+        actor_kind=data.actor_kind,
+        origin=Origin(ip=data.ip, request_id=data.request_id),
+        service=envelope.source.rsplit("/", 1)[-1] or "unknown",
+        at=as_utc(data.at),
+        details=data.details,
+    )
+
+
+def consumers(_settings: Settings) -> Sequence[Consumer]:
+    """The durable consumers the identity service runs."""
+    return [Consumer(AUDIT_CONSUMER, {AuditReported: on_audit_reported})]
