@@ -491,3 +491,32 @@ def mail_show(
         typer.echo(f"{name}: {value}")
     typer.echo("")
     typer.echo(mail.html if html else mail.text)
+
+
+# --- audit: the hash-chained audit log in identity's database -------------------------
+
+audit_cli = typer.Typer(help="Identity's audit log: verify its hash chain.")
+cli.add_typer(audit_cli, name="audit")
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    database_url_option: str | None = typer.Option(None, "--database-url"),
+) -> None:
+    """Walk the chain from the first entry; report the first break and exit 1, else 0."""
+    from services.identity.audit import verify_chain
+
+    engine = make_engine(database_url("identity", database_url_option))
+    try:
+        with Session(engine) as session:
+            checked, broken = verify_chain(session)
+    finally:
+        engine.dispose()
+    if broken is not None:
+        typer.echo(
+            f"audit chain broken at entry {broken.sequence}: {broken.reason} "
+            f"({checked} entries verified before it)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"audit chain intact: {checked} entries verified")

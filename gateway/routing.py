@@ -45,6 +45,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/scim-clients", "identity"),
     # SCIM 2.0: provisioning clients authenticate with their own tokens, checked by identity.
     Route("/scim/v2", "identity"),
+    Route("/api/v1/audit", "identity"),
     Route("/api/v1/posts", "posts"),
     Route("/api/v1/articles", "posts"),
     # Similar questions are a search; the rest of the Q&A family lives in posts.

@@ -138,6 +138,7 @@ def load_thread_activity(
         select(DigestContent.thread_root_id, DigestContent.author_id, DigestContent.mentions).where(
             col(DigestContent.thread_root_id) != col(DigestContent.content_id),
             col(DigestContent.deleted).is_(False),
+            col(DigestContent.hidden).is_(False),
             col(DigestContent.created_at) >= since,
             col(DigestContent.created_at) < until,
             visible_to(user_id),
@@ -184,6 +185,7 @@ def load_candidate_roots(
     query = select(DigestContent).where(
         col(DigestContent.thread_root_id) == col(DigestContent.content_id),
         col(DigestContent.deleted).is_(False),
+        col(DigestContent.hidden).is_(False),
         col(DigestContent.author_id) != user_id,
         col(DigestContent.created_at) < until,
         or_(

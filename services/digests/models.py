@@ -27,6 +27,8 @@ class DigestContent(SQLModel, table=True):
     created_at: datetime = Field(index=True)
     version: int
     deleted: bool = False
+    # Hidden by a moderator: left out of every digest until a later version shows it again.
+    hidden: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class DigestContentTag(SQLModel, table=True):

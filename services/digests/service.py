@@ -95,6 +95,7 @@ def do_project_content(*, session: Session, data: ContentSnapshot) -> bool:
         "thread_root_id": thread_root_of(data),
         "created_at": to_utc(data.created_at),
         "version": data.version,
+        "hidden": data.hidden,
     }
     if row is None:
         row = DigestContent(content_id=data.content_id, **fields)

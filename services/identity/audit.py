@@ -179,3 +179,35 @@ def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:
     if broken is None and head is not None and head.sequence != checked:
         return checked, ChainBreak(checked + 1, "entries after the last one verified are missing")
     return checked, broken
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an admin asks the log for; every field narrows (None: any)."""
+
+    actor_id: UUID | None = None
+    action: str | None = None
+    target: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+def list_entries(
+    session: Session, *, where: AuditFilter, limit: int, before_sequence: int | None = None
+) -> list[AuditEntry]:
+    """Entries matching `where`, newest first, older than `before_sequence` (keyset paging)."""
+    query = select(AuditEntry)
+    if where.actor_id is not None:
+        query = query.where(AuditEntry.actor_id == where.actor_id)
+    if where.action is not None:
+        query = query.where(AuditEntry.action == where.action)
+    if where.target is not None:
+        query = query.where(AuditEntry.target == where.target)
+    if where.since is not None:
+        query = query.where(col(AuditEntry.at) >= where.since)
+    if where.until is not None:
+        query = query.where(col(AuditEntry.at) < where.until)
+    if before_sequence is not None:
+        query = query.where(col(AuditEntry.sequence) < before_sequence)
+    query = query.order_by(col(AuditEntry.sequence).desc()).limit(limit)
+    return list(session.exec(query).all())

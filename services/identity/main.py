@@ -28,6 +28,7 @@ from services.identity.oidc_routes import router as oidc_router
 from services.identity.passwords import PasswordHashingBusy
 from services.identity.privacy_routes import router as privacy_router
 from services.identity.provisioning import router as provisioning_router
+from services.identity.role_routes import router as role_router
 from services.identity.routes import router
 from services.identity.scim.routes import on_scim_error
 from services.identity.scim.routes import router as scim_router
@@ -72,6 +73,7 @@ SPEC = ServiceSpec(
     routers=[
         privacy_router,
         router,
+        role_router,
         session_router,
         account_router,
         oidc_router,

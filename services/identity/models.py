@@ -67,6 +67,12 @@ class Group(SQLModel, table=True):
     visibility: str  # GroupVisibility
     owner_id: UUID = Field(foreign_key="identity_user.id")
     created_at: datetime = Field(default_factory=utcnow)
+    # Goes up on every edit and ownership transfer; names the group's ETag, guards UPDATEs.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+    @declared_attr  # type: ignore[arg-type]
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return versioned(cls)
 
 
 class Membership(SQLModel, table=True):
@@ -74,7 +80,7 @@ class Membership(SQLModel, table=True):
 
     group_id: UUID = Field(foreign_key="identity_group.id", primary_key=True)
     user_id: UUID = Field(foreign_key="identity_user.id", primary_key=True, index=True)
-    role: str = "member"
+    role: str = "member"  # GroupRole: owner, moderator or member
     created_at: datetime = Field(default_factory=utcnow)
 
 

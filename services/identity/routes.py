@@ -6,9 +6,9 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response, status
 from sqlmodel import Session
 
-from services.identity import privacy, service, sessions
+from services.identity import access, privacy, service, sessions
 from services.identity.audit import Origin
-from services.identity.models import Follow, Group, User
+from services.identity.models import Follow, Group, Membership, User
 from services.identity.schemas import (
     FollowCreate,
     FollowPublic,
@@ -26,7 +26,7 @@ from services.identity.schemas import (
     UserPublic,
 )
 from services.identity.sessions import SignIn, SignInMethod
-from shared.auth import CurrentUser, TokenIssuer
+from shared.auth import CurrentUser, Principal, TokenIssuer
 from shared.db import SessionDep
 from shared.errors import Unauthorized
 from shared.idempotency import IdempotentRoute
@@ -70,8 +70,32 @@ def profile_etag(user: User) -> str:
 
 
 def group_etag(group: Group) -> str:
-    """Groups cannot be edited: their stored fields name their one state."""
-    return etag(group.id, group.slug, group.name, group.description, group.visibility)
+    return etag(group.id, group.version)
+
+
+def member_public(membership: Membership, user: User) -> MemberPublic:
+    return MemberPublic(
+        user_id=user.id,
+        handle=user.handle,
+        display_name=user.display_name,
+        role=membership.role,
+        joined_at=membership.created_at,
+    )
+
+
+def read_group_detail(
+    *, session: Session, group: Group, principal: Principal, response: Response
+) -> GroupDetail:
+    """The group as the caller sees it (their membership and role), with its ETag."""
+    member, version = service.membership_state(
+        session=session, group_id=group.id, user_id=principal.user_id
+    )
+    role = access.group_role(session=session, group_id=group.id, user_id=principal.user_id)
+    response.headers["ETag"] = group_etag(group)
+    return GroupDetail.model_validate(
+        {**group.model_dump(), "is_member": member, "membership_version": version, "role": role},
+        from_attributes=True,
+    )
 
 
 def group_public(group: Group, is_member: bool) -> GroupPublic:
@@ -167,10 +191,16 @@ def update_me(
     },
 )
 def import_user(
-    principal: CurrentUser, body: UserImport, session: SessionDep, response: Response
+    principal: CurrentUser,
+    body: UserImport,
+    session: SessionDep,
+    request: Request,
+    response: Response,
 ) -> UserPublic:
     """Bring an account from elsewhere (admin): original creation time, no password."""
-    user, created = service.do_import_user(session=session, principal=principal, request=body)
+    user, created = service.do_import_user(
+        session=session, principal=principal, request=body, origin=Origin.of(request)
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return UserPublic.model_validate(user, from_attributes=True)
@@ -219,14 +249,7 @@ def read_group(
     group_id: UUID, principal: CurrentUser, session: SessionDep, response: Response
 ) -> GroupDetail:
     group = service.check_visible_group(session=session, group_id=group_id, principal=principal)
-    member, version = service.membership_state(
-        session=session, group_id=group_id, user_id=principal.user_id
-    )
-    response.headers["ETag"] = group_etag(group)
-    return GroupDetail.model_validate(
-        {**group.model_dump(), "is_member": member, "membership_version": version},
-        from_attributes=True,
-    )
+    return read_group_detail(session=session, group=group, principal=principal, response=response)
 
 
 @router.get(
@@ -234,16 +257,7 @@ def read_group(
 )
 def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) -> list[MemberPublic]:
     rows = service.list_members(session=session, principal=principal, group_id=group_id)
-    return [
-        MemberPublic(
-            user_id=user.id,
-            handle=user.handle,
-            display_name=user.display_name,
-            role=membership.role,
-            joined_at=membership.created_at,
-        )
-        for membership, user in rows
-    ]
+    return [member_public(membership, user) for membership, user in rows]
 
 
 @router.post(
@@ -252,26 +266,24 @@ def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) ->
     status_code=status.HTTP_201_CREATED,
     responses={
         400: {"description": "No such user"},
-        403: {"description": "Only the owner adds others, or to a private group"},
+        403: {"description": "Only the owner or a moderator adds others"},
         404: {"description": "No such group"},
         409: {"description": "Already a member"},
     },
 )
 def add_member(
-    group_id: UUID, body: MemberAdd, principal: CurrentUser, session: SessionDep
+    group_id: UUID, body: MemberAdd, principal: CurrentUser, session: SessionDep, request: Request
 ) -> MemberPublic:
-    """The owner adds someone; anyone may add themselves to an open group."""
+    """The owner or a moderator adds someone; anyone may add themselves to an open group."""
     membership = service.do_add_member(
-        session=session, principal=principal, group_id=group_id, user_id=body.user_id
+        session=session,
+        principal=principal,
+        group_id=group_id,
+        user_id=body.user_id,
+        origin=Origin.of(request),
     )
     user = service.check_user(session=session, user_id=body.user_id)
-    return MemberPublic(
-        user_id=user.id,
-        handle=user.handle,
-        display_name=user.display_name,
-        role=membership.role,
-        joined_at=membership.created_at,
-    )
+    return member_public(membership, user)
 
 
 @router.delete(
@@ -279,16 +291,20 @@ def add_member(
     tags=["groups"],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
-        400: {"description": "The owner cannot leave the group"},
-        403: {"description": "Only the owner removes others"},
+        400: {"description": "The owner cannot leave the group (transfer it first)"},
+        403: {"description": "Only the owner removes others; moderators remove members only"},
         404: {"description": "No such group, or not a member"},
     },
 )
 def remove_member(
-    group_id: UUID, user_id: UUID, principal: CurrentUser, session: SessionDep
+    group_id: UUID, user_id: UUID, principal: CurrentUser, session: SessionDep, request: Request
 ) -> None:
     service.do_remove_member(
-        session=session, principal=principal, group_id=group_id, user_id=user_id
+        session=session,
+        principal=principal,
+        group_id=group_id,
+        user_id=user_id,
+        origin=Origin.of(request),
     )
 
 

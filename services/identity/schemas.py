@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from services.identity.policy import valid_display_name
-from shared.events.contracts import FollowTarget, GroupVisibility
+from shared.events.contracts import FollowTarget, GroupRole, GroupVisibility
 
 Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{2,32}$", to_lower=True)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", to_lower=True)]
@@ -131,6 +131,9 @@ class GroupDetail(GroupPublic):
             "How many times the caller's membership of this group changed (joins and "
             "removals; 0 if never a member): services keeping a copy apply the highest."
         ),
+    )
+    role: GroupRole | None = Field(
+        default=None, description="The caller's role in the group (None: not a member)."
     )
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from services.identity import access
+from services.identity.audit import Origin, record_audit
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import BoundedHasher
 from services.identity.policy import check_password
@@ -33,6 +35,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
+    GroupRole,
     GroupVisibility,
     UserContactUpdated,
     UserProfileUpdated,
@@ -112,7 +115,7 @@ def do_create_account(
 
 
 def do_import_user(
-    *, session: Session, principal: Principal, request: UserImport
+    *, session: Session, principal: Principal, request: UserImport, origin: Origin | None = None
 ) -> tuple[User, bool]:
     """An admin brings an account from elsewhere; the one already imported from that source.
 
@@ -120,8 +123,7 @@ def do_import_user(
     it). Its email is a placeholder under `.invalid` (RFC 6761), which registration refuses,
     so it can never collide with a real one. Returns the user and whether it is new.
     """
-    if not principal.is_admin:
-        raise Forbidden("only an admin imports accounts")
+    access.check_admin(principal, "import accounts")
     existing = session.exec(select(User).where(User.import_source == request.source)).first()
     if existing is not None:
         return existing, False
@@ -143,6 +145,14 @@ def do_import_user(
         session,
         UserRegistered(user_id=user.id, handle=user.handle, display_name=user.display_name),
         source=SOURCE,
+    )
+    record_audit(
+        session,
+        action="user.imported",
+        target=f"user:{user.id}",
+        actor_id=principal.user_id,
+        origin=origin,
+        details={"source": request.source},
     )
     return user, True
 
@@ -317,7 +327,7 @@ def add_membership(
             group_id=group.id,
             visibility=cast(GroupVisibility, group.visibility),
             user_id=user_id,
-            role="owner" if role == "owner" else "member",
+            role=cast(GroupRole, role),
             version=version,
             added_by=added_by,
         ),
@@ -327,35 +337,63 @@ def add_membership(
 
 
 def do_add_member(
-    *, session: Session, principal: Principal, group_id: UUID, user_id: UUID
+    *,
+    session: Session,
+    principal: Principal,
+    group_id: UUID,
+    user_id: UUID,
+    origin: Origin | None = None,
 ) -> Membership:
-    """Owners add anyone; in an open group people may add themselves."""
+    """Owners and moderators add anyone; in an open group people may add themselves."""
     group = check_visible_group(session=session, group_id=group_id, principal=principal)
     if session.get(User, user_id) is None:
         # Not a 404: the group (the target) exists; it is the body that names nobody.
         raise BadRequest(f"no user {user_id}")
-    adding_self = user_id == principal.user_id
-    if group.owner_id != principal.user_id and not (adding_self and group.visibility == "open"):
-        raise Forbidden("only the group's owner can add members")
+    access.check_may_add_member(session=session, group=group, principal=principal, user_id=user_id)
     if is_member(session=session, group_id=group_id, user_id=user_id):
         raise Conflict("already a member")
-    return add_membership(
+    membership = add_membership(
         session=session, group=group, user_id=user_id, role="member", added_by=principal.user_id
     )
+    record_audit(
+        session,
+        action="group.member_added",
+        target=f"group:{group.id}",
+        actor_id=principal.user_id,
+        origin=origin,
+        details={"user_id": str(user_id), "role": "member"},
+    )
+    return membership
 
 
 def do_remove_member(
-    *, session: Session, principal: Principal, group_id: UUID, user_id: UUID
+    *,
+    session: Session,
+    principal: Principal,
+    group_id: UUID,
+    user_id: UUID,
+    origin: Origin | None = None,
 ) -> None:
-    """Owners remove members; members may leave. The owner stays."""
+    """Members may leave (the owner stays); owners and moderators remove those below them."""
     group = check_visible_group(session=session, group_id=group_id, principal=principal)
-    if group.owner_id != principal.user_id and user_id != principal.user_id:
-        raise Forbidden("only the group's owner can remove other members")
-    if user_id == group.owner_id:
-        raise BadRequest("the owner cannot leave the group")
     membership = session.get(Membership, (group_id, user_id))
+    access.check_may_leave_or_remove(
+        session=session,
+        group=group,
+        principal=principal,
+        user_id=user_id,
+        target_role=membership.role if membership is not None else None,
+    )
     if membership is None:
         raise NotFound("not a member")
+    record_audit(
+        session,
+        action="group.member_left" if user_id == principal.user_id else "group.member_removed",
+        target=f"group:{group.id}",
+        actor_id=principal.user_id,
+        origin=origin,
+        details={"user_id": str(user_id), "role": membership.role},
+    )
     remove_membership(session=session, group=group, membership=membership)
 
 

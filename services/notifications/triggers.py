@@ -38,6 +38,10 @@ _KIND_NAMES = {
 }
 
 
+# How a group role reads in a sentence ("made you a moderator of ...").
+ROLE_NAMES = {"owner": "an owner", "moderator": "a moderator", "member": "a member"}
+
+
 def is_recent(moment: datetime, *, newer_than_hours: float, now: datetime | None = None) -> bool:
     """Whether content of `moment` is new enough to tell anyone about."""
     return to_utc(moment) >= (now or utcnow()) - timedelta(hours=newer_than_hours)
@@ -285,7 +289,7 @@ def notify_membership(
             dedupe_key=f"group_added:{data.group_id}:{data.version or event_id}",
             group_key=f"group_added:{data.group_id}",
             title=f"{actor} added you to {label}",
-            reason=f"you are now {'an owner' if data.role == 'owner' else 'a member'} of it",
+            reason=f"you are now {ROLE_NAMES[data.role]} of it",
             **common,  # type: ignore[arg-type]
         )
     elif previous_role != data.role:
@@ -295,7 +299,7 @@ def notify_membership(
             kind="role_changed",
             dedupe_key=f"role_changed:{data.group_id}:{data.version or event_id}",
             group_key=f"role_changed:{data.group_id}",
-            title=f"{actor} made you {'an owner' if data.role == 'owner' else 'a member'} of {label}",
+            title=f"{actor} made you {ROLE_NAMES[data.role]} of {label}",
             reason="your role in the group changed",
             **common,  # type: ignore[arg-type]
         )

@@ -16,7 +16,7 @@ from uuid import UUID
 import httpx
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ColumnElement, Table, or_
+from sqlalchemy import ColumnElement, Table, or_, true
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select
@@ -30,6 +30,8 @@ from shared.observability import outgoing_headers
 from shared.projections import UNVERSIONED, do_apply_fact
 
 IDENTITY_TIMEOUT_SECONDS = 5.0
+# Group roles that moderate: see and hide the group's hidden content.
+MODERATING_ROLES = ("owner", "moderator")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class GroupView:
     visibility: GroupVisibility
     is_member: bool
     is_owner: bool = False  # a member with the owner role
+    is_moderator: bool = False  # a member with the moderator or the owner role
+
+    @property
+    def role(self) -> str:
+        return "owner" if self.is_owner else "moderator" if self.is_moderator else "member"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class _GroupReply(BaseModel):
     is_member: bool
     owner_id: UUID | None = None
     membership_version: int = 0
+    role: str | None = None  # the caller's role in the group (identity names it since issue 10)
 
 
 class IdentityGroups:
@@ -91,9 +99,10 @@ class IdentityGroups:
         except ValidationError:
             return UNAVAILABLE
         is_owner = reply.is_member and user_id is not None and reply.owner_id == user_id
+        is_moderator = reply.is_member and (is_owner or reply.role in MODERATING_ROLES)
         return IdentityAnswer(
             "found",
-            GroupView(reply.visibility, reply.is_member, is_owner),
+            GroupView(reply.visibility, reply.is_member, is_owner, is_moderator),
             reply.membership_version,
         )
 
@@ -149,10 +158,12 @@ def local_group_view(*, session: Session, group_id: UUID, user_id: UUID) -> Grou
         return None
     membership = session.get(KnownMembership, (group_id, user_id), populate_existing=True)
     is_member = membership is not None and membership.is_member
+    role = membership.role if membership is not None and is_member else None
     return GroupView(
         visibility=cast(GroupVisibility, group.visibility),
         is_member=is_member,
-        is_owner=is_member and membership is not None and membership.role == "owner",
+        is_owner=role == "owner",
+        is_moderator=role in MODERATING_ROLES,
     )
 
 
@@ -245,7 +256,7 @@ def confirmed_group_view(
             is_member=view.is_member,
             version=answer.membership_version,
             as_of=now,
-            role="owner" if view.is_owner else "member",
+            role=view.role,
         )
     return view
 
@@ -297,3 +308,99 @@ def readable_filter(
     """A WHERE clause keeping rows the caller may read (for list queries)."""
     groups = member_group_ids(session=session, user_id=principal.user_id)
     return or_(col(visibility) == "public", col(group_id).in_(groups))
+
+
+# --- knowledge health -----------------------------------------------------------------
+
+# Besides administrators, the organisation role that reads every knowledge-health figure.
+HEALTH_ROLE = "analyst"
+
+
+def check_health_reader(
+    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
+) -> None:
+    """Administrators and analysts read everything; a group owner reads their group's figures.
+
+    A group nobody has heard of is a 404 for everyone; an administrator or analyst reads a
+    private group's figures (not its content) from the projection, which knows every group.
+    """
+    reads_all = principal.is_admin or principal.role == HEALTH_ROLE
+    if group_id is None:
+        if not reads_all:
+            raise Forbidden(
+                "only administrators and analysts may read every tag; group owners add group_id"
+            )
+        return
+    if reads_all:
+        known = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
+        if known is not None:
+            return
+    view = confirmed_group_view(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    )
+    if view is None or (view.visibility == "private" and not view.is_member):
+        raise NotFound(f"no group {group_id}")
+    if reads_all:
+        return
+    if not is_group_owner(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    ):
+        raise Forbidden("only the group's owners, administrators and analysts may read its health")
+
+
+# --- moderation -----------------------------------------------------------------------
+
+
+def is_group_moderator(
+    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
+) -> bool:
+    """Whether the caller moderates (or owns) the group: projection first, then identity."""
+    if group_id is None:
+        return False
+    local = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
+    if local is not None and local.is_moderator:
+        return True
+    answer = identity.ask(group_id, principal.user_id)
+    view = resolve_group_view(local=local, answer=answer)
+    return view is not None and view.is_moderator
+
+
+def may_see_hidden(
+    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
+) -> bool:
+    """Hidden items stay visible to administrators and to their group's moderators and owner."""
+    return principal.is_admin or is_group_moderator(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    )
+
+
+def check_moderator(
+    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
+) -> None:
+    """Hiding is for the item's group's moderators and owner, and administrators; else 403."""
+    if not may_see_hidden(
+        session=session, principal=principal, group_id=group_id, identity=identity
+    ):
+        raise Forbidden("only the group's moderators, its owner or an administrator may hide it")
+
+
+def moderated_group_ids(*, session: Session, user_id: UUID) -> list[UUID]:
+    return list(
+        session.exec(
+            select(KnownMembership.group_id).where(
+                KnownMembership.user_id == user_id,
+                col(KnownMembership.is_member).is_(True),
+                col(KnownMembership.role).in_(MODERATING_ROLES),
+            )
+        ).all()
+    )
+
+
+def unhidden_filter(
+    *, session: Session, principal: Principal, hidden_at: Any, group_id: Any
+) -> Any:
+    """A WHERE clause dropping hidden rows, except for those who may see them (list queries)."""
+    if principal.is_admin:
+        return true()
+    groups = moderated_group_ids(session=session, user_id=principal.user_id)
+    return or_(col(hidden_at).is_(None), col(group_id).in_(groups))

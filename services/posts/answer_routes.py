@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.posts import answers, health, qa_views
+from services.posts import access, answers, health, qa_views
 from services.posts.access import IdentityDep
 from services.posts.models import Answer, Comment
 from services.posts.qa_common import check_question, list_revisions
@@ -354,7 +354,7 @@ def delete_comment(
 # --- knowledge health -----------------------------------------------------------------
 
 HEALTH_READERS: Responses = {
-    403: {"description": "Not an administrator (or, with group_id, an owner of the group)"},
+    403: {"description": "Not an administrator or analyst (or, with group_id, the group's owner)"},
     **NOT_FOUND,
 }
 
@@ -373,7 +373,7 @@ def tags_health(
     unanswered_after_hours: UnansweredAfter = 24,
 ) -> TagHealthPage:
     """Per tag: questions asked, share answered, medians, old unanswered ones, who knows."""
-    health.check_health_reader(
+    access.check_health_reader(
         session=session, principal=principal, group_id=group_id, identity=identity
     )
     _, per_tag = health.tally(
@@ -401,7 +401,7 @@ def group_health(
     unanswered_after_hours: UnansweredAfter = 24,
 ) -> GroupHealth:
     """One group's figures, in all and per tag (its owners and administrators)."""
-    health.check_health_reader(
+    access.check_health_reader(
         session=session, principal=principal, group_id=group_id, identity=identity
     )
     whole, per_tag = health.tally(

@@ -14,16 +14,8 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from services.posts.access import (
-    IdentityGroups,
-    confirmed_group_view,
-    is_group_owner,
-    local_group_view,
-)
 from services.posts.models import Answer, ContentTag, Question
 from services.posts.qa_schemas import HealthFigures, TagHealth
-from shared.auth import Principal
-from shared.errors import Forbidden, NotFound
 from shared.ids import as_utc, utcnow
 
 
@@ -59,35 +51,6 @@ class Tally:
 
 def hours(later: datetime, earlier: datetime) -> float:
     return max((as_utc(later) - as_utc(earlier)).total_seconds() / 3600, 0.0)
-
-
-def check_health_reader(
-    *, session: Session, principal: Principal, group_id: UUID | None, identity: IdentityGroups
-) -> None:
-    """Administrators read everything; a group owner reads their group's figures.
-
-    A group nobody has heard of is a 404 for everyone; an administrator reads a private
-    group's figures (not its content) from the projection, which knows every group.
-    """
-    if group_id is None:
-        if not principal.is_admin:
-            raise Forbidden("only administrators may read every tag; group owners add group_id")
-        return
-    if principal.is_admin:
-        known = local_group_view(session=session, group_id=group_id, user_id=principal.user_id)
-        if known is not None:
-            return
-    view = confirmed_group_view(
-        session=session, principal=principal, group_id=group_id, identity=identity
-    )
-    if view is None or (view.visibility == "private" and not view.is_member):
-        raise NotFound(f"no group {group_id}")
-    if principal.is_admin:
-        return
-    if not is_group_owner(
-        session=session, principal=principal, group_id=group_id, identity=identity
-    ):
-        raise Forbidden("only the group's owners and administrators may read its health")
 
 
 def tally(

@@ -22,6 +22,7 @@ from services.posts.models import (
     Reaction,
     Vote,
 )
+from services.posts.moderation_routes import router as moderation_router
 from services.posts.privacy_routes import router as privacy_router
 from services.posts.question_routes import router as question_router
 from services.posts.routes import router
@@ -46,7 +47,7 @@ SPEC = ServiceSpec(
         "Flow posts and replies, stock articles with revisions, questions and answers, "
         "group visibility."
     ),
-    routers=[router, question_router, answer_router, privacy_router],
+    routers=[router, question_router, answer_router, privacy_router, moderation_router],
     tables=[
         Post,
         Article,

@@ -32,6 +32,9 @@ class Post(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
+    # Hidden by a moderator (or the owner) of its group, or an admin: only they still see it.
+    hidden_at: datetime | None = None
+    hidden_by: UUID | None = None
 
     @declared_attr  # type: ignore[arg-type]
     def __mapper_args__(cls) -> dict[str, Any]:

@@ -57,6 +57,7 @@ def posts_public(session: Session, principal: Principal, posts: list[Post]) -> l
                 **post.model_dump(),
                 "created_at": as_utc(post.created_at),
                 "updated_at": as_utc(post.updated_at),
+                "hidden_at": as_utc(post.hidden_at) if post.hidden_at else None,
                 "formalized_as": links.get(post.id, []),
                 "reactions": counts.get(post.id, {}),
             }
@@ -205,7 +206,7 @@ def list_replies(
         session=session, principal=principal, post_id=post_id, identity=identity
     )
     replies, next_cursor = service.list_replies(
-        session=session, post=post, cursor=cursor, limit=limit
+        session=session, principal=principal, post=post, cursor=cursor, limit=limit
     )
     return Page(items=posts_public(session, principal, replies), next_cursor=next_cursor)
 

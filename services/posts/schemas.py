@@ -89,6 +89,10 @@ class PostPublic(BaseModel):
         default_factory=list, description="Articles formalized from this thread."
     )
     reactions: dict[str, int] = Field(default_factory=dict)
+    hidden_at: datetime | None = Field(
+        default=None,
+        description="When a moderator hid it (only moderators, the owner and admins see it).",
+    )
 
 
 class ReactionCreate(Strict):

@@ -19,7 +19,9 @@ from services.posts.access import (
     can_read,
     check_group_for_posting,
     item_visibility,
+    may_see_hidden,
     readable_filter,
+    unhidden_filter,
 )
 from services.posts.models import Article, ContentTag, Post, Reaction
 from services.posts.parsing import parse_mentions, parse_tags
@@ -111,6 +113,7 @@ def flush_or_conflict(session: Session) -> None:
 
 def post_snapshot(post: Post, event: type[SnapshotT]) -> SnapshotT:
     """The whole current state of a post, as the contract `event` carries it."""
+    hidden = post.hidden_at is not None
     return event(
         content_id=post.id,
         kind=cast(ContentKind, post.kind),
@@ -119,14 +122,16 @@ def post_snapshot(post: Post, event: type[SnapshotT]) -> SnapshotT:
         visibility=cast(Visibility, post.visibility),
         version=post.version,
         title=None,
-        body=post.body,
-        tags=list(post.tags),
-        mentions=list(post.mentions),
+        # A hidden post's text goes nowhere (consumers drop it) until it is shown again.
+        body="" if hidden else post.body,
+        tags=[] if hidden else list(post.tags),
+        mentions=[] if hidden else list(post.mentions),
         parent_id=post.parent_id,
         thread_id=post.thread_id,
         source_thread_id=None,
         created_at=as_utc(post.created_at),
         updated_at=as_utc(post.updated_at),
+        hidden=hidden,
     )
 
 
@@ -144,7 +149,10 @@ def check_readable(
     item_id: UUID,
     identity: IdentityGroups,
 ) -> Content:
-    """A live post or article the caller may read, or 404 (existence is not confirmed)."""
+    """A live post or article the caller may read, or 404 (existence is not confirmed).
+
+    A hidden post is readable only by those who may see hidden content in its group.
+    """
     item = session.get(model, item_id)
     if (
         item is None
@@ -155,6 +163,13 @@ def check_readable(
             group_id=item.group_id,
             visibility=item.visibility,
             identity=identity,
+        )
+        or (
+            isinstance(item, Post)
+            and item.hidden_at is not None
+            and not may_see_hidden(
+                session=session, principal=principal, group_id=item.group_id, identity=identity
+            )
         )
     ):
         raise NotFound(f"no {model.__name__.lower()} {item_id}")
@@ -298,6 +313,15 @@ def list_readable(
         query = query.where(model.author_id == author_id)
     if group_id is not None:
         query = query.where(model.group_id == group_id)
+    if model is Post:
+        query = query.where(
+            unhidden_filter(
+                session=session,
+                principal=principal,
+                hidden_at=Post.hidden_at,
+                group_id=Post.group_id,
+            )
+        )
     if kind is not None:
         query = query.where(Post.kind == kind)
     if tag:
@@ -313,10 +337,16 @@ def list_readable(
 
 
 def list_replies(
-    *, session: Session, post: Post, cursor: str | None, limit: int
+    *, session: Session, principal: Principal, post: Post, cursor: str | None, limit: int
 ) -> tuple[list[Post], str | None]:
-    """Live direct replies to a (readable) post, oldest first."""
-    query = select(Post).where(Post.parent_id == post.id, col(Post.deleted_at).is_(None))
+    """Live direct replies to a (readable) post, oldest first (hidden ones for moderators)."""
+    query = select(Post).where(
+        Post.parent_id == post.id,
+        col(Post.deleted_at).is_(None),
+        unhidden_filter(
+            session=session, principal=principal, hidden_at=Post.hidden_at, group_id=Post.group_id
+        ),
+    )
     return page_by_id(
         session=session,
         query=query,
@@ -328,11 +358,15 @@ def list_replies(
 
 
 def list_thread(*, session: Session, root: Post) -> list[Post]:
-    """The live posts of a thread, root first, in the order they were written."""
+    """The live, shown posts of a thread, root first, in the order they were written."""
     return list(
         session.exec(
             select(Post)
-            .where(Post.thread_id == root.thread_id, col(Post.deleted_at).is_(None))
+            .where(
+                Post.thread_id == root.thread_id,
+                col(Post.deleted_at).is_(None),
+                col(Post.hidden_at).is_(None),
+            )
             .order_by(col(Post.id))
         ).all()
     )

@@ -67,14 +67,20 @@ def doc_from_snapshot(data: ContentSnapshot) -> IndexDoc:
 
 
 def operation_for(data: ContentEvent) -> IndexDoc | Deletion:
-    """The index operation a content event asks for."""
-    if isinstance(data, ContentSnapshot):
+    """The index operation a content event asks for (a hidden item leaves like a deleted one)."""
+    if isinstance(data, ContentSnapshot) and not data.hidden:
         return doc_from_snapshot(data)
     return Deletion(id=data.content_id, version=data.version)
 
 
 def do_index_content(*, engine: SearchEngine, data: ContentSnapshot) -> None:
-    """Index the item's current state unless the index already holds a newer one."""
+    """Index the item's current state unless the index already holds a newer one.
+
+    A hidden item is removed at its version; shown again (a higher version), it comes back.
+    """
+    if data.hidden:
+        engine.delete([Deletion(id=data.content_id, version=data.version)])
+        return
     engine.index([doc_from_snapshot(data)])
 
 

@@ -334,6 +334,9 @@ class ContentSnapshot(ContentEvent):
     source_thread_id: UUID | None = None  # an article formalized from a thread
     created_at: datetime
     updated_at: datetime
+    # Hidden by a moderator of its group: a consumer drops the item as if deleted (title,
+    # body, tags and mentions come empty) until a later version comes with hidden false.
+    hidden: bool = False
 
 
 class PostCreated(ContentSnapshot):

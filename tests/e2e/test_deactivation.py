@@ -76,7 +76,7 @@ def test_a_deactivated_persons_token_is_refused_everywhere_within_5_seconds_and_
     assert post.status_code == 201, post.text
 
     # Only an admin deactivates; a person cannot deactivate someone else.
-    admin_id = str(admin["user"]["id"])  # type: ignore[index]
+    admin_id = str(admin["user"]["id"])
     refused = gateway.post(f"/users/{admin_id}/deactivate", headers=headers)
     assert refused.status_code == 403, refused.text
 

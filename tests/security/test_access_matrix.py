@@ -235,7 +235,114 @@ def cases(world: Json) -> list[Case]:
         Case("POST", f"/users/{member_id}/deactivate", expect(403, 403, 403, 0)),
         Case("POST", f"/users/{owner_id}/reactivate", expect(403, 403, 403, 200)),
         *qa_cases(world),
+        *roles_cases(world),
     ]
+
+
+def roles_cases(world: Json) -> list[Case]:
+    """Roles, group edits, ownership and the audit log (issue 10).
+
+    The member is a plain member (no moderator): they manage nobody. Admins have no say in
+    a private group they are not in, and are the only ones to change organisation roles
+    or read the audit log. The owner's own changes are not tried (they would change the world).
+    """
+    group, open_group = world["private_group"], world["open_group"]
+    owner_id = world["people"]["owner"]["user"]["id"]
+    member_id = world["people"]["member"]["user"]["id"]
+    outsider_id = world["people"]["outsider"]["user"]["id"]
+    return [
+        # Someone else's organisation role: admins only (the same role again changes nothing).
+        Case("PUT", f"/users/{owner_id}/role", expect(403, 403, 403, 200), body={"role": "member"}),
+        Case("PUT", f"/users/{member_id}/role", expect(403, 403, 403, 0), body={"role": "admin"}),
+        # A private group: its owner edits, hands over and changes roles; others are refused.
+        Case("PATCH", f"/groups/{group}", expect(0, 403, 404, 404), body={"name": "defaced"}),
+        Case("PATCH", f"/groups/{open_group}", expect(0, 403, 403, 403), body={"name": "x"}),
+        Case(
+            "POST",
+            f"/groups/{group}/transfer",
+            expect(0, 403, 404, 404),
+            body={"user_id": member_id},
+        ),
+        Case(
+            "POST",
+            f"/groups/{open_group}/transfer",
+            expect(0, 403, 403, 403),
+            body={"user_id": outsider_id},
+        ),
+        Case(
+            "PUT",
+            f"/groups/{group}/members/{member_id}/role",
+            expect(0, 403, 404, 404),
+            body={"role": "moderator"},
+        ),
+        Case(
+            "PUT",
+            f"/groups/{group}/members/{owner_id}/role",
+            expect(0, 403, 404, 404),
+            body={"role": "member"},
+        ),
+        # Hiding content: the group's moderators and owner, and admins; a plain member may not.
+        Case("PUT", f"/posts/{world['private_post']}/hidden", expect(0, 403, 404, 404)),
+        Case("DELETE", f"/posts/{world['private_post']}/hidden", expect(0, 403, 404, 404)),
+        Case("PUT", f"/posts/{world['public_post']}/hidden", expect(403, 403, 403, 0)),
+        Case("DELETE", f"/posts/{world['public_post']}/hidden", expect(403, 403, 403, 0)),
+        # The audit log: admins only, with or without filters.
+        Case("GET", "/audit", expect(403, 403, 403, 200)),
+        Case("GET", "/audit", expect(403, 403, 403, 200), params={"target": f"group:{group}"}),
+    ]
+
+
+ROLE_OPERATIONS = (
+    ("PUT", "/users/{user}/role", {"role": "admin"}),
+    ("PATCH", "/groups/{group}", {"name": "x"}),
+    ("POST", "/groups/{group}/transfer", {"user_id": "{user}"}),
+    ("PUT", "/groups/{group}/members/{user}/role", {"role": "moderator"}),
+    ("GET", "/audit", None),
+    ("PUT", "/posts/{post}/hidden", None),
+    ("DELETE", "/posts/{post}/hidden", None),
+)
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic YWRhOnB3"])
+def test_role_moderation_and_audit_operations_refuse_a_missing_or_bad_token(
+    gateway: httpx.Client, world: Json, authorization: str | None
+) -> None:
+    user, group = world["people"]["member"]["user"]["id"], world["private_group"]
+    headers = {"Authorization": authorization} if authorization else {}
+    for method, template, body in ROLE_OPERATIONS:
+        path = template.format(user=user, group=group, post=world["private_post"])
+        payload = {k: str(v).format(user=user) for k, v in body.items()} if body else None
+        response = gateway.request(method, path, headers=headers, json=payload)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_analyst_reads_knowledge_health_but_no_audit_log_nor_roles(
+    gateway: httpx.Client, world: Json
+) -> None:
+    analyst = register(gateway, "sec_analyst")
+    admin = world["people"]["admin"]["headers"]
+    promoted = gateway.put(
+        f"/users/{analyst['user']['id']}/role", headers=admin, json={"role": "analyst"}
+    )
+    assert promoted.status_code == 200, promoted.text
+    signed_in = gateway.post(
+        "/auth/login", json={"login": "sec_analyst", "password": "sec_analyst-long-password"}
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    assert signed_in.json()["user"]["role"] == "analyst"
+    group = world["private_group"]
+    assert gateway.get("/knowledge-health/tags", headers=headers).status_code == 200
+    assert gateway.get(f"/knowledge-health/groups/{group}", headers=headers).status_code == 200
+    # Figures only: the private group's content stays hidden.
+    assert (
+        gateway.get(f"/questions/{world['private_question']}", headers=headers).status_code == 404
+    )
+    assert gateway.get("/audit", headers=headers).status_code == 403
+    owner_id = world["people"]["owner"]["user"]["id"]
+    refused = gateway.put(f"/users/{owner_id}/role", headers=headers, json={"role": "admin"})
+    assert refused.status_code == 403
 
 
 def qa_cases(world: Json) -> list[Case]:
@@ -331,6 +438,14 @@ def test_refusals_change_nothing(gateway: httpx.Client, world: Json) -> None:
         world["people"]["member"]["user"]["id"],
     }
     assert [f["id"] for f in follows] == [world["follow"]]
+    group = gateway.get(f"/groups/{world['private_group']}", headers=owner).json()
+    assert group["name"] == "Vault" and group["owner_id"] == world["people"]["owner"]["user"]["id"]
+    assert {m["role"] for m in members} == {"owner", "member"}
+    roles = {
+        actor: gateway.get("/users/me", headers=world["people"][actor]["headers"]).json()["role"]
+        for actor in ("owner", "member", "outsider")
+    }
+    assert roles == {"owner": "member", "member": "member", "outsider": "member"}
 
 
 def test_listings_never_show_a_private_group_to_outsiders_or_admins(

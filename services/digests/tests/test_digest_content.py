@@ -13,6 +13,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     PostDeleted,
+    PostUpdated,
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
@@ -243,3 +244,21 @@ def test_excerpts_and_titles_are_plain_text_never_escaped_html(
     item = digest["sections"][0]["items"][0]
     assert item["excerpt"] == markup
     assert item["title"] == "<i>A & B</i>"
+
+
+def test_a_hidden_item_leaves_the_digest_until_it_is_shown_again(
+    client: TestClient, publish: Publish, auth_header: AuthHeader
+) -> None:
+    alice, bob = new_id(), new_id()
+    rude = content(author=bob, tags=("pkm",))
+    kept = content(author=bob, tags=("pkm",), hours_ago=2)
+    hidden = rude.model_dump() | {"version": 2, "hidden": True}
+    publish(follow(alice, "tag", "pkm"), rude, kept, PostUpdated(**hidden))
+    assert shown_ids(read_digest(client, auth_header(alice))) == [str(kept.content_id)]
+
+    shown = rude.model_dump() | {"version": 3, "hidden": False}
+    publish(PostUpdated(**shown))
+    assert set(shown_ids(read_digest(client, auth_header(alice)))) == {
+        str(rude.content_id),
+        str(kept.content_id),
+    }

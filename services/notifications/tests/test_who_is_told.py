@@ -179,10 +179,12 @@ def test_being_added_or_given_a_role_by_someone_else_notifies_but_joining_yourse
         added(ben, "member", 1, ada),  # a replay
         added(ben, "owner", 2, ada),
         added(cy, "member", 1, cy),
+        added(cy, "moderator", 2, ada),
     )
     titles = [item["title"] for item in inbox(client, auth_header(ben))]
     assert titles == ["Ada Lovelace made you an owner of “Ops”", "Ada Lovelace added you to “Ops”"]
-    assert inbox(client, auth_header(cy)) == []
+    titles = [item["title"] for item in inbox(client, auth_header(cy))]
+    assert titles == ["Ada Lovelace made you a moderator of “Ops”"]
     assert inbox(client, auth_header(ada)) == []
 
 

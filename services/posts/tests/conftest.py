@@ -19,6 +19,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
+    GroupRole,
     GroupVisibility,
 )
 from shared.events.envelope import CloudEvent
@@ -69,6 +70,12 @@ def is_member(client: TestClient, group_id: UUID, user_id: UUID, member: bool = 
         return row is not None and row.is_member == member
 
 
+def has_role(client: TestClient, group_id: UUID, user_id: UUID, role: str) -> bool:
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        row = session.get(KnownMembership, (group_id, user_id))
+        return row is not None and row.is_member and row.role == role
+
+
 @dataclass
 class Groups:
     """Drives the group projection the way identity does: by publishing its events."""
@@ -104,17 +111,24 @@ class Groups:
         wait_for(lambda: is_member(self.client, group_id, owner.id))
         return group_id
 
-    def add(self, group_id: UUID, member: User, visibility: GroupVisibility = "private") -> None:
+    def add(
+        self,
+        group_id: UUID,
+        member: User,
+        visibility: GroupVisibility = "private",
+        role: GroupRole = "member",
+    ) -> None:
+        """Add a member, or (sent again) change their role, as identity's event says."""
         self.publish(
             GroupMemberAdded(
                 group_id=group_id,
                 visibility=visibility,
                 user_id=member.id,
-                role="member",
+                role=role,
                 version=self.next_version(group_id, member.id),
             )
         )
-        wait_for(lambda: is_member(self.client, group_id, member.id))
+        wait_for(lambda: has_role(self.client, group_id, member.id, role))
 
     def remove(self, group_id: UUID, member: User, visibility: GroupVisibility = "private") -> None:
         self.publish(

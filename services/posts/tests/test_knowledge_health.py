@@ -7,6 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from services.posts.tests.conftest import Groups, User, ask
+from shared.auth import TokenIssuer
 from shared.ids import new_id
 
 
@@ -137,3 +138,32 @@ def test_an_admin_reads_a_private_groups_figures_without_its_content(
     ask(posts, owner, group_id=str(secret), tags=["ops"])
     response = posts.get(f"/knowledge-health/groups/{secret}", headers=admin.headers)
     assert response.status_code == 200 and response.json()["questions"] == 1
+
+
+def test_an_analyst_reads_every_figure_like_an_admin_and_a_member_does_not(
+    posts: TestClient, user: Callable[[str], User], groups: Groups, token_issuer: TokenIssuer
+) -> None:
+    owner = user("olga")
+    secret = groups.create(owner, "private")
+    ask(posts, owner, group_id=str(secret), tags=["ops"])
+    analyst_id = new_id()
+    analyst = {
+        "Authorization": "Bearer "
+        + token_issuer.issue(user_id=analyst_id, handle="ana", role="analyst")
+    }
+    member = {
+        "Authorization": "Bearer "
+        + token_issuer.issue(user_id=new_id(), handle="mo", role="member")
+    }
+    tags = posts.get("/knowledge-health/tags", headers=analyst)
+    assert tags.status_code == 200 and tags.json()["items"][0]["tag"] == "ops"
+    figures = posts.get(f"/knowledge-health/groups/{secret}", headers=analyst)
+    assert figures.status_code == 200 and figures.json()["questions"] == 1
+    # Figures, not content: the private group's questions stay hidden from the analyst.
+    assert (
+        posts.get("/questions", params={"group_id": str(secret)}, headers=analyst).json()["items"]
+        == []
+    )
+    assert posts.get("/knowledge-health/tags", headers=member).status_code == 403
+    unknown = posts.get(f"/knowledge-health/groups/{new_id()}", headers=analyst)
+    assert unknown.status_code == 404

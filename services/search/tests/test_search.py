@@ -193,3 +193,21 @@ def test_an_update_replaces_the_text_and_a_delete_removes_the_item(
     settle_content(search_client, me, publish_events, deleted(original, version=3))
     assert search_ids(search_client, me, "beta") == []
     assert search_ids(search_client, me, "release") == []
+
+
+def test_a_hidden_item_leaves_the_index_and_comes_back_when_shown(
+    search_client: TestClient, people: People, publish_events: Callable[..., None]
+) -> None:
+    me = people.header(new_id())
+    original = post(body="gamma rollout notes")
+    settle_content(search_client, me, publish_events, original)
+    assert search_ids(search_client, me, "gamma") == [str(original.content_id)]
+
+    # The flag decides, not the text (posts sends none, but a consumer must not rely on it).
+    hidden = updated(original, version=2, hidden=True)
+    settle_content(search_client, me, publish_events, hidden)
+    assert search_ids(search_client, me, "gamma") == []
+
+    shown = updated(original, version=3, body="gamma rollout notes", hidden=False)
+    settle_content(search_client, me, publish_events, shown)
+    assert search_ids(search_client, me, "gamma") == [str(original.content_id)]
