@@ -18,6 +18,7 @@ from scim2_tester import Status, check_server
 from deploy.launch import Platform, Ports
 from shared.natsserver import free_port, start_nats_server, wait_for_port
 from shared.testing.backends import fresh_database
+from tests.e2e.conftest import create_admin
 
 
 class HttpxSCIMClient(BaseSyncSCIMClient):
@@ -66,17 +67,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture(scope="module")
 def scim_token(platform: Platform) -> str:
     with httpx.Client(base_url=f"{platform.gateway_url}/api/v1", timeout=30) as api:
-        registered = api.post(
-            "/auth/register",
-            json={
-                "handle": "scimadmin",
-                "email": "scimadmin@example.org",
-                "password": "a long admin passphrase",
-                "display_name": "Admin",
-            },
-        )
-        assert registered.status_code == 201, registered.text
-        headers = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+        # The first admin as a deployment makes one: `knowflow-admin create-admin`.
+        headers = create_admin(platform, api, "scimadmin")["headers"]
         created = api.post("/scim-clients", headers=headers, json={"name": "checker"})
         assert created.status_code == 201, created.text
         token: str = created.json()["token"]

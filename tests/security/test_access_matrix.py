@@ -326,9 +326,7 @@ def test_an_analyst_reads_knowledge_health_but_no_audit_log_nor_roles(
         f"/users/{analyst['user']['id']}/role", headers=admin, json={"role": "analyst"}
     )
     assert promoted.status_code == 200, promoted.text
-    signed_in = gateway.post(
-        "/auth/login", json={"login": "sec_analyst", "password": "sec_analyst-long-password"}
-    )
+    signed_in = gateway.post("/auth/login", json={"login": "sec_analyst", "password": PASSWORD})
     assert signed_in.status_code == 200, signed_in.text
     headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
     assert signed_in.json()["user"]["role"] == "analyst"

@@ -19,7 +19,8 @@ from shared.testing.fixtures import ServiceClientFactory, wait_for
 
 @pytest.fixture
 def client(service_client: ServiceClientFactory) -> Iterator[TestClient]:
-    with service_client(identity_app, name="identity") as test_client:
+    # The first account is the admin, as under `make run`: these tests are not about that rule.
+    with service_client(identity_app, name="identity", first_user_is_admin=True) as test_client:
         yield test_client
 
 
