@@ -8,10 +8,12 @@ same functions as the rest of identity so the same events are emitted. Answers a
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response
 from scim2_models import (
     Context,
     InvalidFilterException,
@@ -37,8 +39,10 @@ from scim2_models.path import (
     LogicalExpr,
     LogicalOperator,
 )
+from sqlmodel import Session
 
 from services.identity.audit import Origin
+from services.identity.models import ScimClient
 from services.identity.provisioning import ProvisioningClient
 from services.identity.scim import store as scim_store
 from services.identity.scim.discovery import (
@@ -282,228 +286,151 @@ def read_schema(schema_id: str, _client: ProvisioningClient) -> Response:
     return scim_response(SCHEMAS[schema_id])
 
 
-# --- Users ---------------------------------------------------------------------------------
+# --- Users and Groups: the same seven operations over each resource type --------------------
 
 
-@router.get("/Users")
-def list_users(request: Request, session: SessionDep, _client: ProvisioningClient) -> Response:
-    query = request.query_params
-    return list_resources(
-        request=request,
-        session=session,
+@dataclass(frozen=True)
+class ResourceEndpoints:
+    """How one resource type (Users, Groups) is read and changed in identity's store."""
+
+    path: str  # "/Users"
+    kind: str  # "User": the name in `list_resources` and ResourceTypes
+    model: type[ScimUser] | type[ScimGroup]
+    show: Callable[[Session, UUID, str], ScimUser | ScimGroup]
+    create: Callable[[Session, ScimClient, Any, Origin], UUID]
+    write: Callable[[Session, ScimClient, UUID, Any, Origin], None]
+    delete: Callable[[Session, ScimClient, UUID, Origin], None]
+
+
+def add_resource_routes(endpoints: ResourceEndpoints) -> None:
+    """List, search, create, read, replace, patch and delete for one resource type."""
+    path, kind, model = endpoints.path, endpoints.kind, endpoints.model
+
+    def list_all(request: Request, session: SessionDep, _client: ProvisioningClient) -> Response:
+        query = request.query_params
+        return list_resources(
+            request=request,
+            session=session,
+            kind=kind,
+            filter_text=query.get("filter"),
+            start_index=query.get("startIndex"),
+            count=query.get("count"),
+            params=response_parameters(request),
+        )
+
+    def search(
+        request: Request, body: Body, session: SessionDep, _client: ProvisioningClient
+    ) -> Response:
+        found = search_body(body)
+        return list_resources(
+            request=request,
+            session=session,
+            kind=kind,
+            filter_text=str(found.filter) if found.filter else None,
+            start_index=found.start_index,
+            count=found.count,
+            params=ResponseParameters(
+                attributes=found.attributes, excluded_attributes=found.excluded_attributes
+            ),
+        )
+
+    def create(
+        request: Request, body: Body, session: SessionDep, client: ProvisioningClient
+    ) -> Response:
+        resource = parse(model, body, Context.RESOURCE_CREATION_REQUEST)
+        created = endpoints.create(session, client, resource, Origin.of(request))
+        shown = endpoints.show(session, created, base_url(request))
+        assert shown.meta is not None and shown.meta.location is not None
+        return scim_response(dump(shown), 201, Location=shown.meta.location)
+
+    def read(
+        request: Request, resource_id: str, session: SessionDep, _client: ProvisioningClient
+    ) -> Response:
+        shown = endpoints.show(session, check_id(resource_id), base_url(request))
+        return scim_response(dump(shown, response_parameters(request)))
+
+    def replace(
+        request: Request,
+        resource_id: str,
+        body: Body,
+        session: SessionDep,
+        client: ProvisioningClient,
+    ) -> Response:
+        resource_uuid = check_id(resource_id)
+        endpoints.show(session, resource_uuid, "")  # 404 first
+        resource = parse(model, body, Context.RESOURCE_REPLACEMENT_REQUEST)
+        endpoints.write(session, client, resource_uuid, resource, Origin.of(request))
+        return scim_response(dump(endpoints.show(session, resource_uuid, base_url(request))))
+
+    def patch(
+        request: Request,
+        resource_id: str,
+        body: Body,
+        session: SessionDep,
+        client: ProvisioningClient,
+    ) -> Response:
+        resource_uuid = check_id(resource_id)
+        resource = endpoints.show(session, resource_uuid, base_url(request))
+        apply_patch(model, resource, body)
+        endpoints.write(session, client, resource_uuid, resource, Origin.of(request))
+        shown = endpoints.show(session, resource_uuid, base_url(request))
+        return scim_response(dump(shown, response_parameters(request)))
+
+    def delete(
+        request: Request, resource_id: str, session: SessionDep, client: ProvisioningClient
+    ) -> Response:
+        endpoints.delete(session, client, check_id(resource_id), Origin.of(request))
+        return Response(status_code=204)
+
+    one = f"{path}/{{resource_id}}"
+    name = kind.lower()
+    router.add_api_route(path, list_all, methods=["GET"], name=f"list_{name}s")
+    router.add_api_route(f"{path}/.search", search, methods=["POST"], name=f"search_{name}s")
+    router.add_api_route(path, create, methods=["POST"], status_code=201, name=f"create_{name}")
+    router.add_api_route(one, read, methods=["GET"], name=f"read_{name}")
+    router.add_api_route(one, replace, methods=["PUT"], name=f"replace_{name}")
+    router.add_api_route(one, patch, methods=["PATCH"], name=f"patch_{name}")
+    router.add_api_route(one, delete, methods=["DELETE"], status_code=204, name=f"delete_{name}")
+
+
+add_resource_routes(
+    ResourceEndpoints(
+        path="/Users",
         kind="User",
-        filter_text=query.get("filter"),
-        start_index=query.get("startIndex"),
-        count=query.get("count"),
-        params=response_parameters(request),
-    )
-
-
-@router.post("/Users/.search")
-def search_users(
-    request: Request, body: Body, session: SessionDep, _client: ProvisioningClient
-) -> Response:
-    search = search_body(body)
-    return list_resources(
-        request=request,
-        session=session,
-        kind="User",
-        filter_text=str(search.filter) if search.filter else None,
-        start_index=search.start_index,
-        count=search.count,
-        params=ResponseParameters(
-            attributes=search.attributes, excluded_attributes=search.excluded_attributes
+        model=ScimUser,
+        show=lambda session, user_id, base: scim_store.user_resource(
+            session=session, user_id=user_id, base=base
+        ),
+        create=lambda session, client, resource, origin: scim_store.do_create_user(
+            session=session, client=client, resource=resource, origin=origin
+        ),
+        write=lambda session, client, user_id, resource, origin: scim_store.do_write_user(
+            session=session, client=client, user_id=user_id, resource=resource, origin=origin
+        ),
+        delete=lambda session, client, user_id, origin: scim_store.do_delete_user(
+            session=session, client=client, user_id=user_id, origin=origin
         ),
     )
-
-
-@router.post("/Users", status_code=status.HTTP_201_CREATED)
-def create_user(
-    request: Request, body: Body, session: SessionDep, client: ProvisioningClient
-) -> Response:
-    resource = parse(ScimUser, body, Context.RESOURCE_CREATION_REQUEST)
-    created = scim_store.do_create_user(
-        session=session, client=client, resource=resource, origin=Origin.of(request)
-    )
-    shown = scim_store.user_resource(session=session, user_id=created, base=base_url(request))
-    assert shown.meta is not None and shown.meta.location is not None
-    return scim_response(dump(shown), 201, Location=shown.meta.location)
-
-
-@router.get("/Users/{resource_id}")
-def read_user(
-    request: Request, resource_id: str, session: SessionDep, _client: ProvisioningClient
-) -> Response:
-    shown = scim_store.user_resource(
-        session=session, user_id=check_id(resource_id), base=base_url(request)
-    )
-    return scim_response(dump(shown, response_parameters(request)))
-
-
-@router.put("/Users/{resource_id}")
-def replace_user(
-    request: Request,
-    resource_id: str,
-    body: Body,
-    session: SessionDep,
-    client: ProvisioningClient,
-) -> Response:
-    user_id = check_id(resource_id)
-    scim_store.user_resource(session=session, user_id=user_id, base="")  # 404 first
-    resource = parse(ScimUser, body, Context.RESOURCE_REPLACEMENT_REQUEST)
-    scim_store.do_write_user(
-        session=session,
-        client=client,
-        user_id=user_id,
-        resource=resource,
-        origin=Origin.of(request),
-    )
-    shown = scim_store.user_resource(session=session, user_id=user_id, base=base_url(request))
-    return scim_response(dump(shown))
-
-
-@router.patch("/Users/{resource_id}")
-def patch_user(
-    request: Request,
-    resource_id: str,
-    body: Body,
-    session: SessionDep,
-    client: ProvisioningClient,
-) -> Response:
-    user_id = check_id(resource_id)
-    resource = scim_store.user_resource(session=session, user_id=user_id, base=base_url(request))
-    apply_patch(ScimUser, resource, body)
-    scim_store.do_write_user(
-        session=session,
-        client=client,
-        user_id=user_id,
-        resource=resource,
-        origin=Origin.of(request),
-    )
-    shown = scim_store.user_resource(session=session, user_id=user_id, base=base_url(request))
-    return scim_response(dump(shown, response_parameters(request)))
-
-
-@router.delete("/Users/{resource_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_user(
-    request: Request, resource_id: str, session: SessionDep, client: ProvisioningClient
-) -> Response:
-    scim_store.do_delete_user(
-        session=session, client=client, user_id=check_id(resource_id), origin=Origin.of(request)
-    )
-    return Response(status_code=204)
-
-
-# --- Groups --------------------------------------------------------------------------------
-
-
-@router.get("/Groups")
-def list_groups(request: Request, session: SessionDep, _client: ProvisioningClient) -> Response:
-    query = request.query_params
-    return list_resources(
-        request=request,
-        session=session,
+)
+add_resource_routes(
+    ResourceEndpoints(
+        path="/Groups",
         kind="Group",
-        filter_text=query.get("filter"),
-        start_index=query.get("startIndex"),
-        count=query.get("count"),
-        params=response_parameters(request),
-    )
-
-
-@router.post("/Groups/.search")
-def search_groups(
-    request: Request, body: Body, session: SessionDep, _client: ProvisioningClient
-) -> Response:
-    search = search_body(body)
-    return list_resources(
-        request=request,
-        session=session,
-        kind="Group",
-        filter_text=str(search.filter) if search.filter else None,
-        start_index=search.start_index,
-        count=search.count,
-        params=ResponseParameters(
-            attributes=search.attributes, excluded_attributes=search.excluded_attributes
+        model=ScimGroup,
+        show=lambda session, group_id, base: scim_store.group_resource(
+            session=session, group_id=group_id, base=base
+        ),
+        create=lambda session, client, resource, origin: scim_store.do_create_group(
+            session=session, client=client, resource=resource, origin=origin
+        ),
+        write=lambda session, client, group_id, resource, origin: scim_store.do_write_group(
+            session=session, client=client, group_id=group_id, resource=resource, origin=origin
+        ),
+        delete=lambda session, client, group_id, origin: scim_store.do_delete_group(
+            session=session, client=client, group_id=group_id, origin=origin
         ),
     )
-
-
-@router.post("/Groups", status_code=status.HTTP_201_CREATED)
-def create_group(
-    request: Request, body: Body, session: SessionDep, client: ProvisioningClient
-) -> Response:
-    resource = parse(ScimGroup, body, Context.RESOURCE_CREATION_REQUEST)
-    created = scim_store.do_create_group(
-        session=session, client=client, resource=resource, origin=Origin.of(request)
-    )
-    shown = scim_store.group_resource(session=session, group_id=created, base=base_url(request))
-    assert shown.meta is not None and shown.meta.location is not None
-    return scim_response(dump(shown), 201, Location=shown.meta.location)
-
-
-@router.get("/Groups/{resource_id}")
-def read_group(
-    request: Request, resource_id: str, session: SessionDep, _client: ProvisioningClient
-) -> Response:
-    shown = scim_store.group_resource(
-        session=session, group_id=check_id(resource_id), base=base_url(request)
-    )
-    return scim_response(dump(shown, response_parameters(request)))
-
-
-@router.put("/Groups/{resource_id}")
-def replace_group(
-    request: Request,
-    resource_id: str,
-    body: Body,
-    session: SessionDep,
-    client: ProvisioningClient,
-) -> Response:
-    group_id = check_id(resource_id)
-    scim_store.group_resource(session=session, group_id=group_id, base="")  # 404 first
-    resource = parse(ScimGroup, body, Context.RESOURCE_REPLACEMENT_REQUEST)
-    scim_store.do_write_group(
-        session=session,
-        client=client,
-        group_id=group_id,
-        resource=resource,
-        origin=Origin.of(request),
-    )
-    shown = scim_store.group_resource(session=session, group_id=group_id, base=base_url(request))
-    return scim_response(dump(shown))
-
-
-@router.patch("/Groups/{resource_id}")
-def patch_group(
-    request: Request,
-    resource_id: str,
-    body: Body,
-    session: SessionDep,
-    client: ProvisioningClient,
-) -> Response:
-    group_id = check_id(resource_id)
-    resource = scim_store.group_resource(session=session, group_id=group_id, base=base_url(request))
-    apply_patch(ScimGroup, resource, body)
-    scim_store.do_write_group(
-        session=session,
-        client=client,
-        group_id=group_id,
-        resource=resource,
-        origin=Origin.of(request),
-    )
-    shown = scim_store.group_resource(session=session, group_id=group_id, base=base_url(request))
-    return scim_response(dump(shown, response_parameters(request)))
-
-
-@router.delete("/Groups/{resource_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_group(
-    request: Request, resource_id: str, session: SessionDep, client: ProvisioningClient
-) -> Response:
-    scim_store.do_delete_group(
-        session=session, client=client, group_id=check_id(resource_id), origin=Origin.of(request)
-    )
-    return Response(status_code=204)
+)
 
 
 def apply_patch(
