@@ -18,8 +18,17 @@ TITLE_MAX = 200
 TAGS_MAX = MAX_TAGS
 
 
+# What JSON Schema's `\S` (ECMA-262 regular expressions) counts as white space, so that a
+# text the published pattern accepts is never refused here as blank (Python's `str.strip`
+# also strips U+001C..U+001F and U+0085, which the schema allows).
+ECMA_WHITE_SPACE = frozenset(
+    "\t\n\v\f\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff"
+    + "".join(chr(code) for code in range(0x2000, 0x200B))
+)
+
+
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if all(character in ECMA_WHITE_SPACE for character in value):
         raise ValueError("must not be blank")
     return value
 
