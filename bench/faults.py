@@ -36,11 +36,10 @@ from sqlalchemy import create_engine, func, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from deploy.launch import SERVICES, Ports, running_platform
+from deploy.launch import Ports, running_platform
 from services.digests.models import DigestContent
 from services.posts.models import Post
 from shared.events.bus import Bus
-from shared.natsserver import free_port
 from shared.testing.tcp_proxy import TcpProxy
 
 RESULTS = Path(__file__).parent / "results"
@@ -181,7 +180,7 @@ def main() -> int:
     digests_direct = create_engine(pg_base.update_query_dict(options))
     search = OpenSearch(hosts=[args.opensearch_url], timeout=30)
     var_dir = Path(tempfile.mkdtemp(prefix="knowflow-faults-"))
-    ports = Ports(**{name: free_port() for name in (*SERVICES, "gateway", "nats")})
+    ports = Ports.free()
     extra_env = {
         "KNOWFLOW_SEARCH_URL": f"http://127.0.0.1:{os_proxy.port}",
         "KNOWFLOW_SEARCH_INDEX_PREFIX": prefix,

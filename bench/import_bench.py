@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from deploy.admin import AdminTokens
-from deploy.launch import SERVICES, Ports, running_platform
+from deploy.launch import Ports, running_platform
 from deploy.stackexchange import DATA
 from deploy.stackexchange_import import import_dump, read_dump
-from shared.natsserver import free_port
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +33,7 @@ GOAL_SECONDS = 300.0
 def measure(site: str, concurrency: int) -> dict[str, Any]:
     dump = read_dump(DATA / site)
     with tempfile.TemporaryDirectory(prefix="kf-import-bench-") as var:
-        ports = Ports(**{name: free_port() for name in (*SERVICES, "gateway", "nats")})
+        ports = Ports.free()
         with running_platform(Path(var), ports) as running:
             key = running.var_dir / "identity" / "jwt-ed25519.pem"
             tokens = AdminTokens(Settings(jwt_private_key_file=key))

@@ -80,16 +80,7 @@ def main() -> int:
     if not (folder / "Posts.xml").exists():
         print(f"no Stack Exchange dump at {folder}", file=sys.stderr)
         return 2
-    base = args.port
-    ports = Ports(
-        gateway=base,
-        identity=base + 1,
-        posts=base + 2,
-        search=base + 3,
-        digests=base + 4,
-        notifications=base + 5,
-        nats=args.nats_port,
-    )
+    ports = Ports.from_base(args.port, args.nats_port)
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -1,4 +1,5 @@
-"""Start the whole platform on embedded defaults: NATS, the five services and the gateway.
+"""Start the whole platform on embedded defaults: NATS, the five services, the web app and
+the gateway.
 
 `make run` calls `python -m deploy.launch`. Data lives under `./var` (SQLite per
 service, JetStream files, the signing key), so it survives a restart. Ctrl-C stops
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.natsserver import start_nats_server, wait_for_port
+from shared.natsserver import free_port, start_nats_server, wait_for_port
 
 SERVICES = ("identity", "posts", "search", "digests", "notifications")
 # `make run` and `make demo` only: whoever registers first on a fresh `var/` is the admin.
@@ -35,10 +36,30 @@ class Ports:
     search: int = 8003
     digests: int = 8004
     notifications: int = 8005
+    web: int = 8006
     nats: int = 4222
 
     def of(self, name: str) -> int:
         return int(getattr(self, name))
+
+    @classmethod
+    def from_base(cls, base: int, nats: int) -> "Ports":
+        """The gateway on `base`, the services and the web app on the ports after it."""
+        return cls(
+            gateway=base,
+            identity=base + 1,
+            posts=base + 2,
+            search=base + 3,
+            digests=base + 4,
+            notifications=base + 5,
+            web=base + 6,
+            nats=nats,
+        )
+
+    @classmethod
+    def free(cls) -> "Ports":
+        """Free ports for every process (tests and benchmarks, side by side)."""
+        return cls(**{name: free_port() for name in (*SERVICES, "web", "gateway", "nats")})
 
 
 @dataclass
@@ -69,6 +90,9 @@ class Platform:
                 "KNOWFLOW_SEARCH_SERVICE_URL": self.url("search"),
                 "KNOWFLOW_DIGESTS_URL": self.url("digests"),
                 "KNOWFLOW_NOTIFICATIONS_URL": self.url("notifications"),
+                "KNOWFLOW_WEB_URL": self.url("web"),
+                "KNOWFLOW_WEB_API_URL": self.url("gateway"),
+                "KNOWFLOW_WEB_SESSION_KEY_FILE": str(self.var_dir / "web" / "session.key"),
                 "KNOWFLOW_MAIL_DIR": str(self.var_dir / "mail"),
                 "KNOWFLOW_SIGNING_KEY_FILE": str(self.var_dir / "notifications" / "signing.key"),
                 "KNOWFLOW_WEBHOOK_SECRET_KEY_FILE": str(
@@ -161,7 +185,7 @@ def running_platform(
     extra_env: dict[str, str] | None = None,
     database_urls: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
-    """Start NATS, the services and the gateway; stop them all on exit."""
+    """Start NATS, the services, the web app and the gateway; stop them all on exit."""
     platform = Platform(
         var_dir=var_dir.resolve(),
         ports=ports or Ports(),
@@ -183,6 +207,9 @@ def running_platform(
             )
         for name in SERVICES:
             platform.wait_ready(name, platform.url(name))
+        # Before the gateway, whose readiness includes it; it calls the gateway per request.
+        platform.start_uvicorn("web", "services.web.main", platform.ports.web, "127.0.0.1", extra)
+        platform.wait_ready("web", platform.url("web"))
         platform.start_uvicorn(
             "gateway", "gateway.main", platform.ports.gateway, gateway_host, extra
         )
@@ -208,16 +235,7 @@ def main() -> int:
         "--nats-port", type=int, default=int(os.environ.get("KNOWFLOW_NATS_PORT", "4222"))
     )
     args = parser.parse_args()
-    base = args.port
-    ports = Ports(
-        gateway=base,
-        identity=base + 1,
-        posts=base + 2,
-        search=base + 3,
-        digests=base + 4,
-        notifications=base + 5,
-        nats=args.nats_port,
-    )
+    ports = Ports.from_base(args.port, args.nats_port)
     # Installed explicitly: a shell that starts us in the background ignores SIGINT.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -225,7 +243,7 @@ def main() -> int:
         with running_platform(
             Path(args.var_dir), ports, gateway_host=args.host, extra_env=LOCAL_ENV
         ) as platform:
-            print(f"Knowflow is running at {platform.gateway_url}", flush=True)
+            print(f"Knowflow is running at {platform.gateway_url}/", flush=True)
             print(
                 f"  API docs: {platform.gateway_url}/docs   (Ctrl-C stops everything)", flush=True
             )

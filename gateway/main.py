@@ -8,10 +8,13 @@ resolution or middleware stack runs per forwarded request (see bench/README.md).
 import asyncio
 import contextlib
 import logging
+import mimetypes
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi.openapi.docs import get_swagger_ui_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -34,6 +37,23 @@ from shared.web import problem_response
 log = logging.getLogger(__name__)
 
 Handler = Callable[[], Awaitable[Response]]
+
+# Swagger UI's script, styles and icon, as the fastapi-offline package ships them: /docs
+# needs nothing from another site.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSET_NAMES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+
+
+def docs_asset_handler(name: str) -> Handler:
+    """One of Swagger UI's files, read once, cached by browsers for a day."""
+    body = (DOCS_ASSETS / name).read_bytes()
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    headers = {"cache-control": "public, max-age=86400"}
+
+    async def serve() -> Response:
+        return Response(body, media_type=media_type, headers=headers)
+
+    return serve
 
 
 class Gateway:
@@ -74,7 +94,9 @@ class Gateway:
             observe=self.proxy.observe,
         )
         self.forward = self.limiter if settings.rate_limit_enabled else self.proxy
-        self.openapi = OpenAPICache(self.urls, self.table)
+        # The web app serves pages, not API: it has no part in the merged document.
+        api_urls = {name: url for name, url in self.urls.items() if name != "web"}
+        self.openapi = OpenAPICache(api_urls, self.table)
         self.readiness_timeout = readiness_timeout
         self.own: dict[str, Handler] = {
             "/healthz": self.healthz,
@@ -84,11 +106,19 @@ class Gateway:
             "/asyncapi.json": self.asyncapi_json,
             "/asyncapi": self.asyncapi_page,
         }
+        for name in DOCS_ASSET_NAMES:
+            self.own[f"/docs/assets/{name}"] = docs_asset_handler(name)
         if settings.metrics_token:  # otherwise /metrics is not served here at all
             self.own["/metrics"] = self.metrics
         self.edge = EdgeHeaders(settings)
         self.http = cors(settings, self.route)
-        docs = get_swagger_ui_html(openapi_url="/openapi.json", title="Knowflow API")
+        docs = get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Knowflow API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
         self.docs_page = bytes(docs.body), docs_csp(bytes(docs.body))
         # The event contract is a function of the code: built on first request, then kept.
         self.asyncapi: tuple[bytes, bytes] | None = None

@@ -62,6 +62,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/webhooks", "notifications"),
 )
 
+# Every path outside the API families is a page of the web app (services/web), which
+# signs people in with its own session cookie: the gateway forwards pages without a token.
+API_FAMILIES = (API_PREFIX + "/", "/scim/")
+PAGES = Route("/", "web", "/")
+
 # (method, public path) pairs that are forwarded without a token.
 PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -96,7 +101,23 @@ def upstream_urls(settings: Settings) -> dict[str, str]:
         "search": settings.search_service_url.rstrip("/"),
         "digests": settings.digests_url.rstrip("/"),
         "notifications": settings.notifications_url.rstrip("/"),
+        "web": settings.web_url.rstrip("/"),
     }
+
+
+# The gateway's own paths, never a page, whether or not it serves them (/metrics only with
+# a token configured).
+GATEWAY_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/openapi.json", "/asyncapi.json"})
+
+
+def is_page(path: str) -> bool:
+    """Whether a path is the web app's (anything outside the API families)."""
+    return (
+        path != API_PREFIX
+        and path != "/scim"
+        and not path.startswith(API_FAMILIES)
+        and path not in GATEWAY_PATHS
+    )
 
 
 class RouteTable:
@@ -121,6 +142,8 @@ class RouteTable:
             prefix = route.public
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                 return route, route.upstream_prefix + path[len(prefix) :]
+        if is_page(path):
+            return PAGES, path
         return None
 
     def public_path(self, service: str, upstream_path: str) -> str | None:
@@ -168,6 +191,8 @@ def needs_token_at_gateway(path: str) -> bool:
     knows. Services verify tokens themselves on every operation.
     """
     if any(path == prefix or path.startswith(prefix + "/") for prefix in SERVICE_AUTHENTICATED):
+        return False
+    if is_page(path):
         return False
     return path not in PUBLIC_PATHS and not any(
         path.startswith(prefix) for _method, prefix in PUBLIC_PREFIXES

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     search_service_url: str = "http://127.0.0.1:8003"
     digests_url: str = "http://127.0.0.1:8004"
     notifications_url: str = "http://127.0.0.1:8005"
+    # The web app (pages for people), routed by the gateway at every path outside the API.
+    web_url: str = "http://127.0.0.1:8006"
 
     # Where people reach Knowflow: links in e-mails and webhooks are made from it.
     public_url: str = "http://127.0.0.1:8000"
@@ -168,6 +170,13 @@ class Settings(BaseSettings):
     oidc_state_key_file: Path = Path("./var/identity/oidc-state.key")
     # False: only single sign-on; /auth/login and /auth/register answer 403.
     password_login_enabled: bool = True
+
+    # The web app calls the public API here, with the signed-in person's token (the
+    # gateway, reached directly: not through a proxy in front of it).
+    web_api_url: str = "http://127.0.0.1:8000"
+    # Signs the web app's session cookie (the person's tokens and the CSRF secret).
+    web_session_key_file: Path = Path("./var/web/session.key")
+    web_api_timeout_seconds: float = 10.0
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -34,7 +34,7 @@ def test_import_contracts_catch_a_service_importing_another(tmp_path: Path) -> N
         "services",
         *(
             f"services/{name}"
-            for name in ("identity", "posts", "search", "digests", "notifications")
+            for name in ("identity", "posts", "search", "digests", "notifications", "web")
         ),
     ):
         (tmp_path / package).mkdir(parents=True, exist_ok=True)

@@ -155,21 +155,25 @@ GatewayFactory = Callable[..., Any]
 
 @pytest.fixture
 def echo_upstreams(token_issuer: TokenIssuer) -> Iterator[dict[str, tuple[EchoUpstream, str]]]:
-    """identity (serving the test JWKS), posts and search echo upstreams; digests is down."""
+    """identity (serving the test JWKS), posts, search and web echo upstreams; digests is
+    down."""
     upstreams = {
         "identity": EchoUpstream("identity", jwks=token_issuer.jwks()),
         "posts": EchoUpstream("posts"),
         "search": EchoUpstream("search"),
+        "web": EchoUpstream("web"),
     }
     with (
         serve(upstreams["identity"]) as identity,
         serve(upstreams["posts"]) as posts,
         serve(upstreams["search"]) as search,
+        serve(upstreams["web"]) as web,
     ):
         yield {
             "identity": (upstreams["identity"], identity),
             "posts": (upstreams["posts"], posts),
             "search": (upstreams["search"], search),
+            "web": (upstreams["web"], web),
         }
 
 
@@ -181,6 +185,7 @@ def gateway_settings(tmp_path: Path, urls: dict[str, str], **overrides: Any) -> 
         "search_service_url": urls.get("search", down),
         "digests_url": urls.get("digests", down),
         "notifications_url": urls.get("notifications", down),
+        "web_url": urls.get("web", down),
         "jwt_private_key_file": tmp_path / "unused.pem",
         "log_json": False,
     }

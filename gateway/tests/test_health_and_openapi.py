@@ -33,7 +33,8 @@ def test_readyz_is_503_problem_naming_the_down_upstream(gateway_url: str) -> Non
 def test_readyz_is_200_when_every_upstream_is_ready(tmp_path: Path) -> None:
     upstream = EchoUpstream("any")
     with serve(upstream) as up:
-        urls = dict.fromkeys(("identity", "posts", "search", "digests", "notifications"), up)
+        names = ("identity", "posts", "search", "digests", "notifications", "web")
+        urls = dict.fromkeys(names, up)
         with serve(create_app(gateway_settings(tmp_path, urls))) as url:
             response = httpx.get(url + "/readyz")
     assert response.status_code == 200

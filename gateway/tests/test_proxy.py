@@ -214,9 +214,22 @@ def test_percent_encoding_in_path_is_kept(gateway_url: str, auth_header: AuthHea
     assert echo(response)["raw_path"] == "/search/a%2Fb%20c"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/postsx", "/elsewhere", "/api/v1"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing", "/api/v1/postsx", "/api/v1", "/scim/v1", "/metrics"]
+)
 def test_unknown_path_is_404_problem(gateway_url: str, path: str) -> None:
     assert_problem(httpx.get(gateway_url + path), 404)
+
+
+@pytest.mark.parametrize("path", ["/", "/questions/42", "/static/app.css", "/api", "/apix/v1"])
+def test_every_path_outside_the_api_goes_to_the_web_app_without_a_token_check(
+    gateway_url: str, path: str
+) -> None:
+    response = httpx.get(gateway_url + path)  # no token: the web app has its own sessions
+    seen = echo(response)
+    assert seen["service"] == "web"
+    assert seen["raw_path"] == path
+    assert "authorization" not in seen["headers"]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

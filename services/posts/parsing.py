@@ -1,7 +1,10 @@
 """Hashtags and @mentions in text: the tags and handles a body refers to."""
 
-import re
 from collections.abc import Iterable
+
+from shared.hashtags import HASHTAG as _HASHTAG
+from shared.hashtags import MENTION as _MENTION
+from shared.hashtags import TAG_PATTERN
 
 # Tags an item keeps (given and parsed together) and people it mentions. A body past
 # the cap keeps its first ones: the text is still stored and searched in full, and a
@@ -9,12 +12,7 @@ from collections.abc import Iterable
 MAX_TAGS = 50
 MAX_MENTIONS = 50
 
-# A tag is what identity lets people follow: a letter or digit first, at most 50 in all.
-TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
-# Not after a word character, '#', '&' or '/': skips "C#", "##", "&#39;" and URL fragments.
-_HASHTAG = re.compile(r"(?<![\w#&/])#([a-z0-9][a-z0-9_-]{0,49})(?![\w-])", re.IGNORECASE)
-# Not after a word character or '@': skips e-mail addresses and "@@".
-_MENTION = re.compile(r"(?<![\w@])@([a-z0-9_]{2,32})(?!\w)", re.IGNORECASE)
+__all__ = ["TAG_PATTERN", "normalise_tag", "parse_mentions", "parse_tags"]
 
 
 def unique(values: Iterable[str], limit: int | None = None) -> list[str]:

@@ -13,6 +13,7 @@
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,20 @@ def require_oidc_provider() -> str:
     reason = (
         "no OpenID Provider: start one with `bash deploy/oidc/run.sh start` "
         "and set KNOWFLOW_TEST_OIDC_URL=http://127.0.0.1:55490"
+    )
+    if real_backends_required():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def require_chromium() -> str:
+    """Chromium's executable (Debian's package), or skip (locally) / fail (CI) with the reason."""
+    path = os.environ.get("KNOWFLOW_CHROMIUM") or shutil.which("chromium")
+    if path:
+        return path
+    reason = (
+        "no Chromium for the browser suite: `apt-get install chromium` "
+        "(or set KNOWFLOW_CHROMIUM to the browser's executable)"
     )
     if real_backends_required():
         pytest.fail(reason)

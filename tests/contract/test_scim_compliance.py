@@ -16,7 +16,7 @@ from scim2_client import BaseSyncSCIMClient
 from scim2_tester import Status, check_server
 
 from deploy.launch import Platform, Ports
-from shared.natsserver import free_port, start_nats_server, wait_for_port
+from shared.natsserver import start_nats_server, wait_for_port
 from shared.testing.backends import fresh_database
 from tests.e2e.conftest import create_admin
 
@@ -46,7 +46,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """NATS, identity and the gateway (the other services are not needed for SCIM)."""
     var_dir: Path = tmp_path_factory.mktemp("scim").resolve()
     (var_dir / "logs").mkdir()
-    ports = Ports(gateway=free_port(), identity=free_port(), nats=free_port())
+    ports = Ports.free()
     with fresh_database(var_dir, "identity") as database_url:
         running = Platform(var_dir=var_dir, ports=ports, database_urls={"identity": database_url})
         try:

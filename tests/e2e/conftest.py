@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from deploy.launch import SERVICES, Platform, Ports, running_platform
-from shared.natsserver import free_port
 from shared.testing.backends import fresh_database, production_stack, require_opensearch
 
 
@@ -24,16 +23,8 @@ from shared.testing.backends import fresh_database, production_stack, require_op
 def started_platform(
     tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None
 ) -> Iterator[Platform]:
-    """NATS, the five services and the gateway as processes on free ports."""
-    ports = Ports(
-        gateway=free_port(),
-        identity=free_port(),
-        posts=free_port(),
-        search=free_port(),
-        digests=free_port(),
-        notifications=free_port(),
-        nats=free_port(),
-    )
+    """NATS, the five services, the web app and the gateway as processes on free ports."""
+    ports = Ports.free()
     var_dir: Path = tmp_path_factory.mktemp("platform")
     environment = dict(extra_env or {})
     if production_stack():

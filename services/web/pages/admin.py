@@ -1,0 +1,5 @@
+"""Pages: admin (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

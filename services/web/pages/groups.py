@@ -1,0 +1,5 @@
+"""Pages: groups (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Pages: people (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Pages: posts (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

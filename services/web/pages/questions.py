@@ -1,0 +1,5 @@
+"""Pages: questions (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

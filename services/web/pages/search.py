@@ -1,0 +1,5 @@
+"""Pages: search (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

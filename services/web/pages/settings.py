@@ -1,0 +1,5 @@
+"""Pages: settings (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,147 @@
+"""Signing up, in and out in a real browser; the inbox updating live; forms and /docs safe."""
+
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import BrowserContext, Page, expect
+
+from deploy.launch import Platform
+from tests.browser.conftest import (
+    PASSWORD,
+    assert_accessible,
+    new_person,
+    screenshot,
+    sign_in,
+)
+
+
+def test_a_newcomer_creates_an_account_signs_out_and_signs_in_again(
+    page: Page, axe: Axe, request: pytest.FixtureRequest
+) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Learn from the people you work with")
+    assert_accessible(page, axe)
+    page.get_by_role("link", name="Create an account").click()
+    handle = f"newcomer_{int(time.time() * 1000) % 10**8}"
+    page.get_by_label("Handle").fill(handle)
+    page.get_by_label("Your name").fill("Nora Newcomer")
+    page.get_by_label("E-mail").fill(f"{handle}@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    assert_accessible(page, axe)
+    screenshot(page, request, "register")
+    page.get_by_role("button", name="Create account").click()
+
+    expect(page.get_by_role("status").first).to_contain_text("Welcome to Knowflow")
+    expect(page.get_by_role("link", name="Nora Newcomer")).to_be_visible()
+    assert_accessible(page, axe)
+    screenshot(page, request, "home")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to Knowflow")).to_be_visible()
+    page.get_by_label("Handle or e-mail").fill(handle)
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert_accessible(page, axe)
+    screenshot(page, request, "wrong-password")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_a_page_that_needs_a_person_sends_a_visitor_to_sign_in_and_back(
+    page: Page, api: httpx.Client
+) -> None:
+    person = new_person(api, "Returner")
+    page.goto("/inbox")
+    assert urlsplit(page.url).path == "/login"
+    page.get_by_label("Handle or e-mail").fill(person.handle)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Inbox", exact=True)).to_be_visible()
+    assert urlsplit(page.url).path == "/inbox"
+
+
+def test_the_inbox_shows_a_mention_live_and_counts_it_unread(
+    page: Page, api: httpx.Client, axe: Axe, request: pytest.FixtureRequest
+) -> None:
+    reader = new_person(api, "Reader")
+    writer = new_person(api, "Writer")
+    sign_in(page, reader)
+    page.goto("/inbox")
+    expect(page.get_by_text("Nothing here yet")).to_be_visible()
+    badge = page.locator("#unread-badge")
+    expect(badge).to_be_hidden()
+    # The page is open and left alone: the mention must arrive without a reload.
+    page.wait_for_timeout(500)  # the event stream connects
+    response = api.post(
+        "/posts",
+        json={"body": f"@{reader.handle} could you look at #deployments?"},
+        headers=writer.headers,
+    )
+    assert response.status_code == 201, response.text
+    item = page.locator("[data-inbox] li.card").first
+    expect(item).to_contain_text("mentioned", timeout=20_000)
+    expect(badge).to_be_visible()
+    expect(badge).to_contain_text("1")
+    assert_accessible(page, axe)
+    screenshot(page, request, "live-mention")
+
+    page.reload()
+    expect(page.locator("[data-inbox] li.card.unread")).to_have_count(1)
+    page.get_by_role("button", name="Mark read").click()
+    expect(page.locator("[data-inbox] li.card.unread")).to_have_count(0)
+    expect(page.locator("#unread-badge")).to_be_hidden()
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(
+    platform: Platform, api: httpx.Client
+) -> None:
+    person = new_person(api, "Target")
+    with httpx.Client(base_url=platform.gateway_url) as browserless:
+        browserless.get("/login")  # a session cookie, whose CSRF secret we do not send
+        refused = browserless.post("/login", data={"login": person.handle, "password": PASSWORD})
+        assert refused.status_code == 403
+        assert "expired or did not come from Knowflow" in refused.text
+        forged = browserless.post(
+            "/login",
+            data={"login": person.handle, "password": PASSWORD, "csrf_token": "guessed"},
+        )
+        assert forged.status_code == 403
+        # Still nobody signed in.
+        assert browserless.get("/inbox").headers["location"].startswith("/login")
+
+
+def test_pages_send_a_strict_content_security_policy_and_httponly_cookies(
+    platform: Platform,
+) -> None:
+    response = httpx.get(f"{platform.gateway_url}/login")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_the_api_docs_render_with_nothing_loaded_from_another_site(
+    context: BrowserContext, platform: Platform, request: pytest.FixtureRequest
+) -> None:
+    elsewhere: list[str] = []
+
+    def only_here(route, intercepted) -> None:  # type: ignore[no-untyped-def]
+        if urlsplit(intercepted.url).hostname != "127.0.0.1":
+            elsewhere.append(intercepted.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page = context.new_page()
+    page.route("**/*", only_here)
+    page.goto("/docs")
+    expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("/api/v1/questions").first).to_be_visible()
+    screenshot(page, request, "docs")
+    assert elsewhere == []
