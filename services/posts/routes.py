@@ -47,10 +47,12 @@ TagParam = Annotated[str | None, Query(max_length=51, description="A tag, with o
 
 
 def posts_public(session: Session, principal: Principal, posts: list[Post]) -> list[PostPublic]:
-    """Posts with their formalized articles and reaction counts (two queries for all)."""
+    """Posts with their formalized articles, reactions and replies (four queries for all)."""
     ids = [post.id for post in posts]
     links = service.formalized_as(session=session, principal=principal, post_ids=ids)
     counts = service.reaction_counts(session=session, post_ids=ids)
+    mine = service.own_reactions(session=session, principal=principal, post_ids=ids)
+    replies = service.reply_counts(session=session, post_ids=ids)
     return [
         PostPublic.model_validate(
             {
@@ -60,6 +62,8 @@ def posts_public(session: Session, principal: Principal, posts: list[Post]) -> l
                 "hidden_at": as_utc(post.hidden_at) if post.hidden_at else None,
                 "formalized_as": links.get(post.id, []),
                 "reactions": counts.get(post.id, {}),
+                "my_reactions": mine.get(post.id, []),
+                "reply_count": replies.get(post.id, 0),
             }
         )
         for post in posts

@@ -98,6 +98,12 @@ class PostPublic(BaseModel):
         default_factory=list, description="Articles formalized from this thread."
     )
     reactions: dict[str, int] = Field(default_factory=dict)
+    my_reactions: list[ReactionKind] = Field(
+        default_factory=list, description="The caller's own reactions to this post."
+    )
+    reply_count: int = Field(
+        default=0, description="Direct replies shown to everyone (live and not hidden)."
+    )
     hidden_at: datetime | None = Field(
         default=None,
         description="When a moderator hid it (only moderators, the owner and admins see it).",

@@ -448,3 +448,36 @@ def reaction_counts(*, session: Session, post_ids: list[UUID]) -> dict[UUID, dic
     for post_id, kind, count in rows:
         counts[post_id][kind] = int(count)
     return counts
+
+
+def own_reactions(
+    *, session: Session, principal: Principal, post_ids: list[UUID]
+) -> dict[UUID, list[str]]:
+    """The caller's reaction kinds for each post (one query)."""
+    if not post_ids:
+        return {}
+    rows = session.exec(
+        select(Reaction.post_id, Reaction.kind)
+        .where(col(Reaction.post_id).in_(post_ids), Reaction.user_id == principal.user_id)
+        .order_by(col(Reaction.kind))
+    ).all()
+    kinds: dict[UUID, list[str]] = defaultdict(list)
+    for post_id, kind in rows:
+        kinds[post_id].append(kind)
+    return kinds
+
+
+def reply_counts(*, session: Session, post_ids: list[UUID]) -> dict[UUID, int]:
+    """Live, shown direct replies of each post (one query; hidden ones are not counted)."""
+    if not post_ids:
+        return {}
+    rows = session.exec(
+        select(Post.parent_id, func.count())
+        .where(
+            col(Post.parent_id).in_(post_ids),
+            col(Post.deleted_at).is_(None),
+            col(Post.hidden_at).is_(None),
+        )
+        .group_by(col(Post.parent_id))
+    ).all()
+    return {parent_id: int(count) for parent_id, count in rows if parent_id is not None}

@@ -275,3 +275,23 @@ def test_post_events_are_recorded_with_type_audience_and_version(
     created = outbox_events(posts)[0][1].data
     assert created["tags"] == ["world"] and created["kind"] == "post"
     assert created["body"] == "hello #world" and created["thread_id"] == public["id"]
+
+
+def test_a_post_tells_its_shown_replies_and_the_callers_own_reactions(
+    posts: TestClient, user: Callable[[str], User]
+) -> None:
+    ada, bob = user("ada"), user("bob")
+    root = post(posts, ada, "counting replies")
+    post(posts, bob, "one", parent_id=root["id"])
+    gone = post(posts, bob, "two", parent_id=root["id"])
+    post(posts, ada, "three", parent_id=root["id"])
+    assert posts.delete(f"/posts/{gone['id']}", headers=bob.headers).status_code == 204
+    posts.post(f"/posts/{root['id']}/reactions", json={"kind": "thanks"}, headers=bob.headers)
+
+    as_bob = posts.get(f"/posts/{root['id']}", headers=bob.headers).json()
+    assert as_bob["reply_count"] == 2
+    assert as_bob["my_reactions"] == ["thanks"]
+    as_ada = posts.get("/posts", params={"kind": "post"}, headers=ada.headers).json()["items"]
+    listed = next(item for item in as_ada if item["id"] == root["id"])
+    assert listed["reply_count"] == 2
+    assert listed["reactions"] == {"thanks": 1} and listed["my_reactions"] == []
