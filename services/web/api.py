@@ -172,6 +172,18 @@ class Api:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        return (await self.exchange(method, path, params=params, json=json, headers=headers))[0]
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """The answer's JSON and its headers (an ETag to send back as If-Match)."""
         token = await self.token()
         response = await send(
             self.client,
@@ -183,7 +195,7 @@ class Api:
             headers=headers,
         )
         try:
-            return answer(response)
+            return answer(response), response.headers
         except SignInRequired:
             if token is not None:  # revoked, deactivated, or signed out elsewhere
                 self.session.sign_out()
@@ -191,6 +203,11 @@ class Api:
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
+
+    async def get_with_etag(self, path: str) -> tuple[Any, str | None]:
+        """An item and the ETag naming the version read (for If-Match when changing it)."""
+        body, headers = await self.exchange("GET", path)
+        return body, headers.get("etag")
 
     async def post(self, path: str, json: Any = None, **params: Any) -> Any:
         return await self.request("POST", path, json=json, params=params or None)

@@ -57,6 +57,19 @@ def _link_tags_and_mentions(state: StateCore) -> None:
         block.children = children
 
 
+def _demote_headings(state: StateCore) -> None:
+    """A person's `# Heading` is an h2: the page's one h1 is its own title."""
+    for token in state.tokens:
+        if token.type in ("heading_open", "heading_close") and token.tag in (
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+        ):
+            token.tag = f"h{int(token.tag[1]) + 1}"
+
+
 def _split(text: str) -> list[Token]:
     matches = sorted(
         [
@@ -95,6 +108,7 @@ def _renderer() -> MarkdownIt:
     renderer = MarkdownIt("commonmark", {"html": False, "typographer": False})
     renderer.enable(["table", "strikethrough"])
     renderer.core.ruler.push("knowflow_links", _link_tags_and_mentions)
+    renderer.core.ruler.push("knowflow_headings", _demote_headings)
     return renderer
 
 

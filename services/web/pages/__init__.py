@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from services.web.pages import (
     admin,
+    articles,
     auth,
     groups,
     home,
@@ -23,6 +24,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     lookups.router,
     questions.router,
     posts.router,
+    articles.router,
     search.router,
     people.router,
     groups.router,
