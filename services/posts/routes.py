@@ -75,6 +75,9 @@ def article_public(article: Article) -> ArticlePublic:
         {
             **article.model_dump(),
             "source_thread_id": article.source_thread_id or article.source_question_id,
+            "source_kind": "question"
+            if article.source_question_id
+            else ("post" if article.source_thread_id else None),
             "created_at": as_utc(article.created_at),
             "updated_at": as_utc(article.updated_at),
         }

@@ -154,6 +154,10 @@ class ArticlePublic(BaseModel):
     source_thread_id: UUID | None = Field(
         description="The thread (post or question) this article formalizes."
     )
+    source_kind: Literal["post", "question"] | None = Field(
+        default=None,
+        description="What `source_thread_id` names: a post's thread or a question.",
+    )
     contributors: list[Contributor] = Field(
         default_factory=list,
         description="Everyone credited: the thread's authors and who formalized it.",

@@ -26,6 +26,7 @@ def test_article_starts_at_revision_1_with_given_tags_and_hashtags(
     assert created["tags"] == ["kubernetes", "helm"]
     assert created["mentions"] == ["ada"]
     assert created["visibility"] == "public"
+    assert created["source_thread_id"] is None and created["source_kind"] is None
     read = posts.get(f"/articles/{created['id']}", headers=user("bob").headers)
     assert read.status_code == 200 and read.json()["title"] == "How we deploy"
 
@@ -137,6 +138,7 @@ def test_formalizing_a_thread_links_article_and_thread_both_ways(
     assert response.status_code == 201, response.text
     formal = response.json()
     assert formal["source_thread_id"] == root["id"]
+    assert formal["source_kind"] == "post"
     assert formal["author_id"] == str(bob.id)
     assert formal["tags"] == ["secrets", "vault"]
     assert formal["mentions"] == []  # crediting authors is not mentioning them

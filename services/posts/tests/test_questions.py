@@ -423,6 +423,7 @@ def test_a_question_thread_is_formalized_once_crediting_every_author(
     assert formal.status_code == 201, formal.text
     article = formal.json()
     assert article["source_thread_id"] == question["id"]
+    assert article["source_kind"] == "question"
     assert article["tags"] == ["ops"]
     assert [c["user_id"] for c in article["contributors"]] == [
         str(ada.id),
