@@ -138,9 +138,7 @@ def test_an_article_edited_twice_shows_the_diff_and_an_old_revision_is_restored(
     assert_accessible(page, axe)
     page.get_by_role("link", name="Write an article").click()
     page.get_by_label("Title").fill("Deploying on Fridays")
-    textbox(page, "Article").fill(
-        "# Rules\n\nDo not deploy late.\nAsk first.\nKeep a rollback."
-    )
+    textbox(page, "Article").fill("# Rules\n\nDo not deploy late.\nAsk first.\nKeep a rollback.")
     page.get_by_label("Tags").fill("deployment, #release")
     assert_accessible(page, axe)
     screenshot(page, request, "new-article")

@@ -24,8 +24,14 @@ ARTICLE_BODY_MAX = 100_000
 TITLE_MAX = 200
 TAGS_MAX = 10
 CHANGED_MEANWHILE = (
-    "This article changed meanwhile (someone saved a newer revision). Nothing was "
-    "overwritten: look at the current version below, then try again."
+    "This article changed meanwhile (someone saved a newer revision), so nothing was "
+    "saved. Your text is still in the form and the current version is shown below it: "
+    "save again to replace it with yours."
+)
+RESTORE_CHANGED_MEANWHILE = (
+    "This article changed meanwhile (someone saved a newer revision), so nothing was "
+    "restored. Compare this revision with the current one, then restore again if you "
+    "still want to."
 )
 
 DONE_MESSAGES.update(
@@ -289,7 +295,7 @@ async def restore(article_id: UUID, number: Number, page: PageDep) -> Response:
     except ApiError as exc:
         if exc.status == 404:
             raise
-        message = CHANGED_MEANWHILE if exc.status == 412 else exc.detail
+        message = RESTORE_CHANGED_MEANWHILE if exc.status == 412 else exc.detail
         return await render_revision(
             page, article_id, number, error=message, status=409 if exc.status == 412 else 400
         )
