@@ -128,6 +128,18 @@ def test_a_post_with_a_tag_and_a_mention_gets_a_reply_thanks_and_becomes_an_arti
     page.goto(post_url)
     expect(page.get_by_role("link", name="Read the article made from this thread")).to_be_visible()
 
+    sign_out(page)
+    sign_in(page, ada)
+    page.goto(post_url)
+    page.get_by_role("link", name=re.compile("Open this reply")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Reply by @{ada.handle}")
+    expect(page.get_by_text("In reply to")).to_be_visible()
+    assert_accessible(page, axe)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status").first).to_contain_text("Your post is deleted.")
+    expect(page.locator(".post-card", has_text="Edited.")).to_contain_text("0 replies")
+
 
 def test_an_article_edited_twice_shows_the_diff_and_an_old_revision_is_restored(
     page: Page, api: httpx.Client, axe: Axe, request: pytest.FixtureRequest
