@@ -94,7 +94,7 @@ def typical_pages(client: httpx.Client, token: str) -> dict[str, str]:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def measure(site: str, requests: int) -> dict[str, Any]:
