@@ -12,7 +12,7 @@ from shared.pagination import CursorParam, PageSize
 router = APIRouter(prefix="/feed", tags=["digests"], route_class=IdempotentRoute)
 
 
-@router.get("", responses={400: {"description": "Malformed cursor"}})
+@router.get("", summary="My home feed", responses={400: {"description": "Malformed cursor"}})
 def read_my_feed(
     principal: CurrentUser, session: SessionDep, cursor: CursorParam = None, limit: PageSize = 20
 ) -> FeedPage:

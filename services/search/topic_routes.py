@@ -23,7 +23,7 @@ from shared.idempotency import IdempotentRoute
 router = APIRouter(tags=["search"], route_class=IdempotentRoute)
 
 
-@router.get("/tags")
+@router.get("/tags", summary="Tags by prefix (autocomplete)")
 def list_tags(
     principal: CurrentUser,
     session: SessionDep,
@@ -48,7 +48,11 @@ def list_tags(
     return TagList(items=[TagUse(tag=tag.tag, count=tag.count) for tag in tags])
 
 
-@router.get("/experts/{user_id}", responses={404: {"description": "Unknown person"}})
+@router.get(
+    "/experts/{user_id}",
+    summary="What a person knows about",
+    responses={404: {"description": "Unknown person"}},
+)
 def read_person_expertise(
     user_id: UUID,
     principal: CurrentUser,
