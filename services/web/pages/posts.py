@@ -21,6 +21,7 @@ router = APIRouter()
 
 PAGE_SIZE = 20
 TAG_PAGE_SIZE = 10
+TAGS_LISTED = 50
 POST_BODY_MAX = 5000
 TITLE_MAX = 200
 
@@ -321,6 +322,20 @@ def tag_follow(follows: list[dict[str, Any]], tag: str) -> dict[str, Any] | None
     return next(
         (item for item in follows if item["target_type"] == "tag" and item["target"] == tag),
         None,
+    )
+
+
+@router.get("/tags")
+async def tags(page: PageDep, prefix: str = "") -> Response:
+    """The most used tags the person can see (optionally those starting with a prefix)."""
+    page.require_person()
+    start = prefix.strip().lower().removeprefix("#")[:50]
+    listed, follows = await asyncio.gather(
+        page.api.get("/tags", prefix=start, limit=TAGS_LISTED), page.api.get("/follows")
+    )
+    followed = {item["target"] for item in follows if item["target_type"] == "tag"}
+    return await page.render(
+        "posts/tags.html", title="Tags", tags=listed["items"], followed=followed, prefix=start
     )
 
 

@@ -19,8 +19,9 @@ class Elements(HTMLParser):
 
 
 def test_markdown_becomes_html() -> None:
-    html = render("# Title\n\nSome **bold** and `code`.\n\n- one\n- two")
-    assert "<h1>Title</h1>" in html
+    html = render("# Title\n\nSome **bold** and `code`.\n\n- one\n- two\n\n###### Six")
+    assert "<h2>Title</h2>" in html  # the page's own title is its one h1
+    assert "<h6>Six</h6>" in html
     assert "<strong>bold</strong>" in html
     assert "<code>code</code>" in html
     assert "<li>one</li>" in html
