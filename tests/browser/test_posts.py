@@ -141,6 +141,7 @@ def test_a_post_with_a_tag_and_a_mention_gets_a_reply_thanks_and_becomes_an_arti
     expect(page.locator("#thanks-count")).to_have_text("1 thanks")
 
     page.get_by_role("link", name="Formalize into an article").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Formalize into an article")
     assert_accessible(page, axe)
     page.get_by_label("Article title").fill("Canary releases, as we do them")
     page.get_by_role("button", name="Create the article").click()
@@ -177,6 +178,17 @@ def test_an_article_edited_twice_shows_the_diff_and_an_old_revision_is_restored(
     page.goto("/articles")
     assert_accessible(page, axe)
     page.get_by_role("link", name="Write an article").click()
+    # Refused by the API (a blank title, a tag it cannot be): the form comes back, kept.
+    page.get_by_label("Title").fill("   ")
+    textbox(page, "Article").fill("Draft text")
+    page.get_by_label("Tags").fill("fine, not/ok")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.locator(".field.invalid")).not_to_have_count(0)
+    expect(textbox(page, "Article")).to_have_value("Draft text")
+    expect(page.get_by_label("Tags")).to_have_value("fine, not/ok")
+    assert_accessible(page, axe)
+    screenshot(page, request, "new-article-refused")
     page.get_by_label("Title").fill("Deploying on Fridays")
     textbox(page, "Article").fill("# Rules\n\nDo not deploy late.\nAsk first.\nKeep a rollback.")
     page.get_by_label("Tags").fill("deployment, #release")
@@ -188,6 +200,7 @@ def test_an_article_edited_twice_shows_the_diff_and_an_old_revision_is_restored(
     article_url = urlsplit(page.url).path
 
     page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Edit “Deploying on Fridays”")
     assert_accessible(page, axe)
     textbox(page, "Article").fill(
         "# Rules\n\nDo not deploy after 3 pm.\nAsk first.\nKeep a rollback."

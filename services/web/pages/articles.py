@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from services.web.api import ApiError
 from services.web.diff import line_diff, tag_changes
 from services.web.pages.base import DONE_MESSAGES, Page, PageDep, redirect
-from services.web.pages.posts import group_names, tag_name, text_of
+from services.web.pages.posts import field_errors, group_names, refusal, tag_name, text_of
 
 router = APIRouter()
 
@@ -129,8 +129,8 @@ async def new_article(page: PageDep) -> Response:
         return await render_new(
             page,
             values,
-            errors=tag_errors(exc.field_errors),
-            error=exc.detail,
+            errors=tag_errors(field_errors(exc)),
+            error=refusal(exc),
             status=exc.status if exc.status in (400, 403, 404, 422) else 400,
         )
     return redirect(f"/articles/{article['id']}", done="article-created")
@@ -216,8 +216,8 @@ async def edit_article(article_id: UUID, page: PageDep) -> Response:
             current,
             etag or "",
             values,
-            errors=tag_errors(exc.field_errors),
-            error=exc.detail,
+            errors=tag_errors(field_errors(exc)),
+            error=refusal(exc),
             status=exc.status if exc.status in (400, 403, 422) else 400,
         )
     return redirect(f"/articles/{article_id}", done="article-edited")

@@ -45,6 +45,18 @@ async def group_names(page: Page) -> dict[str, str]:
     return {group["id"]: group["name"] for group in groups}
 
 
+def field_errors(exc: ApiError) -> dict[str, str]:
+    """The API's complaints by field, in words (without pydantic's "Value error, ")."""
+    return {
+        name: message.removeprefix("Value error, ") for name, message in exc.field_errors.items()
+    }
+
+
+def refusal(exc: ApiError) -> str:
+    """What to say above a refused form: the fields speak for themselves when named."""
+    return "Please check the fields marked below." if exc.field_errors else exc.detail
+
+
 def text_of(form: Any, name: str, limit: int) -> str:
     """A form's text field, cut at a length the API would refuse anyway."""
     return str(form.get(name, ""))[: limit + 1]
@@ -104,8 +116,8 @@ async def write_post(page: PageDep) -> Response:
         return await render_flow(
             page,
             values=values,
-            errors=exc.field_errors,
-            error=exc.detail,
+            errors=field_errors(exc),
+            error=refusal(exc),
             status=exc.status if exc.status in (403, 404, 422) else 400,
         )
     return redirect(f"/posts/{created['id']}", done="posted")
@@ -172,8 +184,8 @@ async def write_reply(post_id: UUID, page: PageDep) -> Response:
             page,
             post_id,
             reply=body,
-            errors=exc.field_errors,
-            error=exc.detail,
+            errors=field_errors(exc),
+            error=refusal(exc),
             status=exc.status if exc.status in (400, 403, 422) else 400,
         )
     return redirect(f"/posts/{created['parent_id'] or post_id}", done="replied")
@@ -252,8 +264,8 @@ async def edit_post(post_id: UUID, page: PageDep) -> Response:
             current,
             etag or "",
             body=body,
-            errors=exc.field_errors,
-            error=exc.detail,
+            errors=field_errors(exc),
+            error=refusal(exc),
             status=exc.status if exc.status in (400, 403, 422) else 400,
         )
     return redirect(f"/posts/{post_id}", done="post-edited")
@@ -301,8 +313,8 @@ async def formalize(post_id: UUID, page: PageDep) -> Response:
             title="Formalize into an article",
             post=post,
             values={"title": title},
-            errors=exc.field_errors,
-            error=exc.detail,
+            errors=field_errors(exc),
+            error=refusal(exc),
         )
     return redirect(f"/articles/{article['id']}", done="formalized")
 
