@@ -286,6 +286,12 @@ def test_an_article_edited_twice_shows_the_diff_and_an_old_revision_is_restored(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").first).to_contain_text("Saved as a new revision.")
     expect(page.locator(".prose")).to_contain_text("My careful rewrite.")
+    page.get_by_role("link", name="What changed last").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Changes from revision 6 to 7")
+    expect(page.locator(".line-diff del")).to_contain_text("Another tab.")
+    expect(page.locator(".line-diff ins")).to_contain_text("My careful rewrite.")
+    page.goto(f"{article_url}/diff")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Changes from revision 6 to 7")
 
 
 def test_a_tag_page_lists_what_carries_it_and_the_tag_is_followed_and_unfollowed(

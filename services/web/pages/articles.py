@@ -311,10 +311,12 @@ async def diff(
 ) -> Response:
     """What changed from one revision to another (by default, in the latest revision)."""
     page.require_person()
-    article = await page.api.get(f"/articles/{article_id}")
-    newer = newer or article["version"]
-    older = older or max(newer - 1, 1)
-    before, after = await asyncio.gather(
+    if older is None or newer is None:  # the latest change: the article says which it is
+        latest = (await page.api.get(f"/articles/{article_id}"))["version"]
+        newer = newer or latest
+        older = older or max(newer - 1, 1)
+    article, before, after = await asyncio.gather(
+        page.api.get(f"/articles/{article_id}"),
         page.api.get(f"/articles/{article_id}/revisions/{older}"),
         page.api.get(f"/articles/{article_id}/revisions/{newer}"),
     )
