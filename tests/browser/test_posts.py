@@ -114,6 +114,15 @@ def test_a_post_with_a_tag_and_a_mention_gets_a_reply_thanks_and_becomes_an_arti
     expect(page.get_by_role("heading", level=1)).to_have_text("Edit your post")
     assert_accessible(page, axe)
     textbox(page, "Your post").fill(f"Rolling out with a #{tag} first. Edited.")
+    # Changed in another tab meanwhile: told so, the text kept, the other version shown.
+    post_id = urlsplit(post_url).path.rsplit("/", 1)[1]
+    other = api.patch(f"/posts/{post_id}", json={"body": "From my phone."}, headers=ada.headers)
+    assert other.status_code == 200, other.text
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("changed meanwhile")
+    expect(textbox(page, "Your post")).to_have_value(f"Rolling out with a #{tag} first. Edited.")
+    expect(page.locator(".prose")).to_contain_text("From my phone.")
+    assert_accessible(page, axe)
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").first).to_contain_text("Your post is updated.")
     expect(page.locator(".prose")).to_contain_text("Edited.")
