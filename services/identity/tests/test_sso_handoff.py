@@ -1,7 +1,9 @@
 """Single sign-on's hand-off to a web front end: return_to, the one-time code, the exchange."""
 
 import hashlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -12,7 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from services.identity.accounts import deactivate
 from services.identity.audit import AuditEntry
-from services.identity.models import SsoHandoff, User
+from services.identity.models import AuthSession, SsoHandoff, User
 from services.identity.oidc import check_return_to, with_query
 from services.identity.tests.test_oidc import CALLBACK, fresh_login, make_client
 from services.identity.tests.test_routes import bearer
@@ -233,3 +235,20 @@ def test_without_return_to_the_callback_still_answers_tokens(client: TestClient)
     answer = client.get("/auth/oidc/test/callback", params=query_of(callback))
     assert answer.status_code == 200 and answer.json()["access_token"]
     assert count(client, SsoHandoff) == 0
+
+
+def test_one_code_sent_four_times_at_once_starts_one_session(client: TestClient) -> None:
+    """Exchanges racing with one code: the conditional UPDATE lets exactly one through (at
+    most one on SQLite, whose single writer may ask the others to retry); never a 5xx."""
+    code = code_of(sso_back(client, fresh_login(), "/"))
+    barrier = threading.Barrier(4)
+
+    def race(_: int) -> int:
+        barrier.wait()
+        return int(exchange(client, code).status_code)
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(race, range(4)))
+    assert statuses.count(200) <= 1, statuses
+    assert all(status in (200, 400, 409, 503) for status in statuses), statuses
+    assert count(client, AuthSession) == statuses.count(200)
