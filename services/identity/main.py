@@ -22,6 +22,7 @@ from services.identity.models import (
     RefreshToken,
     ScimClient,
     ScimLink,
+    SsoHandoff,
     User,
 )
 from services.identity.oidc_routes import router as oidc_router
@@ -84,12 +85,15 @@ SPEC = ServiceSpec(
         *(User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead),
         *(AuthSession, RefreshToken, PasswordReset),
         *(ExternalIdentity, ScimClient, ScimLink, Erasure, ErasureReport),
+        SsoHandoff,
     ],
     consumers=consumers,
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     # Replies carrying tokens are never stored (an Idempotency-Key would keep a copy).
-    unstored_replies=frozenset({"/auth/login", "/auth/refresh", "/scim-clients"}),
+    unstored_replies=frozenset(
+        {"/auth/login", "/auth/refresh", "/auth/oidc/exchange", "/scim-clients"}
+    ),
 )
 
 

@@ -228,3 +228,21 @@ class PasswordReset(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     used_at: datetime | None = None
+
+
+class SsoHandoff(SQLModel, table=True):
+    """A single sign-on's one-time hand-off code, by its SHA-256 only.
+
+    The callback gives it to the web app (in the redirect to `return_to`) instead of tokens;
+    the web app trades it once, within `expires_at`, for the person's tokens.
+    """
+
+    __tablename__ = "identity_sso_handoff"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    method: str  # SignInMethod the exchange starts the session with ("sso")
+    provider: str  # the identity provider that vouched for the person
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None

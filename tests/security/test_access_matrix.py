@@ -486,6 +486,21 @@ def test_single_sign_on_is_public_and_a_token_changes_nothing(
     assert answers == [expected] * 3
 
 
+def test_the_sso_code_exchange_is_public_and_only_a_code_opens_it(
+    gateway: httpx.Client, world: Json
+) -> None:
+    """The hand-off code is the credential: a token (anyone's, of any kind) is no code and
+    gets no one's tokens, with or without an Authorization header."""
+    owner = world["people"]["owner"]
+    # An access token is longer than any code (the schema's bound): 422, not a lookup.
+    attempts = [("made-up", 400), (owner["refresh_token"], 400), (owner["access_token"], 422)]
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, owner["headers"]):
+        for code, expected in attempts:
+            response = gateway.post("/auth/oidc/exchange", json={"code": code}, headers=headers)
+            assert response.status_code == expected, (headers, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+
+
 def test_scim_takes_a_provisioning_token_only(gateway: httpx.Client, world: Json) -> None:
     """/scim/v2 refuses every user's token (admins' too), no token and a bad one: SCIM 401."""
     base = str(gateway.base_url).removesuffix("/api/v1/").removesuffix("/api/v1") + "/scim/v2"
