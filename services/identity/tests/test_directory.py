@@ -113,7 +113,9 @@ def test_deactivated_people_are_listed_to_admins_who_ask_with_the_admin_view(
     client: TestClient, people: dict[str, Json]
 ) -> None:
     root, ada = people["root"], people["ada"]
-    deactivated = client.post(f"/users/{people['dee']['user']['id']}/deactivate", headers=bearer(root))
+    deactivated = client.post(
+        f"/users/{people['dee']['user']['id']}/deactivate", headers=bearer(root)
+    )
     assert deactivated.status_code == 200, deactivated.text
     assert "dee" not in handles(directory(client, ada))
     assert "dee" not in handles(directory(client, root))  # admins too, unless they ask
