@@ -47,8 +47,10 @@ def list_people(
         statement = statement.where(col(User.active).is_(True))
     if where.role is not None:
         statement = statement.where(User.role == where.role)
-    if where.q:
-        prefix = _like_prefix(where.q.lower())
+    # Blank is no filter: nothing typed yet after the `@`.
+    text = (where.q or "").strip()
+    if text:
+        prefix = _like_prefix(text.lower())
         statement = statement.where(
             or_(
                 col(User.handle).like(prefix, escape="\\"),

@@ -3,7 +3,6 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import StringConstraints
 
 from services.identity import directory
 from services.identity.directory import PeopleFilter
@@ -19,10 +18,11 @@ router = APIRouter(route_class=IdempotentRoute, tags=["users"])
 
 SearchText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     Query(
+        min_length=1,
+        max_length=100,
         description="Case-insensitive prefix of the handle, the display name or any word "
-        "of the display name (`ada`, `love` for Ada Lovelace)."
+        "of the display name (`ada`, `love` for Ada Lovelace); blanks around it do not count.",
     ),
 ]
 

@@ -149,7 +149,7 @@ def do_decide(
     if request.status != "pending":
         raise Conflict(f"this request was already {request.status}")
     # Decided only if still pending when written: two managers deciding at once decide once
-    # (PostgreSQL re-reads the locked row; SQLite's writer sees the first one's commit).
+    # (PostgreSQL re-checks the row once the first commits; SQLite has one writer at a time).
     decided = session.execute(
         update(JoinRequest)
         .where(col(JoinRequest.id) == request.id, col(JoinRequest.status) == "pending")

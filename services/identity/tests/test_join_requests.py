@@ -183,6 +183,11 @@ def test_approving_makes_a_member_with_the_membership_event_and_an_audit_entry(
     mine = client.get("/users/me/join-requests", headers=as_(world, "bob")).json()["items"]
     assert [(r["id"], r["status"]) for r in mine] == [(request["id"], "approved")]
     assert "decided_by" not in mine[0]  # who decided is a member: not the requester's to know
+    # A member leaves by removing themselves; the group is hidden again; they may ask again.
+    left = client.delete(f"/groups/{world['vault']}/members/{bob_id}", headers=as_(world, "bob"))
+    assert left.status_code == 204, left.text
+    assert_problem(client.get(f"/groups/{world['vault']}", headers=as_(world, "bob")), 404)
+    assert ask(client, world, "bob").status_code == 201
 
 
 def test_declining_leaves_the_requester_out_and_free_to_ask_again(
