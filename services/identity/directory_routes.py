@@ -29,6 +29,7 @@ SearchText = Annotated[
 
 @router.get(
     "/users",
+    summary="Find people (the directory)",
     dependencies=[StrictQuery],
     responses={
         400: {"description": "Malformed cursor"},

@@ -40,6 +40,7 @@ def detail(request: JoinRequest, user: User) -> JoinRequestDetail:
 
 @router.post(
     "/groups/{group_id}/join-requests",
+    summary="Ask to join a private group",
     status_code=status.HTTP_201_CREATED,
     responses={
         400: {"description": "The group is open: join it directly"},
@@ -63,6 +64,7 @@ def request_to_join(
 
 @router.get(
     "/groups/{group_id}/join-requests",
+    summary="List requests to join a group (owner, moderators)",
     dependencies=[StrictQuery],
     responses={
         **MANAGERS_ONLY,
@@ -120,7 +122,11 @@ DECIDE: Responses = {
 }
 
 
-@router.post("/groups/{group_id}/join-requests/{request_id}/approve", responses=DECIDE)
+@router.post(
+    "/groups/{group_id}/join-requests/{request_id}/approve",
+    summary="Approve a request to join",
+    responses=DECIDE,
+)
 def approve_join_request(
     group_id: UUID, request_id: UUID, principal: CurrentUser, session: SessionDep, request: Request
 ) -> JoinRequestDetail:
@@ -135,7 +141,11 @@ def approve_join_request(
     )
 
 
-@router.post("/groups/{group_id}/join-requests/{request_id}/decline", responses=DECIDE)
+@router.post(
+    "/groups/{group_id}/join-requests/{request_id}/decline",
+    summary="Decline a request to join",
+    responses=DECIDE,
+)
 def decline_join_request(
     group_id: UUID, request_id: UUID, principal: CurrentUser, session: SessionDep, request: Request
 ) -> JoinRequestDetail:
@@ -152,6 +162,7 @@ def decline_join_request(
 
 @router.get(
     "/users/me/join-requests",
+    summary="My requests to join groups",
     dependencies=[StrictQuery],
     responses={
         400: {"description": "Malformed cursor"},
