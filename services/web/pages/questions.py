@@ -564,3 +564,50 @@ async def edit_question(question_id: UUID, page: PageDep) -> Response:
             error=refusal(exc),
         )
     return redirect(f"/questions/{question_id}", did="edited")
+
+
+@router.get("/questions/{question_id}/answers/{answer_id}/edit")
+async def edit_answer_page(question_id: UUID, answer_id: UUID, page: PageDep) -> Response:
+    page.require_person()
+    (item, etag), question = await asyncio.gather(
+        read_with_etag(page, f"/answers/{answer_id}"), page.api.get(f"/questions/{question_id}")
+    )
+    if str(item["question_id"]) != str(question_id):
+        return redirect(f"/questions/{item['question_id']}/answers/{answer_id}/edit")
+    return await page.render(
+        "questions/edit_answer.html",
+        title="Edit your answer",
+        question=question,
+        answer=item,
+        values={"body": item["body"], "etag": etag or ""},
+        errors={},
+        error=None,
+    )
+
+
+@router.post("/questions/{question_id}/answers/{answer_id}/edit")
+async def edit_answer(question_id: UUID, answer_id: UUID, page: PageDep) -> Response:
+    page.require_person()
+    form = await page.form()
+    values = {name: str(form.get(name, "")) for name in ("body", "etag")}
+    try:
+        await page.api.patch(
+            f"/answers/{answer_id}", {"body": values["body"]}, etag=values["etag"] or None
+        )
+    except ApiError as exc:
+        if exc.status >= 500 or exc.status in (401, 404):
+            raise
+        item, question = await asyncio.gather(
+            page.api.get(f"/answers/{answer_id}"), page.api.get(f"/questions/{question_id}")
+        )
+        return await page.render(
+            "questions/edit_answer.html",
+            status=exc.status if exc.status in (400, 403, 409, 412, 422) else 400,
+            title="Edit your answer",
+            question=question,
+            answer=item,
+            values=values,
+            errors=form_errors(exc),
+            error=refusal(exc),
+        )
+    return redirect(f"/questions/{question_id}", did="edited")
