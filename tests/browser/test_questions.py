@@ -298,6 +298,14 @@ def test_a_private_groups_question_is_invisible_to_an_outsider(
     assert secret["title"] not in (similar.text_content() or "")
     assert_accessible(page, axe)
     screenshot(page, request, "outsider-similar")
+    # Nor do the lookups name it, even asked within its group or for its experts.
+    for lookup in (
+        f"/questions/similar.json?title={word}+vault+key&group_id={group_id}",
+        f"/questions/experts.json?title={word}+vault+key&body={word}+vault+key+moved",
+    ):
+        looked_up = page.request.get(lookup)
+        assert looked_up.status == 200, (lookup, looked_up.status)
+        assert secret["title"] not in looked_up.text(), lookup
     # Its forms refuse the outsider as if it did not exist.
     csrf = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
     forms = {"answers": {"body": "x"}, "comments": {"body": "x"}, "vote": {"value": "1"}}
