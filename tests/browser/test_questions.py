@@ -172,6 +172,14 @@ def test_ask_with_similar_questions_and_experts_then_answer_vote_accept_and_form
         knower_page.get_by_role("button", name="Post your answer").click()
         expect(knower_page.get_by_role("status").first).to_contain_text("Your answer is posted")
         expect(knower_page.get_by_role("button", name="Accept this answer")).to_have_count(0)
+        knower_page.get_by_role("link", name="Edit answer").click()
+        knower_page.get_by_role("textbox", name="Your answer").fill(
+            f"Run the renew job first: the {word} issuer must be rotated before the leaves."
+        )
+        assert_accessible(knower_page, axe)
+        knower_page.get_by_role("button", name="Save").click()
+        expect(knower_page.get_by_role("status").first).to_contain_text("Saved")
+        expect(knower_page.locator("article.answer .prose")).to_contain_text("renew job first:")
         assert_accessible(knower_page, axe)
         screenshot(knower_page, request, "question-for-answerer")
     finally:
@@ -239,7 +247,22 @@ def test_the_list_filters_by_tag_and_unanswered_and_pages_on(
     expect(page.get_by_role("link", name="Paging question 21")).to_have_count(0)
     expect(page.get_by_role("link", name="Paging question 20")).to_be_visible()
 
+    # Editing one's own question (only if nobody changed it meanwhile).
+    page.get_by_role("link", name="Paging question 19").click()
+    page.get_by_role("link", name="Edit", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Edit your question")
+    page.get_by_label("Title").fill("Paging question 19, now clearer")
+    assert_accessible(page, axe)
+    api.patch(f"/questions/{asked[19]['id']}", headers=asker.headers, json={"body": "Changed."})
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Someone changed this")  # a 412
+    expect(page.get_by_label("Title")).to_have_value("Paging question 19, now clearer")
+    page.get_by_role("button", name="Save").click()  # knowingly, over the current version
+    expect(page.get_by_role("status").first).to_contain_text("Saved")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Paging question 19, now clearer")
+
     # Deleting one's own question takes it off the list.
+    page.goto(f"/questions?tag={tag}&unanswered=true")
     page.get_by_role("link", name="Paging question 20").click()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete", exact=True).click()
@@ -282,6 +305,9 @@ def test_a_private_groups_question_is_invisible_to_an_outsider(
     assert word not in page.content()
     assert_accessible(page, axe)
     screenshot(page, request, "outsider-404")
+
+    page.goto(f"/questions/{secret['id']}/edit")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Nothing here")
 
     page.goto("/questions")
     expect(page.get_by_role("link", name=public["title"])).to_be_visible()

@@ -35,6 +35,11 @@ LOOKUP_SIZE = 5
 ANSWERS_PER_PAGE = 50
 # Where an item of each kind is shown (an answer or comment has no page of its own).
 CONTENT_PAGES = {"question": "/questions", "post": "/posts", "article": "/articles"}
+# An edit that crossed another: the form now holds the current version's ETag.
+CHANGED_MEANWHILE = (
+    "Someone changed this while you were editing it. Your text is kept below: "
+    "open the page in another tab to see theirs, and save again to replace it."
+)
 # Messages after a redirect, named in the query: never text from the request itself.
 NOTICES = {
     "asked": "Your question is posted. People who know about it are being asked.",
@@ -553,15 +558,15 @@ async def edit_question(question_id: UUID, page: PageDep) -> Response:
     except ApiError as exc:
         if exc.status >= 500 or exc.status in (401, 404):
             raise
-        question = await page.api.get(f"/questions/{question_id}")
+        question, etag = await read_with_etag(page, f"/questions/{question_id}")
         return await page.render(
             "questions/edit.html",
             status=exc.status if exc.status in (400, 403, 409, 412, 422) else 400,
             title="Edit your question",
             question=question,
-            values=values,
+            values={**values, "etag": etag or ""},
             errors=form_errors(exc),
-            error=refusal(exc),
+            error=CHANGED_MEANWHILE if exc.status == 412 else refusal(exc),
         )
     return redirect(f"/questions/{question_id}", did="edited")
 
@@ -597,8 +602,9 @@ async def edit_answer(question_id: UUID, answer_id: UUID, page: PageDep) -> Resp
     except ApiError as exc:
         if exc.status >= 500 or exc.status in (401, 404):
             raise
-        item, question = await asyncio.gather(
-            page.api.get(f"/answers/{answer_id}"), page.api.get(f"/questions/{question_id}")
+        (item, etag), question = await asyncio.gather(
+            read_with_etag(page, f"/answers/{answer_id}"),
+            page.api.get(f"/questions/{question_id}"),
         )
         return await page.render(
             "questions/edit_answer.html",
@@ -606,8 +612,8 @@ async def edit_answer(question_id: UUID, answer_id: UUID, page: PageDep) -> Resp
             title="Edit your answer",
             question=question,
             answer=item,
-            values=values,
+            values={**values, "etag": etag or ""},
             errors=form_errors(exc),
-            error=refusal(exc),
+            error=CHANGED_MEANWHILE if exc.status == 412 else refusal(exc),
         )
     return redirect(f"/questions/{question_id}", did="edited")
