@@ -241,6 +241,13 @@ def test_the_list_filters_by_tag_and_unanswered_and_pages_on(
     expect(cards).to_have_count(2)
     expect(cards.last).to_contain_text("Paging question 0")
 
+    voted = api.put(f"/questions/{asked[5]['id']}/vote", headers=helper.headers, json={"value": 1})
+    assert voted.status_code == 200, voted.text
+    page.goto(f"/questions?tag={tag}")
+    page.get_by_label("Order").select_option(label="Most votes")
+    page.get_by_role("button", name="Show").click()
+    expect(cards.first).to_contain_text("Paging question 5")
+
     page.goto(f"/questions?tag={tag}")
     page.get_by_label("Unanswered only").check()
     page.get_by_role("button", name="Show").click()

@@ -33,6 +33,8 @@ EXPERT_QUERY_MAX = 4000
 EXPERT_TAGS_MAX = 10
 LOOKUP_SIZE = 5
 ANSWERS_PER_PAGE = 50
+# The orders the API lists questions in, as the list's select names them.
+SORTS = {"newest": "Newest", "activity": "Recent activity", "votes": "Most votes"}
 # Where an item of each kind is shown (an answer or comment has no page of its own).
 CONTENT_PAGES = {"question": "/questions", "post": "/posts", "article": "/articles"}
 # An edit that crossed another: the form now holds the current version's ETag.
@@ -109,8 +111,10 @@ async def list_questions(
     tag: str | None = None,
     group_id: str | None = None,
     unanswered: bool = False,
+    sort: str = "newest",
 ) -> Response:
     page.require_person()
+    sort = sort if sort in SORTS else "newest"
     tag = (tag or "").strip().lstrip("#")[:51] or None
     group_id = (group_id or "").strip() or None
     error = None
@@ -125,6 +129,7 @@ async def list_questions(
                 tag=tag,
                 group_id=group_id,
                 unanswered=True if unanswered else None,
+                sort=sort,
             ),
             page.api.get("/groups"),
         )
@@ -139,7 +144,13 @@ async def list_questions(
         questions=listed,
         groups=[group for group in groups if group.get("is_member")],
         names=group_names(groups),
-        filters={"tag": tag or "", "group_id": group_id or "", "unanswered": unanswered},
+        filters={
+            "tag": tag or "",
+            "group_id": group_id or "",
+            "unanswered": unanswered,
+            "sort": sort,
+        },
+        sorts=SORTS,
         error=error,
         notice=notice(page),
     )
