@@ -354,3 +354,32 @@ def test_a_private_groups_question_is_invisible_to_an_outsider(
     page.goto(f"/questions?group_id={group_id}")
     expect(page.get_by_role("link", name=secret["title"])).to_be_visible()
     screenshot(page, request, "member-group-list")
+
+
+def test_a_visitor_without_a_session_is_sent_to_sign_in_and_changes_nothing(
+    platform: Platform, api: httpx.Client
+) -> None:
+    asker = new_person(api, "Quiet")
+    question = ask(api, asker, title="A public question", body="Body.")
+    paths = [
+        "/questions",
+        "/questions/ask",
+        f"/questions/{question['id']}",
+        f"/questions/{question['id']}/edit",
+        "/questions/similar.json?title=public+question",
+        "/questions/experts.json?title=public+question",
+    ]
+    for cookie in ({}, {"knowflow_session": "forged.value"}):
+        with httpx.Client(base_url=platform.gateway_url, cookies=cookie) as visitor:
+            for path in paths:
+                response = visitor.get(path)
+                assert response.status_code == 303, (path, response.status_code)
+                assert response.headers["location"].startswith("/login?next="), path
+                assert "A public question" not in response.text
+            for action in ("answers", "comments", "vote", "delete", "formalize"):
+                refused = visitor.post(f"/questions/{question['id']}/{action}", data={"body": "x"})
+                assert refused.status_code == 303, (action, refused.status_code)
+                assert refused.headers["location"].startswith("/login?next="), action
+    assert (
+        api.get(f"/questions/{question['id']}/answers", headers=asker.headers).json()["items"] == []
+    )
