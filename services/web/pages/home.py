@@ -30,9 +30,11 @@ async def describe_follow(page: Page, follow: dict[str, Any]) -> dict[str, str]:
 
 
 def item_url(item: dict[str, Any]) -> str:
-    """A feed item's page: an article's own, a post's or reply's thread."""
-    if item["kind"] == "article":
-        return f"/articles/{item['id']}"
+    """A feed item's page: an article's or question's own, a reply's or answer's thread."""
+    if item["kind"] in ("article", "question"):
+        return f"/{item['kind']}s/{item['id']}"
+    if item["kind"] == "answer":
+        return f"/questions/{item['thread_root_id']}#answer-{item['id']}"
     if item["kind"] == "reply":
         return f"/posts/{item['thread_root_id']}#post-{item['id']}"
     return f"/posts/{item['id']}"
