@@ -9,6 +9,8 @@ from services.identity import service
 from services.identity.account_routes import router as account_router
 from services.identity.audit import AuditEntry, AuditHead
 from services.identity.consumers import consumers
+from services.identity.directory_routes import router as directory_router
+from services.identity.join_request_routes import router as join_request_router
 from services.identity.models import (
     AuthSession,
     Erasure,
@@ -16,6 +18,7 @@ from services.identity.models import (
     ExternalIdentity,
     Follow,
     Group,
+    JoinRequest,
     Membership,
     MembershipVersion,
     PasswordReset,
@@ -73,6 +76,8 @@ SPEC = ServiceSpec(
     # Privacy first: its `/users/erasure-report` and `/users/me/...` are not `/users/{user_id}`.
     routers=[
         privacy_router,
+        join_request_router,
+        directory_router,
         router,
         role_router,
         session_router,
@@ -86,6 +91,7 @@ SPEC = ServiceSpec(
         *(AuthSession, RefreshToken, PasswordReset),
         *(ExternalIdentity, ScimClient, ScimLink, Erasure, ErasureReport),
         SsoHandoff,
+        JoinRequest,
     ],
     consumers=consumers,
     on_startup=start,

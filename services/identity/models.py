@@ -246,3 +246,34 @@ class SsoHandoff(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     used_at: datetime | None = None
+
+
+# One pending request per person and group; decided ones stay as history beside it.
+PENDING_JOIN_REQUEST_INDEX = Index(
+    "uq_identity_join_request_pending",
+    "group_id",
+    "user_id",
+    unique=True,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
+
+
+class JoinRequest(SQLModel, table=True):
+    """Someone asking to join a private group; its owner or a moderator approves or declines.
+
+    Erased with the person (the message is theirs). `decided_by` is kept for the group's
+    managers and the audit log, never shown to the requester (it would name a member).
+    """
+
+    __tablename__ = "identity_join_request"
+    __table_args__ = (PENDING_JOIN_REQUEST_INDEX,)
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    group_id: UUID = Field(foreign_key="identity_group.id", index=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    message: str = Field(default="", max_length=500)
+    status: str = Field(default="pending", max_length=20)  # JoinRequestStatus
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decided_by: UUID | None = Field(default=None, foreign_key="identity_user.id")

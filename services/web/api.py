@@ -163,18 +163,7 @@ class Api:
                 raise SignInRequired(401, "your session has ended; please sign in again") from exc
         return session.access_token
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        return (await self.exchange(method, path, params=params, json=json, headers=headers))[0]
-
-    async def exchange(
+    async def respond(
         self,
         method: str,
         path: str,
@@ -183,7 +172,7 @@ class Api:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Any, httpx.Headers]:
-        """The answer's JSON and its headers (an ETag to send back as If-Match)."""
+        """The API's answer as this person, and its headers."""
         token = await self.token()
         response = await send(
             self.client,
@@ -201,13 +190,25 @@ class Api:
                 self.session.sign_out()
             raise
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        body, _headers = await self.respond(method, path, params=params, json=json, headers=headers)
+        return body
+
+    async def get_with_etag(self, path: str, **params: Any) -> tuple[Any, str | None]:
+        """An item and its ETag, to change it later only if nobody changed it meanwhile."""
+        body, headers = await self.respond("GET", path, params=params)
+        return body, headers.get("etag")
+
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
-
-    async def get_with_etag(self, path: str) -> tuple[Any, str | None]:
-        """An item and the ETag naming the version read (for If-Match when changing it)."""
-        body, headers = await self.exchange("GET", path)
-        return body, headers.get("etag")
 
     async def post(self, path: str, json: Any = None, **params: Any) -> Any:
         return await self.request("POST", path, json=json, params=params or None)
