@@ -60,13 +60,7 @@ def _link_tags_and_mentions(state: StateCore) -> None:
 def _demote_headings(state: StateCore) -> None:
     """A person's `# Heading` is an h2: the page's one h1 is its own title."""
     for token in state.tokens:
-        if token.type in ("heading_open", "heading_close") and token.tag in (
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-        ):
+        if token.type in ("heading_open", "heading_close") and token.tag != "h6":
             token.tag = f"h{int(token.tag[1]) + 1}"
 
 
