@@ -172,6 +172,19 @@ class Api:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        body, _etag = await self.exchange(method, path, params=params, json=json, headers=headers)
+        return body
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, str | None]:
+        """The answer's body and its ETag (what `patch(..., etag=)` sends back in If-Match)."""
         token = await self.token()
         response = await send(
             self.client,
@@ -183,7 +196,7 @@ class Api:
             headers=headers,
         )
         try:
-            return answer(response)
+            return answer(response), response.headers.get("etag")
         except SignInRequired:
             if token is not None:  # revoked, deactivated, or signed out elsewhere
                 self.session.sign_out()
@@ -191,6 +204,10 @@ class Api:
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
+
+    async def get_with_etag(self, path: str, **params: Any) -> tuple[Any, str | None]:
+        """A GET's body and the ETag of what it read."""
+        return await self.exchange("GET", path, params=params)
 
     async def post(self, path: str, json: Any = None, **params: Any) -> Any:
         return await self.request("POST", path, json=json, params=params or None)
