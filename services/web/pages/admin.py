@@ -26,14 +26,14 @@ router = APIRouter()
 
 # --- charts -------------------------------------------------------------------------------
 
-CHART_WIDTH = 640
-LABEL_WIDTH = 170  # tag names, right-aligned against the bars
+CHART_WIDTH = 480  # about the width it is shown at: its text stays legible
+LABEL_WIDTH = 130  # tag names, right-aligned against the bars
 VALUE_WIDTH = 70  # each bar's figure, after its end
 ROW_HEIGHT = 26
 BAR_HEIGHT = 16
 TOP = 8
 AXIS_HEIGHT = 24  # the scale's figures under the bars
-LABEL_CHARACTERS = 22
+LABEL_CHARACTERS = 17
 MAX_BARS = 15
 
 
@@ -78,11 +78,14 @@ class BarChart:
     ticks: list[Tick] = field(default_factory=list)
 
 
-def nice_step(maximum: float, steps: int = 4) -> float:
-    """A round step (1, 2 or 5 times a power of ten) that covers `maximum` in ~`steps`."""
+def nice_step(maximum: float, steps: int = 4, *, whole: bool = False) -> float:
+    """A round step (1, 2 or 5 times a power of ten) that covers `maximum` in ~`steps`;
+    `whole` for counts (no step below 1: there is no half a person)."""
     if maximum <= 0:
         return 1.0
     raw = maximum / steps
+    if whole and raw <= 1:
+        return 1.0
     power = 10 ** math.floor(math.log10(raw))
     for multiple in (1, 2, 5, 10):
         if raw <= multiple * power:
@@ -104,6 +107,7 @@ def bar_chart(
     warn: Callable[[float | None], bool] = lambda _value: False,
     tick_label: Callable[[float], str] = lambda value: f"{value:g}",
     note: str = "",
+    whole: bool = False,
 ) -> BarChart:
     """Bars for `rows` (label, value; None draws no bar and reads "n/a"), scaled to
     `scale_max` (default: a round number at or above the largest value)."""
@@ -111,10 +115,10 @@ def bar_chart(
     values = [value for _label, value in rows if value is not None]
     largest = max(values, default=0.0)
     if scale_max is None:
-        step = nice_step(largest)
+        step = nice_step(largest, whole=whole)
         scale_max = step * max(1, math.ceil(largest / step))
     else:
-        step = nice_step(scale_max)
+        step = nice_step(scale_max, whole=whole)
     plot_x = float(LABEL_WIDTH)
     plot_width = float(CHART_WIDTH - LABEL_WIDTH - VALUE_WIDTH)
     bars = []
@@ -212,6 +216,7 @@ def health_charts(items: list[dict[str, Any]], prefix: str) -> list[BarChart]:
             shown=people_text,
             warn=lambda value: value is not None and value <= 1,
             note="Red: one person or nobody holds this knowledge.",
+            whole=True,
         ),
     ]
 

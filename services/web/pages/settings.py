@@ -270,7 +270,7 @@ async def export_part(page: PageDep, part: str) -> Response:
 # --- the digest preview -----------------------------------------------------------------
 
 PERIODS = {"daily": "Last 24 hours", "weekly": "Last 7 days"}
-REASONS = {"person": "From people you follow", "group": "In your groups", "tag": "Tagged"}
+REASONS = {"person": "From {label}", "group": "In {label}", "tag": "Tagged {label}"}
 
 
 def item_url(item: dict[str, Any]) -> str | None:

@@ -159,3 +159,11 @@ def test_a_form_goes_back_only_to_its_own_list() -> None:
     assert with_done("/admin/users?q=a&done=role", "deactivated") == (
         "/admin/users?q=a&done=deactivated"
     )
+
+
+def test_a_count_is_never_scaled_in_fractions() -> None:
+    assert nice_step(1, whole=True) == 1.0
+    assert nice_step(3, whole=True) == 1.0
+    assert nice_step(40, whole=True) == 10.0
+    chart = bar_chart(id="c", title="t", rows=[("#a", 1.0)], shown=str, whole=True)
+    assert [tick.label for tick in chart.ticks] == ["0", "1"]
