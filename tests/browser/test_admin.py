@@ -216,6 +216,11 @@ def test_an_admin_creates_a_webhook_sees_its_secret_once_and_manages_it(
     page.get_by_role("button", name="Replay").click()
     expect(page.get_by_role("status").first).to_contain_text("queued")
 
+    page.get_by_role("link", name="Webhooks", exact=True).click()
+    expect(page.get_by_role("link", name=url)).to_be_visible()
+    assert_accessible(page, axe)
+    screenshot(page, request, "webhooks")
+    page.get_by_role("link", name=url).click()
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_role("status").first).to_contain_text("deleted")
     expect(page.get_by_role("link", name=url)).to_have_count(0)
