@@ -244,8 +244,18 @@ DONE = {
 }
 
 
+# Refusals worth saying on the page they came from (named in `?done=` too).
+REFUSED = {
+    "last-admin": "That is the last admin: make someone else admin first.",
+}
+
+
 def done_message(page: Page) -> str | None:
     return DONE.get(page.request.query_params.get("done", ""))
+
+
+def refused_message(page: Page) -> str | None:
+    return REFUSED.get(page.request.query_params.get("done", ""))
 
 
 # --- knowledge health ---------------------------------------------------------------------
@@ -325,6 +335,7 @@ async def users_page(
         back=page.request.url.path
         + (f"?{page.request.url.query}" if page.request.url.query else ""),
         done_message=done_message(page),
+        refused=refused_message(page),
     )
 
 
@@ -346,8 +357,14 @@ async def change_role(user_id: UUID, page: PageDep) -> Response:
     require_admin(page)
     form = await page.form()
     role = str(form.get("role", ""))
-    await page.api.put(f"/users/{user_id}/role", {"role": role})
-    return redirect(with_done(back_to(form.get("back"), "/admin/users"), "role"))
+    back = back_to(form.get("back"), "/admin/users")
+    try:
+        await page.api.put(f"/users/{user_id}/role", {"role": role})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        return redirect(with_done(back, "last-admin"))
+    return redirect(with_done(back, "role"))
 
 
 @router.post("/admin/users/{user_id}/{action}")

@@ -1,6 +1,7 @@
 """The admin pages' pure parts: chart geometry, the audit filters' times, safe back links."""
 
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,9 @@ from services.web.pages.admin import (
 PLOT_WIDTH = CHART_WIDTH - LABEL_WIDTH - VALUE_WIDTH
 
 
-def tag(name: str, questions: int, share: float, hours: float | None, holders: int) -> dict:
+def tag(
+    name: str, questions: int, share: float, hours: float | None, holders: int
+) -> dict[str, Any]:
     return {
         "tag": name,
         "questions": questions,
@@ -143,7 +146,7 @@ def test_filter_times_are_read_as_utc_and_unreadable_ones_are_left_out() -> None
 def test_the_audit_page_names_each_person_once() -> None:
     actor = "0190a3f4-0000-7000-8000-000000000001"
     other = "0190a3f4-0000-7000-8000-000000000002"
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"actor_id": actor, "target": f"user:{other}"},
         {"actor_id": actor, "target": "group:x"},
         {"actor_id": None, "target": "user:not-an-id"},
