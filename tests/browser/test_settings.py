@@ -203,11 +203,17 @@ def test_the_digest_preview_links_items_and_leaves_out_a_private_groups_content(
         headers=writer.headers,
     )
     assert article.status_code == 201, article.text
+    question = api.post(
+        "/questions",
+        json={"title": "Is the flaky test quarantined?", "body": "It failed twice.", "tags": [tag]},
+        headers=writer.headers,
+    )
+    assert question.status_code == 201, question.text
 
     def digest_has_both() -> bool:
         digest = api.get("/digests/me", headers=reader.headers).json()
         ids = {item["content_id"] for section in digest["sections"] for item in section["items"]}
-        return {public_post.json()["id"], article.json()["id"]} <= ids
+        return {public_post.json()["id"], article.json()["id"], question.json()["id"]} <= ids
 
     eventually(digest_has_both)
     sign_in(page, reader)
@@ -216,6 +222,12 @@ def test_the_digest_preview_links_items_and_leaves_out_a_private_groups_content(
     expect(page.get_by_role("link", name="Last 7 days")).to_have_attribute("aria-current", "page")
     expect(page.get_by_text("How we cut build times in half")).to_be_visible()
     expect(page.get_by_text("confidential merger plan")).to_have_count(0)
+    expect(page.get_by_role("link", name="Is the flaky test quarantined?")).to_have_attribute(
+        "href", f"/questions/{question.json()['id']}"
+    )
+    expect(page.get_by_role("link", name="How we cut build times in half")).to_have_attribute(
+        "href", f"/posts/{public_post.json()['id']}"
+    )
     assert_accessible(page, axe)
     screenshot(page, request, "digest")
 
