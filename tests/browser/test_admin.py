@@ -137,10 +137,10 @@ def test_an_admin_changes_a_role_and_reads_the_audit_entry_it_made(
     expect(row).to_have_count(1)
     assert_accessible(page, axe)
     screenshot(page, request, "users")
-    row.get_by_label(f"Role of {person.display_name}").select_option("analyst")
+    row.get_by_label(f"Role of {person.display_name}", exact=True).select_option("analyst")
     row.get_by_role("button", name=f"Change role of {person.display_name}").click()
     expect(page.get_by_role("status").first).to_contain_text("The role is changed")
-    expect(page.get_by_label(f"Role of {person.display_name}")).to_have_value("analyst")
+    expect(page.get_by_label(f"Role of {person.display_name}", exact=True)).to_have_value("analyst")
     assert (
         api.get(f"/users?q={person.handle}", headers=admin.headers).json()["items"][0]["role"]
         == "analyst"
