@@ -140,7 +140,16 @@ async def render_settings(
         errors=errors or {},
         alerts=alerts or {},
         saved=SAVED.get(page.request.query_params.get("saved", "")),
+        saved_part=page.request.query_params.get("saved", ""),
     )
+
+
+def redirect_to_part(part: str) -> Response:
+    """Back to the settings, at the part just saved (where its notice is)."""
+    anchor = {"preferences": "notifications"}.get(part, part)
+    response = redirect("/settings", saved=part)
+    response.headers["location"] += f"#{anchor}"
+    return response
 
 
 @router.get("/settings")
@@ -183,7 +192,7 @@ async def save_profile(page: PageDep) -> Response:
             errors={"profile": exc.field_errors},
             alerts={"profile": exc.detail},
         )
-    return redirect("/settings", saved="profile")
+    return redirect_to_part("profile")
 
 
 @router.post("/settings/password")
@@ -209,9 +218,9 @@ async def change_password(page: PageDep) -> Response:
             page,
             status=exc.status,
             errors={"password": {field: exc.detail, **exc.field_errors}},
-            alerts={"password": exc.detail},
+            alerts={"password": "Your password is not changed."},
         )
-    return redirect("/settings", saved="password")
+    return redirect_to_part("password")
 
 
 @router.post("/settings/notifications")
@@ -236,7 +245,7 @@ async def save_preferences(page: PageDep) -> Response:
             errors={"preferences": errors},
             alerts={"preferences": exc.detail},
         )
-    return redirect("/settings", saved="preferences")
+    return redirect_to_part("preferences")
 
 
 @router.get("/users/me/export")
