@@ -45,20 +45,13 @@ def import_once(platform: Platform, folder: Path) -> bool:
 
 
 def where_to_look(platform: Platform, site: str) -> None:
-    api = f"{platform.gateway_url}/api/v1"
     print(
         f"""
-Knowflow is running at {platform.gateway_url} with {site}.stackexchange.com imported
-  API docs:   {platform.gateway_url}/docs
-  sign up:    curl -s -X POST {api}/auth/register -H 'content-type: application/json' \\
-                -d '{{"handle":"me","email":"me@example.org","password":"a long passphrase",\
-"display_name":"Me"}}'
-              (the first person to sign up is the admin; imported people cannot sign in)
-  then, with  -H "Authorization: Bearer $TOKEN":
-              {api}/questions?sort=votes            the best questions
-              {api}/questions?unanswered=true       what still waits for an answer
-              {api}/search?q=...                    search everything
-              {api}/experts?topic=...               who knows a topic
+Knowflow is running at {platform.gateway_url}/ with {site}.stackexchange.com imported
+  open it:    {platform.gateway_url}/   create an account there (on a fresh demo the first
+              person to sign up is the admin; imported people cannot sign in), then ask,
+              answer, search, and find who knows what
+  API docs:   {platform.gateway_url}/docs   (the same things over HTTP, for front ends)
   logs:       {platform.var_dir}/logs/   (Ctrl-C stops everything)
 Data: Stack Exchange {site}.stackexchange.com, CC BY-SA, by the site's contributors.""",
         flush=True,

@@ -56,8 +56,10 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/knowledge-health", "posts"),
     Route("/api/v1/search", "search"),
     Route("/api/v1/experts", "search"),
+    Route("/api/v1/tags", "search"),
     Route("/api/v1/routing", "search"),
     Route("/api/v1/digests", "digests"),
+    Route("/api/v1/feed", "digests"),
     Route("/api/v1/notifications", "notifications"),
     Route("/api/v1/webhooks", "notifications"),
 )

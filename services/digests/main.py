@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.digests.consumers import digest_consumers
+from services.digests.feed_routes import router as feed_router
 from services.digests.models import TABLES
 from services.digests.routes import admin_router, router
 from services.digests.scheduler import start, stop
@@ -19,7 +20,7 @@ SPEC = ServiceSpec(
         "Daily and weekly digests built from content, follow and group events, "
         "sent on a schedule as `knowflow.digest.ready.v1` events."
     ),
-    routers=[router, admin_router],
+    routers=[router, admin_router, feed_router],
     tables=TABLES,
     consumers=digest_consumers,
     on_startup=start,  # the digest schedule

@@ -24,6 +24,7 @@ from services.search.routing.consumers import routing_consumers
 from services.search.routing.models import TABLES as ROUTING_TABLES
 from services.search.routing.routes import router as routing_router
 from services.search.routing.settings import RoutingSettings
+from services.search.topic_routes import router as topic_router
 from shared.auth import TokenVerifier
 from shared.events.consumer import Consumer
 from shared.settings import Settings
@@ -55,7 +56,7 @@ SPEC = ServiceSpec(
     name="search",
     title="Knowflow search",
     description="Search over posts, replies and articles; who knows about a topic.",
-    routers=[router, routing_router],
+    routers=[router, routing_router, topic_router],
     # The content index is the engine's own storage (see engines/), prepared at start.
     tables=[
         SearchUser,

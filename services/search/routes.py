@@ -193,21 +193,7 @@ def experts(
                 score=expert.score,
                 thanks=expert.thanks,
                 why=expert.why,
-                evidence=[
-                    EvidenceItem(
-                        content_id=item.content_id,
-                        kind=item.kind,
-                        title=item.title,
-                        snippet=item.snippet,
-                        created_at=item.created_at,
-                        weight=item.weight,
-                        thanks=item.thanks,
-                        score=item.score,
-                        accepted=item.accepted,
-                        why=item.why,
-                    )
-                    for item in expert.evidence
-                ],
+                evidence=[EvidenceItem.of(item) for item in expert.evidence],
             )
             for expert, user in ranked
         ],

@@ -6,7 +6,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.search.engines.base import MAX_SIMILAR_BODY_CHARS, MAX_SIMILAR_TITLE_CHARS
+from services.search.engines.base import (
+    MAX_SIMILAR_BODY_CHARS,
+    MAX_SIMILAR_TITLE_CHARS,
+    Evidence,
+)
 from shared.events.contracts import ContentKind, Visibility
 
 # As posts accepts them: letters, digits, '-' or '_', an optional leading '#'.
@@ -46,6 +50,21 @@ class EvidenceItem(BaseModel):
     score: int = Field(0, description="The item's vote score (questions and answers).")
     accepted: bool = Field(False, description="An answer its question accepted.")
     why: str = Field("", description="The factors of the item's weight, in words.")
+
+    @classmethod
+    def of(cls, item: Evidence) -> "EvidenceItem":
+        return cls(
+            content_id=item.content_id,
+            kind=item.kind,
+            title=item.title,
+            snippet=item.snippet,
+            created_at=item.created_at,
+            weight=item.weight,
+            thanks=item.thanks,
+            score=item.score,
+            accepted=item.accepted,
+            why=item.why,
+        )
 
 
 class ExpertItem(BaseModel):
@@ -105,3 +124,31 @@ class SimilarQuestion(BaseModel):
 
 class SimilarQuestions(BaseModel):
     items: list[SimilarQuestion]
+
+
+class TagUse(BaseModel):
+    tag: str = Field(description="Lower case, without '#'.")
+    count: int = Field(description="Items carrying the tag that the caller may see.")
+
+
+class TagList(BaseModel):
+    items: list[TagUse] = Field(description="Most used first, then by name.")
+
+
+class PersonTopic(BaseModel):
+    tag: str = Field(description="The topic: a tag on the person's items or on their threads.")
+    items: int = Field(
+        description="The person's items the caller may see that carry the tag or sit in a "
+        "thread that does."
+    )
+    score: float = Field(description="The person's score on the topic, as `GET /experts` ranks.")
+    thanks: int = Field(description="Thanks on the person's items on the topic the caller sees.")
+    why: str = Field("", description="Every factor of the score, in words.")
+    evidence: list[EvidenceItem] = Field(description="The heaviest items, at most three.")
+
+
+class PersonExpertise(BaseModel):
+    user_id: UUID
+    handle: str
+    display_name: str
+    topics: list[PersonTopic] = Field(description="Strongest first; empty if nothing visible.")

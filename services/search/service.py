@@ -23,6 +23,7 @@ from services.search.engines.base import (
     SearchPage,
     Signals,
     SimilarQuery,
+    TagCount,
     TextQuery,
     normalise_tag,
 )
@@ -37,6 +38,7 @@ from services.search.models import (
     SearchUser,
 )
 from shared.auth import Principal
+from shared.errors import BadRequest
 from shared.events.contracts import ContentEvent, ContentSnapshot, QuestionSnapshot
 from shared.ids import as_utc
 from shared.projections import do_apply_fact
@@ -378,3 +380,50 @@ def find_experts(
         for user in session.exec(select(SearchUser).where(col(SearchUser.user_id).in_(ids))).all()
     }
     return [(expert, users.get(expert.user_id)) for expert in experts]
+
+
+def list_tags(
+    *, session: Session, engine: SearchEngine, principal: Principal, prefix: str, limit: int
+) -> list[TagCount]:
+    """Tags starting with `prefix` on what the caller may see, most used first.
+
+    Counted over visible items only, so a tag used only inside a private group is never
+    shown to a non-member (its name is information).
+    """
+    groups = list_member_groups(session=session, user_id=principal.user_id)
+    return engine.tag_counts(normalise_tag(prefix), groups, limit)
+
+
+# A person's most frequent tags beyond the number asked for are scored too, since the
+# strongest topic need not be the most frequent one.
+TOPIC_SLACK = 5
+
+
+def find_person_topics(
+    *, session: Session, engine: SearchEngine, principal: Principal, user_id: UUID, limit: int
+) -> list[tuple[TagCount, Expert]]:
+    """What a person knows about, strongest first, judged by what the caller may see.
+
+    Each topic is one of the tags on the person's visible items (or on the threads they
+    answered in), scored exactly as `GET /experts?topic=<tag>` scores them: the same
+    engine query, restricted to this person.
+    """
+    groups = list_member_groups(session=session, user_id=principal.user_id)
+    scored = []
+    for topic in engine.authored_topics(user_id, groups, limit + TOPIC_SLACK):
+        try:
+            query = ExpertQuery.of(TextQuery.parse(topic.tag))
+        except BadRequest:
+            continue  # a tag with no word in it cannot be searched as a topic
+        found = engine.experts(
+            query,
+            groups,
+            1,
+            signals=lambda content_ids: count_signals(session=session, content_ids=content_ids),
+            priors=list_priors(session=session, query=query, groups=groups),
+            person=user_id,
+        )
+        if found:
+            scored.append((topic, found[0]))
+    scored.sort(key=lambda pair: (-pair[1].score, -pair[0].count, pair[0].tag))
+    return scored[:limit]

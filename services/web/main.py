@@ -7,6 +7,7 @@ would do it.
 """
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,9 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.web.api import ApiError, ApiUnavailable, Refreshes, SignInRequired
 from services.web.pages import ROUTERS
@@ -37,6 +40,28 @@ TITLES = {
     422: "That request was not understood",
     503: "Knowflow is briefly unavailable",
 }
+
+
+class ServerTiming:
+    """`Server-Timing: page;dur=…`: how long the page took here, API calls included (what
+    bench/web_bench.py reports, and what a browser's developer tools show)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = (time.perf_counter() - started) * 1000
+                MutableHeaders(scope=message).append("server-timing", f"page;dur={elapsed:.1f}")
+            await send(message)
+
+        await self.app(scope, receive, send_timed)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -134,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
 
+    app.add_middleware(ServerTiming)
     secret = load_or_create_key(settings.web_session_key_file)
     secure = settings.public_url.startswith("https://")
     app.add_middleware(SessionCookies, secret=secret, secure=secure)

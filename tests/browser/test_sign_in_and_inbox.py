@@ -145,3 +145,27 @@ def test_the_api_docs_render_with_nothing_loaded_from_another_site(
     expect(page.get_by_text("/api/v1/questions").first).to_be_visible()
     screenshot(page, request, "docs")
     assert elsewhere == []
+
+
+def test_a_keyboard_alone_reaches_the_content_and_every_control_shows_its_focus(
+    page: Page, api: httpx.Client, request: pytest.FixtureRequest
+) -> None:
+    person = new_person(api, "Keyboard")
+    sign_in(page, person)
+    page.goto("/inbox")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    screenshot(page, request, "skip-link")
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # From there on, every control of the page (here: the inbox's filters, its button, the
+    # footer's links) is reached in order and draws an outline (:focus-visible).
+    reached = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("() => document.activeElement.textContent.trim()"))
+        outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+        assert outline not in ("none", ""), page.evaluate("() => document.activeElement.outerHTML")
+    assert reached == ["All", "Unread", "Mark all read", "API", "Events"]

@@ -6,6 +6,7 @@ to a private group's content.
 """
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from deploy.launch import Platform
+from shared.testing.fixtures import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, create_admin
 from tests.e2e.test_knowledge_flow import PASSWORD, register
 
@@ -183,6 +185,9 @@ def cases(world: Json) -> list[Case]:
         ),
         # Someone else's digest: admins only.
         Case("GET", f"/digests/users/{owner_id}", expect(403, 403, 403, 200)),
+        # A person's topics: anyone signed in (judged by what each reader may see); 404 unknown.
+        Case("GET", f"/experts/{member_id}", expect(200, 200, 200, 200)),
+        Case("GET", f"/experts/{uuid4()}", expect(404, 404, 404, 404)),
         # Changing someone else's content: 403 where it may be seen, 404 where it may not.
         Case("PATCH", f"/posts/{pp}", expect(0, 403, 404, 404), body={"body": "defaced"}),
         Case("DELETE", f"/posts/{pp}", expect(0, 403, 404, 404)),
@@ -541,3 +546,75 @@ def test_session_endpoints_act_only_on_the_callers_own_session(
     for actor in ACTORS:
         me = gateway.get("/users/me", headers=people[actor]["headers"])
         assert me.status_code == 200, (actor, me.text)
+
+
+def test_feed_tags_and_a_persons_topics_never_show_a_private_group_to_outsiders_or_admins(
+    gateway: httpx.Client, world: Json
+) -> None:
+    """The home feed, tag autocomplete and the person page read projections: a private
+    group's items, tags and evidence reach its members only (admins are not members)."""
+    people, group = world["people"], world["private_group"]
+    owner, member = people["owner"]["headers"], people["member"]["headers"]
+    member_id = people["member"]["user"]["id"]
+    for actor in ("member", "outsider", "admin"):
+        followed = gateway.post(
+            "/follows",
+            headers=people[actor]["headers"],
+            json={"target_type": "user", "target": people["owner"]["user"]["id"]},
+        )
+        assert followed.status_code == 201, followed.text
+    secret = gateway.post(
+        "/posts",
+        headers=owner,
+        json={"body": "vault roster #vaultroster", "group_id": group},
+    ).json()
+    asked = gateway.post(
+        "/questions",
+        headers=owner,
+        json={"title": "Vault hinges?", "body": "oil", "group_id": group, "tags": ["vaulthinge"]},
+    ).json()
+    answered = gateway.post(
+        f"/questions/{asked['id']}/answers", headers=member, json={"body": "grease them"}
+    )
+    assert answered.status_code == 201, answered.text
+    open_q = gateway.post(
+        "/questions", headers=owner, json={"title": "Doors?", "body": "hinges", "tags": ["doors"]}
+    ).json()
+    assert (
+        gateway.post(
+            f"/questions/{open_q['id']}/answers", headers=member, json={"body": "lift them"}
+        ).status_code
+        == 201
+    )
+
+    def feed_ids(headers: dict[str, str]) -> list[str]:
+        response = gateway.get("/feed", headers=headers)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    def tag_names(headers: dict[str, str]) -> list[str]:
+        response = gateway.get("/tags", headers=headers, params={"prefix": "#Vault"})
+        assert response.status_code == 200, response.text
+        return [item["tag"] for item in response.json()["items"]]
+
+    def topics(headers: dict[str, str]) -> list[str]:
+        response = gateway.get(f"/experts/{member_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        return [topic["tag"] for topic in response.json()["topics"]]
+
+    # The member sees it all once the projections caught up; so the others had the chance.
+    wait_for(lambda: secret["id"] in feed_ids(member), timeout=30)
+    wait_for(lambda: {"vaultroster", "vaulthinge"} <= set(tag_names(member)), timeout=30)
+    wait_for(lambda: {"vaulthinge", "doors"} <= set(topics(owner)), timeout=30)
+    for actor in ("outsider", "admin"):
+        headers = people[actor]["headers"]
+        wait_for(partial(lambda h: "doors" in topics(h), headers), timeout=30)
+        assert secret["id"] not in feed_ids(headers), actor
+        assert tag_names(headers) == [], actor
+        assert "vaulthinge" not in topics(headers), actor
+    for path in ("/feed", "/tags", f"/experts/{member_id}"):
+        for headers in ({}, {"Authorization": "Bearer not.a.token"}):
+            response = gateway.get(path, headers=headers)
+            assert response.status_code == 401, (path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+    assert gateway.get(f"/experts/{uuid4()}", headers=owner).status_code == 404

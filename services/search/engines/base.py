@@ -8,6 +8,7 @@ interchangeable and held to the same behavioural tests. Every engine must:
   deletion leaves a tombstone (with its version) so a late upsert cannot resurrect it;
 - filter by permission inside the query: a caller sees `public` items plus items of
   the groups in `principal_groups`, never a post-filtered page;
+- count tags (autocomplete, a person's topics) only over what the caller may see;
 - compute experts only over what the caller may see, with `expertise.rank_experts`,
   asking `signals` for the votes, acceptance and thanks of exactly those candidates
   (they live in the service's SQL projections, not in the index, so both engines score
@@ -329,6 +330,14 @@ class Expert:
 
 
 @dataclass(frozen=True)
+class TagCount:
+    """A tag and how many visible items carry it (or, for a person, how many of theirs)."""
+
+    tag: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Signals:
     """What readers did with an item: its vote score, whether it is accepted, its thanks."""
 
@@ -348,6 +357,9 @@ class Prior:
 
 # Signals per item, for the given (visible, candidate) item ids; ids without any may be absent.
 SignalsLookup = Callable[[Collection[UUID]], Mapping[UUID, Signals]]
+
+# A person's topics are read from at most this many of their newest visible items.
+TOPIC_ITEM_CAP = 1000
 
 MAX_EXPERT_QUERY_CHARS = 4000
 MAX_EXPERT_TERMS = 32
@@ -422,6 +434,26 @@ class SearchEngine(Protocol):
         *,
         signals: SignalsLookup,
         priors: Sequence[Prior] = (),
+        person: UUID | None = None,
     ) -> list[Expert]:
-        """People ranked by visible evidence on the query, and priors (see `expertise`)."""
+        """People ranked by visible evidence on the query, and priors (see `expertise`).
+
+        `person` keeps only that person's entry, scored exactly as among everyone.
+        """
+        ...
+
+    def tag_counts(
+        self, prefix: str, principal_groups: Collection[UUID], limit: int
+    ) -> list[TagCount]:
+        """Tags starting with `prefix` on visible items, most used first, then by name."""
+        ...
+
+    def authored_topics(
+        self, author_id: UUID, principal_groups: Collection[UUID], limit: int
+    ) -> list[TagCount]:
+        """Tags on a person's visible items or on the visible threads they answered in.
+
+        Each count is of the person's items (at most the newest `TOPIC_ITEM_CAP`) carrying
+        the tag or sitting in a thread that does; most first, then by name.
+        """
         ...

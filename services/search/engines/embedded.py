@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Row, text
 from sqlalchemy.exc import OperationalError
 
 from services.search.engines.base import (
+    TOPIC_ITEM_CAP,
     Deletion,
     Expert,
     ExpertQuery,
@@ -40,6 +41,7 @@ from services.search.engines.base import (
     SearchPage,
     SignalsLookup,
     SimilarQuery,
+    TagCount,
     TextQuery,
 )
 from services.search.engines.expertise import (
@@ -358,6 +360,7 @@ class EmbeddedEngine:
         *,
         signals: SignalsLookup,
         priors: Sequence[Prior] = (),
+        person: UUID | None = None,
     ) -> list[Expert]:
         params: dict[str, Any] = {
             "match": _any_term_expression(query.terms),
@@ -430,11 +433,14 @@ class EmbeddedEngine:
             limit=limit,
             query_tags=query.tags,
             priors=priors,
+            only=person,
             recent_answers=self._recent_answers(
-                {c.author_id for c in candidates}, reference_time(candidates, now), params
+                {c.author_id for c in candidates if person in (None, c.author_id)},
+                reference_time(candidates, now),
+                params,
             ),
         )
-        wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
+        wanted = [item.candidate.content_id for someone in ranked for item in someone.evidence]
         by_seq = self._snippets(query, [seqs[content_id] for content_id in wanted])
         snippets = {
             content_id: by_seq[seqs[content_id]]
@@ -442,6 +448,56 @@ class EmbeddedEngine:
             if seqs[content_id] in by_seq
         }
         return as_experts(ranked, snippets)
+
+    def tag_counts(
+        self, prefix: str, principal_groups: Collection[UUID], limit: int
+    ) -> list[TagCount]:
+        params: dict[str, Any] = {
+            "principal_groups": json.dumps([str(group) for group in principal_groups]),
+            "limit": limit,
+        }
+        starts = ""
+        if prefix:
+            # A range on the tag (the primary key's first column): every tag with the prefix
+            # sorts between it and it followed by the greatest code point.
+            starts = "AND t.tag >= :low AND t.tag < :high"
+            params.update(low=prefix, high=prefix + "\U0010ffff")
+        rows = self._run(
+            f"""SELECT t.tag, COUNT(*) AS uses
+                FROM search_document_tag AS t JOIN search_document AS d ON d.seq = t.doc_seq
+                WHERE d.deleted = 0 AND {_visible("d")} {starts}
+                GROUP BY t.tag ORDER BY uses DESC, t.tag LIMIT :limit""",
+            params,
+        ).all()
+        return [TagCount(tag=row.tag, count=int(row.uses)) for row in rows]
+
+    def authored_topics(
+        self, author_id: UUID, principal_groups: Collection[UUID], limit: int
+    ) -> list[TagCount]:
+        rows = self._run(
+            f"""WITH mine AS (
+                    SELECT d.seq, d.thread_id FROM search_document AS d
+                    WHERE d.author_id = :author AND d.deleted = 0 AND {_visible("d")}
+                    ORDER BY d.created_at DESC, d.seq DESC LIMIT :cap
+                ), topics AS (
+                    SELECT m.seq AS item, t.tag
+                    FROM mine AS m JOIN search_document_tag AS t ON t.doc_seq = m.seq
+                    UNION
+                    SELECT m.seq AS item, t.tag
+                    FROM mine AS m JOIN search_document AS r ON r.id = m.thread_id
+                    JOIN search_document_tag AS t ON t.doc_seq = r.seq
+                    WHERE r.deleted = 0 AND {_visible("r")}
+                )
+                SELECT tag, COUNT(*) AS uses FROM topics
+                GROUP BY tag ORDER BY uses DESC, tag LIMIT :limit""",
+            {
+                "author": str(author_id),
+                "principal_groups": json.dumps([str(group) for group in principal_groups]),
+                "cap": TOPIC_ITEM_CAP,
+                "limit": limit,
+            },
+        ).all()
+        return [TagCount(tag=row.tag, count=int(row.uses)) for row in rows]
 
     def _recent_answers(
         self, people: Collection[UUID], reference: datetime, params: dict[str, Any]

@@ -258,12 +258,15 @@ def rank_experts(
     query_tags: Sequence[str] = (),
     priors: Sequence[Prior] = (),
     recent_answers: Mapping[UUID, int] | None = None,
+    only: UUID | None = None,
 ) -> list[RankedPerson]:
     """The top `limit` people by score (see the module), each with their heaviest items.
 
     `signals` holds votes, acceptance and thanks per candidate id; only the candidates'
     entries are read. `recent_answers` counts each person's visible answers since
-    `active_since(reference_time(candidates, now))`.
+    `active_since(reference_time(candidates, now))`. `only` keeps that one person: a
+    person's score depends on the other candidates (the reference time, the top
+    relevance) but not on the other people, so it is the score they have among everyone.
     """
     listed = list(candidates)
     recent = recent_answers or {}
@@ -277,6 +280,8 @@ def rank_experts(
         priors_of[prior.user_id].append(prior)
     people = []
     for user_id in set(by_person) | set(priors_of):
+        if only is not None and user_id != only:
+            continue
         items = by_person.get(user_id, [])
         fast, known = fast_share(items, asked_at)
         speed = 1 + SPEED_BONUS * (fast / known if known else 0.0)

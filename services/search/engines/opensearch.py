@@ -38,6 +38,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError, RequestError
 
 from services.search.engines.base import (
+    TOPIC_ITEM_CAP,
     Deletion,
     Expert,
     ExpertQuery,
@@ -48,6 +49,7 @@ from services.search.engines.base import (
     SearchPage,
     SignalsLookup,
     SimilarQuery,
+    TagCount,
     TextQuery,
 )
 from services.search.engines.expertise import (
@@ -341,6 +343,7 @@ class OpenSearchEngine:
         *,
         signals: SignalsLookup,
         priors: Sequence[Prior] = (),
+        person: UUID | None = None,
     ) -> list[Expert]:
         visible = visible_to(principal_groups)
         sources: dict[str, dict[str, Any]] = {}
@@ -412,12 +415,79 @@ class OpenSearchEngine:
             limit=limit,
             query_tags=query.tags,
             priors=priors,
+            only=person,
             recent_answers=self._recent_answers(
-                {c.author_id for c in candidates}, reference_time(candidates, now), visible
+                {c.author_id for c in candidates if person in (None, c.author_id)},
+                reference_time(candidates, now),
+                visible,
             ),
         )
-        wanted = [item.candidate.content_id for person in ranked for item in person.evidence]
+        wanted = [item.candidate.content_id for someone in ranked for item in someone.evidence]
         return as_experts(ranked, self._snippets(query, wanted))
+
+    def tag_counts(
+        self, prefix: str, principal_groups: Collection[UUID], limit: int
+    ) -> list[TagCount]:
+        conditions = visible_to(principal_groups)
+        terms: dict[str, Any] = {
+            "field": "tags",
+            "size": limit,
+            "order": [{"_count": "desc"}, {"_key": "asc"}],
+        }
+        if prefix:
+            conditions.append({"prefix": {"tags": prefix}})
+            # An item matching the prefix carries other tags too: only these are counted.
+            terms["include"] = _lucene_literal(prefix) + ".*"
+        response = self._search(
+            {
+                "size": 0,
+                "query": {"bool": {"filter": conditions}},
+                "aggs": {"tags": {"terms": terms}},
+                "track_total_hits": False,
+            }
+        )
+        return [
+            TagCount(tag=bucket["key"], count=int(bucket["doc_count"]))
+            for bucket in response["aggregations"]["tags"]["buckets"]
+        ]
+
+    def authored_topics(
+        self, author_id: UUID, principal_groups: Collection[UUID], limit: int
+    ) -> list[TagCount]:
+        visible = visible_to(principal_groups)
+        mine = self._search(
+            {
+                "size": TOPIC_ITEM_CAP,
+                "query": {"bool": {"filter": [*visible, {"term": {"author_id": str(author_id)}}]}},
+                "sort": [{"created_at": "desc"}, {"id": "desc"}],
+                "_source": ["id", "tags", "thread_id"],
+                "track_total_hits": False,
+            }
+        )["hits"]["hits"]
+        threads = sorted(
+            {hit["_source"]["thread_id"] for hit in mine if hit["_source"].get("thread_id")}
+        )
+        thread_tags: dict[str, list[str]] = {}
+        if threads:
+            for hit in self._search(
+                {
+                    "size": len(threads),
+                    "query": {"bool": {"filter": [*visible, {"terms": {"id": threads}}]}},
+                    "_source": ["id", "tags"],
+                    "track_total_hits": False,
+                }
+            )["hits"]["hits"]:
+                thread_tags[hit["_source"]["id"]] = hit["_source"].get("tags") or []
+        uses: dict[str, int] = {}
+        for hit in mine:
+            source = hit["_source"]
+            tags = set(source.get("tags") or ()) | set(
+                thread_tags.get(source.get("thread_id") or "", ())
+            )
+            for tag in tags:
+                uses[tag] = uses.get(tag, 0) + 1
+        ranked = sorted(uses.items(), key=lambda pair: (-pair[1], pair[0]))
+        return [TagCount(tag=tag, count=count) for tag, count in ranked[:limit]]
 
     def _recent_answers(
         self, people: Collection[UUID], reference: datetime, visible: list[dict[str, Any]]
@@ -536,6 +606,11 @@ class OpenSearchEngine:
     def abandon_rebuild(self, new_index: str) -> None:
         """Drop a rebuild that failed; the live index was never touched."""
         self.client.indices.delete(index=new_index, params={"ignore_unavailable": "true"})
+
+
+def _lucene_literal(text: str) -> str:
+    """`text` as a Lucene regular expression matching itself (every non-alphanumeric escaped)."""
+    return "".join(char if char.isalnum() else "\\" + char for char in text)
 
 
 class RebuildInProgress(Exception):
