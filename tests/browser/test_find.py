@@ -64,7 +64,7 @@ def open_until(page: Page, url: str, shown: Callable[[], Locator]) -> None:
         page.goto(url)
         if shown().count() > 0:
             return
-        assert time.monotonic() < deadline, f"{url} never showed it"
+        assert time.monotonic() < deadline, f"{url} never showed it: {page.inner_text('main')}"
         page.wait_for_timeout(400)
 
 
@@ -132,6 +132,11 @@ def test_search_with_a_filter_shows_highlighted_results_and_pages_on(
     page.goto(f"/search?q={topic}&since=yesterday")
     expect(page.get_by_role("alert")).to_be_visible()
     expect(page.get_by_text("A date, such as")).to_be_visible()
+    # What the API refuses (nothing searchable, a forged cursor) is shown, never a 500.
+    for path in ("/search?q=%21%21%21", f"/search?q={topic}&cursor=forged", "/experts?topic=%21"):
+        shown = page.goto(path)
+        assert shown is not None and shown.status == 200, path
+        expect(page.get_by_role("alert")).to_be_visible()
 
 
 def test_who_knows_shows_each_person_with_why_and_their_evidence_linked(

@@ -86,6 +86,17 @@ def recent_items(
     return items[: RECENT * 2]
 
 
+async def _expertise(page: Page, user_id: str) -> dict[str, Any]:
+    """What they know about; nothing yet while their profile is still on its way to search."""
+    try:
+        found: dict[str, Any] = await page.api.get(f"/experts/{user_id}", limit=5)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return {"topics": []}
+    return found
+
+
 @router.get("/people/@{handle}")
 async def person_page(handle: str, page: PageDep, done: str | None = None) -> Response:
     page.require_person()
@@ -98,7 +109,7 @@ async def render_person(
     person = await check_person(page, handle)
     user_id = str(person["id"])
     expertise, follows, posts, questions, articles = await asyncio.gather(
-        page.api.get(f"/experts/{user_id}", limit=5),
+        _expertise(page, user_id),
         page.api.get("/follows"),
         page.api.get("/posts", author_id=user_id, limit=RECENT),
         page.api.get("/questions", author_id=user_id, limit=RECENT),

@@ -6,6 +6,7 @@ markers into plain text (unescaped) and a flag, and the template escapes each pa
 and wraps the marked ones in its own `<mark>`.
 """
 
+import asyncio
 import html
 import re
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from services.web.api import ApiError
-from services.web.pages.base import PageDep, redirect
+from services.web.pages.base import Page, PageDep, redirect
 from shared.events.contracts import ContentKind
 
 router = APIRouter()
@@ -32,6 +33,7 @@ KIND_LABELS = {
     "comment": "Comments",
 }
 MAX_QUERY_CHARS = 500
+PAGE_SIZE = 20
 MAX_TAG_CHARS = 50
 _MARKERS = re.compile(r"(<mark>|</mark>)")
 
@@ -134,6 +136,23 @@ def _text(value: str | None, limit: int = 1000) -> str:
     return (value or "").strip()[:limit]
 
 
+Found = tuple[dict[str, Any] | None, str | None, dict[str, str]]
+
+
+async def _search(page: Page, params: dict[str, Any], cursor: str | None) -> Found:
+    """One page of results, or the API's refusal (detail, field errors) to show."""
+    try:
+        return await page.api.get("/search", cursor=cursor, limit=PAGE_SIZE, **params), None, {}
+    except ApiError as exc:
+        if exc.status >= 500 or exc.status in (401, 403):
+            raise
+        return None, exc.detail, exc.field_errors
+
+
+async def _nothing() -> Found:
+    return None, None, {}
+
+
 @router.get("/search")
 async def search(
     page: PageDep,
@@ -154,19 +173,13 @@ async def search(
         since=_text(since, 20),
         until=_text(until, 20),
     )
-    groups: list[dict[str, Any]] = await page.api.get("/groups")
-    group_names = {str(group["id"]): group["name"] for group in groups}
     params, errors = form.checked()
-    results: dict[str, Any] | None = None
-    error = None
-    if form.q and not errors:
-        try:
-            results = await page.api.get("/search", cursor=cursor, limit=20, **params)
-        except ApiError as exc:
-            if exc.status >= 500 or exc.status in (401, 403):
-                raise
-            error = exc.detail
-            errors = exc.field_errors
+    asked = bool(form.q) and not errors
+    groups, (results, error, refused) = await asyncio.gather(
+        page.api.get("/groups"), _search(page, params, cursor) if asked else _nothing()
+    )
+    errors |= refused
+    group_names = {str(group["id"]): group["name"] for group in groups}
     if results is not None:
         for item in results["items"]:
             item["url"] = item_url(item["kind"], item["id"])
