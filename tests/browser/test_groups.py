@@ -153,3 +153,61 @@ def test_a_private_group_is_invisible_to_an_outsider_on_every_page(
     expect(page.get_by_text("Nobody has written anything")).to_be_visible()
     assert_accessible(page, axe)
     screenshot(page, request, "outsider-experts")
+
+
+def test_asking_to_join_a_private_group_and_the_owner_approving(
+    page: Page,
+    browser: Browser,
+    platform: Platform,
+    api: httpx.Client,
+    axe: Axe,
+    request: pytest.FixtureRequest,
+) -> None:
+    owner = new_person(api, "Host")
+    asker = new_person(api, "Newcomer")
+    name = f"Inner {word()}"
+    created = api.post(
+        "/groups",
+        json={"name": name, "slug": name.lower().replace(" ", "-"), "visibility": "private"},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    group_id = created.json()["id"]
+
+    # The asker was given the link: a 404 page that offers to ask, naming nothing.
+    sign_in(page, asker)
+    shown = page.goto(f"/groups/{group_id}")
+    assert shown is not None and shown.status == 404
+    assert name not in page.content()
+    page.get_by_label("A note for whoever decides").fill("I run the on-call rota.")
+    page.get_by_role("button", name="Ask to join").click()
+    expect(page.get_by_role("status")).to_contain_text("Your request to join was sent")
+    expect(page.get_by_text("You asked to join 1 private group")).to_be_visible()
+    assert name not in page.content()
+    assert_accessible(page, axe)
+    screenshot(page, request, "asked")
+
+    decider = browser.new_context(base_url=platform.gateway_url)
+    decider.set_default_timeout(15_000)
+    try:
+        host = decider.new_page()
+        sign_in(host, owner)
+        host.goto(f"/groups/{group_id}")
+        asking = host.locator("li.card").filter(has_text=asker.display_name)
+        expect(asking).to_contain_text("I run the on-call rota.")
+        assert_accessible(host, axe)
+        screenshot(host, request, "requests")
+        asking.get_by_role("button", name=f"Approve {asker.display_name}").click()
+        expect(host.get_by_role("status")).to_contain_text("Request approved")
+        expect(host.get_by_role("row").filter(has_text=asker.display_name)).to_contain_text(
+            "member"
+        )
+        expect(host.get_by_text("Nobody is asking to join")).to_be_visible()
+    finally:
+        decider.close()
+
+    page.goto("/groups")
+    expect(page.get_by_role("link", name=name)).to_be_visible()
+    page.get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    expect(page.get_by_text("You are a member here")).to_be_visible()

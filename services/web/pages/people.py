@@ -53,7 +53,7 @@ def recent_items(
         {
             "kind": post["kind"],
             "title": None,
-            "text": post["body"][:200],
+            "text": " ".join(post["body"].split())[:120],
             "url": item_url(post["kind"], post["id"], post.get("thread_id")),
             "created_at": post["created_at"],
             "tags": post["tags"],
