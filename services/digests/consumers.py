@@ -7,6 +7,9 @@ from sqlmodel import Session
 from services.digests import privacy, service
 from shared.events.consumer import Consumer
 from shared.events.contracts import (
+    AnswerCreated,
+    AnswerDeleted,
+    AnswerUpdated,
     ArticleCreated,
     ArticleDeleted,
     ArticleUpdated,
@@ -20,6 +23,9 @@ from shared.events.contracts import (
     PostCreated,
     PostDeleted,
     PostUpdated,
+    QuestionCreated,
+    QuestionDeleted,
+    QuestionUpdated,
     UserProfileUpdated,
     UserRegistered,
 )
@@ -33,7 +39,9 @@ def on_content(session: Session, _envelope: CloudEvent, data: ContentSnapshot) -
 
 
 def on_content_deleted(
-    session: Session, _envelope: CloudEvent, data: PostDeleted | ArticleDeleted
+    session: Session,
+    _envelope: CloudEvent,
+    data: PostDeleted | ArticleDeleted | QuestionDeleted | AnswerDeleted,
 ) -> None:
     service.do_project_deletion(session=session, data=data, deleted_at=data.deleted_at)
 
@@ -86,6 +94,19 @@ def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
                 ArticleUpdated: on_content,
                 PostDeleted: on_content_deleted,
                 ArticleDeleted: on_content_deleted,
+            },
+        ),
+        # Questions and answers in their own durable consumer: added after the first, so an
+        # existing deployment gets a new consumer that reads them from the stream's start.
+        Consumer(
+            "digests-questions",
+            {
+                QuestionCreated: on_content,
+                QuestionUpdated: on_content,
+                AnswerCreated: on_content,
+                AnswerUpdated: on_content,
+                QuestionDeleted: on_content_deleted,
+                AnswerDeleted: on_content_deleted,
             },
         ),
         Consumer(

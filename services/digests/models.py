@@ -8,7 +8,8 @@ from sqlmodel import JSON, Column, Field, SQLModel
 
 
 class DigestContent(SQLModel, table=True):
-    """One post, reply or article as last seen; a deleted one stays as a tombstone."""
+    """One post, reply, article, question or answer as last seen; a deleted one stays as a
+    tombstone."""
 
     __tablename__ = "digests_content"
 

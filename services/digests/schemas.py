@@ -73,7 +73,10 @@ class FeedReason(BaseModel):
 
 class FeedItem(BaseModel):
     id: UUID
-    kind: str = Field(description="`post`, `reply` or `article`.")
+    kind: str = Field(
+        description="`post`, `reply`, `article`, `question` or `answer` (an answer's "
+        "`thread_root_id` is its question)."
+    )
     title: str | None = Field(description="Plain text: escape it when rendering HTML.")
     excerpt: str = Field(
         description="The body's opening (up to 200 characters), plain text, not HTML."

@@ -62,7 +62,7 @@ def axe() -> Axe:
     return Axe()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Person:
     handle: str
     display_name: str

@@ -1,5 +1,8 @@
 """Signing up, in and out in a real browser; the inbox updating live; forms and /docs safe."""
 
+import email
+import email.policy
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -169,3 +172,36 @@ def test_a_keyboard_alone_reaches_the_content_and_every_control_shows_its_focus(
         outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
         assert outline not in ("none", ""), page.evaluate("() => document.activeElement.outerHTML")
     assert reached == ["All", "Unread", "Mark all read", "API", "Events"]
+
+
+def test_a_forgotten_password_is_replaced_through_the_e_mailed_link(
+    page: Page, api: httpx.Client, platform: Platform, axe: Axe, request: pytest.FixtureRequest
+) -> None:
+    person = new_person(api, "Forgetful")
+    page.goto("/login")
+    page.get_by_role("link", name="Get a link to choose a new one").click()
+    page.get_by_label("E-mail address of your account").fill(f"{person.handle}@example.org")
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.get_by_role("status")).to_contain_text("an e-mail with a link")
+    assert_accessible(page, axe)
+
+    # No SMTP server configured: the platform writes each e-mail to a file (var/mail).
+    link = None
+    for _attempt in range(60):
+        for mail in (platform.var_dir / "mail").glob("*.eml"):
+            message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            if message["To"] == f"{person.handle}@example.org":
+                text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                link = re.search(r"(/reset-password#token=\S+)", text)
+        if link:
+            break
+        time.sleep(0.5)
+    assert link, "no reset e-mail arrived"
+    page.goto(link.group(1))
+    expect(page.get_by_label("Code from the e-mail")).not_to_have_value("")
+    page.get_by_label("New password", exact=True).fill("a brand new long passphrase")
+    assert_accessible(page, axe)
+    screenshot(page, request, "reset")
+    page.get_by_role("button", name="Set the new password").click()
+    expect(page.get_by_role("status").first).to_contain_text("Your password is changed")
+    sign_in(page, person, password="a brand new long passphrase")

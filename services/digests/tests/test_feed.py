@@ -9,11 +9,14 @@ from fastapi.testclient import TestClient
 from services.digests.tests.factories import content, reply
 from services.digests.tests.test_digest_privacy import follow, private_group
 from shared.events.contracts import (
+    AnswerCreated,
     FollowDeleted,
     GroupCreated,
     GroupMemberRemoved,
     PostDeleted,
     PostUpdated,
+    QuestionCreated,
+    QuestionDeleted,
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
@@ -225,3 +228,34 @@ def test_feed_needs_a_valid_token(client: TestClient) -> None:
         response = client.get("/feed", headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_questions_and_answers_by_followed_people_and_tags_are_in_the_feed(
+    client: TestClient, publish: Publish, auth_header: AuthHeader
+) -> None:
+    alice, bob, carol = new_id(), new_id(), new_id()
+    question = content(
+        author=carol, model=QuestionCreated, kind="question", title="Why?", tags=("k8s",)
+    )
+    answer = content(author=bob, model=AnswerCreated, kind="answer", parent_id=question.content_id)
+    other = content(author=carol, model=QuestionCreated, kind="question", tags=("rust",))
+    publish(follow(alice, "tag", "k8s"), follow(alice, "user", bob), question, answer, other)
+
+    items = {item["id"]: item for item in read_feed(client, auth_header(alice))["items"]}
+
+    assert set(items) == {str(question.content_id), str(answer.content_id)}
+    assert items[str(question.content_id)]["kind"] == "question"
+    assert items[str(answer.content_id)]["thread_root_id"] == str(question.content_id)
+
+    publish(
+        QuestionDeleted(
+            content_id=question.content_id,
+            kind="question",
+            author_id=carol,
+            group_id=None,
+            visibility="public",
+            version=2,
+            deleted_at=utcnow(),
+        )
+    )
+    assert str(question.content_id) not in feed_ids(read_feed(client, auth_header(alice)))

@@ -136,3 +136,55 @@ async def sso_done(
         return redirect("/login", next=target, sso_error=exc.detail)
     page.session.sign_in(tokens)
     return redirect(target)
+
+
+@router.get("/password-reset")
+async def forgotten_password_page(page: PageDep) -> Response:
+    return await page.render(
+        "auth/forgotten.html", title="Forgotten password", sent=False, error=None
+    )
+
+
+@router.post("/password-reset")
+async def forgotten_password(page: PageDep) -> Response:
+    form = await page.form()
+    email = str(form.get("email", "")).strip()[:254]
+    try:
+        await page.api.post("/auth/password-reset", {"email": email})
+    except ApiError as exc:
+        return await page.render(
+            "auth/forgotten.html",
+            status=400,
+            title="Forgotten password",
+            sent=False,
+            error=exc.detail,
+        )
+    # The same answer whether or not the account exists (the API never tells).
+    return await page.render(
+        "auth/forgotten.html", title="Forgotten password", sent=True, error=None
+    )
+
+
+@router.get("/reset-password")
+async def reset_password_page(page: PageDep) -> Response:
+    """Where the reset e-mail's link lands; the token is in the URL's fragment (never sent
+    to a server), and the page's script copies it into the form."""
+    return await page.render("auth/reset.html", title="Choose a new password", error=None)
+
+
+@router.post("/reset-password")
+async def reset_password(page: PageDep) -> Response:
+    form = await page.form()
+    try:
+        await page.api.post(
+            "/auth/password-reset/confirm",
+            {
+                "token": str(form.get("token", ""))[:512],
+                "new_password": str(form.get("new_password", "")),
+            },
+        )
+    except ApiError as exc:
+        return await page.render(
+            "auth/reset.html", status=400, title="Choose a new password", error=exc.detail
+        )
+    return redirect("/login", done="password-reset")

@@ -24,6 +24,7 @@ DONE_MESSAGES = {
     "signed-in": "Welcome back.",
     "registered": "Welcome to Knowflow.",
     "signed-out": "You are signed out.",
+    "password-reset": "Your password is changed. Sign in with the new one.",
 }
 
 

@@ -197,7 +197,17 @@
     });
   }
 
+  // --- A token in the URL's fragment (#token=…, never sent to a server) into its field. --
+  function fillFragmentTokens() {
+    const values = new URLSearchParams(window.location.hash.slice(1));
+    for (const field of document.querySelectorAll("[data-fragment-token]")) {
+      const value = values.get(field.dataset.fragmentToken);
+      if (value && !field.value) field.value = value;
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    fillFragmentTokens();
     startLive();
     startLookups();
     startAutocomplete();
