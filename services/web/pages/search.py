@@ -53,15 +53,16 @@ def snippet_parts(snippet: str | None) -> list[tuple[str, bool]]:
 
 
 def item_url(kind: str, item_id: Any, thread_id: Any = None) -> str | None:
-    """The page showing an item. A reply is a post (`GET /posts/{id}` reads it); an answer
-    or a comment is shown on its question's page, and an answer's own address leads there
-    when its question is not known here. A comment without its question has no page."""
+    """The page showing an item: a reply on its thread's post page (or its own, as
+    `GET /posts/{id}` reads a reply too), an answer or a comment on its question's page; an
+    answer's own address leads there when its question is not known here. A comment
+    without its question has no page (the API has no `GET /comments/{id}`)."""
     if kind in ("question", "post", "article"):
         return f"/{kind}s/{item_id}"
     if kind in ("answer", "comment") and thread_id:
         return f"/questions/{thread_id}#{kind}-{item_id}"
     if kind == "reply":
-        return f"/posts/{item_id}"
+        return f"/posts/{thread_id}#post-{item_id}" if thread_id else f"/posts/{item_id}"
     if kind == "answer":
         return f"/answers/{item_id}"
     return None

@@ -44,6 +44,7 @@ def test_each_kind_links_to_the_page_that_shows_it() -> None:
     assert item_url("answer", "a2", "q1") == "/questions/q1#answer-a2"
     assert item_url("answer", "a2") == "/answers/a2"
     assert item_url("reply", "r1") == "/posts/r1"
+    assert item_url("reply", "r1", "p1") == "/posts/p1#post-r1"
     assert item_url("comment", "c1", "q1") == "/questions/q1#comment-c1"
     assert item_url("comment", "c1") is None
 
