@@ -79,6 +79,8 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/auth/password-reset"),
         ("POST", "/api/v1/auth/password-reset/confirm"),
         ("GET", "/api/v1/auth/jwks"),
+        # Single sign-on's one-time hand-off code is the credential (the web app trades it).
+        ("POST", "/api/v1/auth/oidc/exchange"),
         # One-click unsubscribe from an e-mail (RFC 8058): the signed token is the credential.
         ("GET", "/api/v1/notifications/unsubscribe"),
         ("POST", "/api/v1/notifications/unsubscribe"),

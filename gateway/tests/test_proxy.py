@@ -92,6 +92,10 @@ def test_single_sign_on_needs_no_token_and_other_auth_paths_still_do(gateway_url
     # Only under the SSO prefix (another method there is the service's own 405).
     for path in ("/api/v1/auth/oidcx", "/api/v1/auth/other"):
         assert httpx.get(gateway_url + path).status_code == 401
+    # The hand-off code is the web app's credential.
+    exchanged = httpx.post(gateway_url + "/api/v1/auth/oidc/exchange", json={"code": "c"})
+    assert exchanged.status_code == 201  # the echo upstream's answer to a POST
+    assert echo(exchanged)["path"] == "/auth/oidc/exchange"
 
 
 def test_missing_token_is_401_problem_and_upstream_is_not_called(

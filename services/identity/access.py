@@ -85,6 +85,14 @@ def check_group_owner(*, session: Session, group: Group, principal: Principal, a
         raise Forbidden(f"only the group's owner may {action}")
 
 
+def check_group_manager(
+    *, session: Session, group: Group, principal: Principal, action: str
+) -> None:
+    """Only the group's owner or a moderator does `action` (e.g. decide join requests)."""
+    if GROUP_RANK.get(_caller_role(session, group, principal) or "", -1) < GROUP_RANK["moderator"]:
+        raise Forbidden(f"only the group's owner or moderators may {action}")
+
+
 def check_audit_reader(principal: Principal) -> None:
     """The audit log is the admins' (it names who did what to whom)."""
     check_admin(principal, "read the audit log")

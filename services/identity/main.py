@@ -9,6 +9,8 @@ from services.identity import service
 from services.identity.account_routes import router as account_router
 from services.identity.audit import AuditEntry, AuditHead
 from services.identity.consumers import consumers
+from services.identity.directory_routes import router as directory_router
+from services.identity.join_request_routes import router as join_request_router
 from services.identity.models import (
     AuthSession,
     Erasure,
@@ -16,12 +18,14 @@ from services.identity.models import (
     ExternalIdentity,
     Follow,
     Group,
+    JoinRequest,
     Membership,
     MembershipVersion,
     PasswordReset,
     RefreshToken,
     ScimClient,
     ScimLink,
+    SsoHandoff,
     User,
 )
 from services.identity.oidc_routes import router as oidc_router
@@ -72,6 +76,8 @@ SPEC = ServiceSpec(
     # Privacy first: its `/users/erasure-report` and `/users/me/...` are not `/users/{user_id}`.
     routers=[
         privacy_router,
+        join_request_router,
+        directory_router,
         router,
         role_router,
         session_router,
@@ -84,12 +90,16 @@ SPEC = ServiceSpec(
         *(User, Group, Membership, MembershipVersion, Follow, AuditEntry, AuditHead),
         *(AuthSession, RefreshToken, PasswordReset),
         *(ExternalIdentity, ScimClient, ScimLink, Erasure, ErasureReport),
+        SsoHandoff,
+        JoinRequest,
     ],
     consumers=consumers,
     on_startup=start,
     migrations=Path(__file__).parent / "migrations",
     # Replies carrying tokens are never stored (an Idempotency-Key would keep a copy).
-    unstored_replies=frozenset({"/auth/login", "/auth/refresh", "/scim-clients"}),
+    unstored_replies=frozenset(
+        {"/auth/login", "/auth/refresh", "/auth/oidc/exchange", "/scim-clients"}
+    ),
 )
 
 

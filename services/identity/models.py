@@ -228,3 +228,52 @@ class PasswordReset(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     used_at: datetime | None = None
+
+
+class SsoHandoff(SQLModel, table=True):
+    """A single sign-on's one-time hand-off code, by its SHA-256 only.
+
+    The callback gives it to the web app (in the redirect to `return_to`) instead of tokens;
+    the web app trades it once, within `expires_at`, for the person's tokens.
+    """
+
+    __tablename__ = "identity_sso_handoff"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    method: str  # SignInMethod the exchange starts the session with ("sso")
+    provider: str  # the identity provider that vouched for the person
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+# One pending request per person and group; decided ones stay as history beside it.
+PENDING_JOIN_REQUEST_INDEX = Index(
+    "uq_identity_join_request_pending",
+    "group_id",
+    "user_id",
+    unique=True,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
+
+
+class JoinRequest(SQLModel, table=True):
+    """Someone asking to join a private group; its owner or a moderator approves or declines.
+
+    Erased with the person (the message is theirs). `decided_by` is kept for the group's
+    managers and the audit log, never shown to the requester (it would name a member).
+    """
+
+    __tablename__ = "identity_join_request"
+    __table_args__ = (PENDING_JOIN_REQUEST_INDEX,)
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    group_id: UUID = Field(foreign_key="identity_group.id", index=True)
+    user_id: UUID = Field(foreign_key="identity_user.id", index=True)
+    message: str = Field(default="", max_length=500)
+    status: str = Field(default="pending", max_length=20)  # JoinRequestStatus
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decided_by: UUID | None = Field(default=None, foreign_key="identity_user.id")

@@ -8,6 +8,10 @@ One sign-in, in two requests:
    verifier and the client's secret) at the token endpoint, and the ID token is verified
    (PyJWT): signature by a key in the provider's JWKS, issuer, audience, expiry, nonce.
 
+A sign-in may carry `return_to`, a same-origin path (checked by `check_return_to`) kept
+inside the signed cookie, so nobody can change it on the way: the callback then sends the
+browser back there with a one-time hand-off code (`with_query`), not tokens.
+
 `sign_in` then applies Knowflow's rules to the verified claims: a linked identity
 (issuer + subject) signs in its account; otherwise an e-mail the provider vouches for
 (`email_verified`) links an existing account or creates one just in time. Mapped groups
@@ -23,10 +27,12 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 import jwt
@@ -54,6 +60,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 HANDLE_CHARS = re.compile(r"[^a-z0-9_]+")
+RETURN_TO_MAX_LENGTH = 2000
+# What the callback adds to `return_to`; any already there are dropped (they are ours).
+HANDOFF_PARAMETERS = ("sso_code", "sso_error")
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class PendingSignIn:
     state: str
     nonce: str
     code_verifier: str
+    return_to: str | None = None  # where the web app wants the browser back (a local path)
 
 
 class OidcClient:
@@ -236,8 +246,46 @@ def _serializer_for(path: Path) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(load_or_create_key(path), salt=STATE_SALT)
 
 
-def begin(providers: OidcProviders, name: str) -> tuple[str, str]:
-    """Where to send the browser, and the signed state cookie's value."""
+def _unsafe_path(path: str) -> str | None:
+    """Why `path` could lead the browser off this origin, if it could."""
+    if not path.startswith("/"):
+        return "must be a path on this site, starting with /"
+    # `//host` and `/\host` are other hosts to browsers, which also read \ as /.
+    if path.startswith("//") or "\\" in path:
+        return "must not start with // nor contain a backslash"
+    # Browsers drop tabs and newlines from URLs (`/\t/host` is `//host`); no control at all.
+    if any(unicodedata.category(char) == "Cc" for char in path):
+        return "must not contain control characters"
+    return None
+
+
+def check_return_to(value: str) -> str:
+    """`value` if it is a path on this site (the open-redirect rules); else a 400."""
+    if len(value) > RETURN_TO_MAX_LENGTH:
+        raise BadRequest(f"return_to is longer than {RETURN_TO_MAX_LENGTH} characters")
+    # Decoded once too: whoever reads the path next may decode it (`/%2F%2Fhost`).
+    reason = _unsafe_path(value) or _unsafe_path(unquote(value))
+    if reason is not None:
+        raise BadRequest(f"return_to {reason}")
+    return value
+
+
+def with_query(return_to: str, name: str, value: str) -> str:
+    """`return_to` with `name=value` added to its query (before any fragment)."""
+    # Non-ASCII and spaces percent-encoded: a Location header is ASCII.
+    path = quote(return_to, safe="/?#&=;:@!$'()*+,~%[]-._")
+    parts = urlsplit(path)
+    kept = [
+        pair
+        for pair in parts.query.split("&")
+        if pair and pair.partition("=")[0] not in HANDOFF_PARAMETERS
+    ]
+    query = "&".join([*kept, f"{name}={quote(value, safe='')}"])
+    return urlunsplit(("", "", parts.path, query, parts.fragment))
+
+
+def begin(providers: OidcProviders, name: str, *, return_to: str | None = None) -> tuple[str, str]:
+    """Where to send the browser, and the signed state cookie's value (`return_to` inside)."""
     client = providers.check(name)
     pending = PendingSignIn(
         provider=name,
@@ -245,10 +293,11 @@ def begin(providers: OidcProviders, name: str) -> tuple[str, str]:
         nonce=generate_token(32),
         # RFC 7636 4.1: 43 to 128 characters from the unreserved set.
         code_verifier=generate_token(64),
+        return_to=None if return_to is None else check_return_to(return_to),
     )
     url = client.authorization_url(pending, redirect_uri=providers.redirect_uri(name))
     cookie = _serializer_for(providers.settings.oidc_state_key_file).dumps(
-        [pending.provider, pending.state, pending.nonce, pending.code_verifier]
+        [pending.provider, pending.state, pending.nonce, pending.code_verifier, pending.return_to]
     )
     return url, str(cookie)
 
@@ -261,14 +310,20 @@ def check_pending(
     if not cookie or not state:
         raise refused
     try:
-        provider, expected, nonce, verifier = _serializer_for(settings.oidc_state_key_file).loads(
-            cookie, max_age=settings.oidc_state_ttl_seconds
-        )
+        provider, expected, nonce, verifier, return_to = _serializer_for(
+            settings.oidc_state_key_file
+        ).loads(cookie, max_age=settings.oidc_state_ttl_seconds)
     except (BadSignature, SignatureExpired, ValueError, TypeError) as exc:
         raise refused from exc
     if provider != name or not hmac.compare_digest(str(expected), state):
         raise refused
-    return PendingSignIn(provider=provider, state=expected, nonce=nonce, code_verifier=verifier)
+    return PendingSignIn(
+        provider=provider,
+        state=expected,
+        nonce=nonce,
+        code_verifier=verifier,
+        return_to=None if return_to is None else str(return_to),
+    )
 
 
 def finish(providers: OidcProviders, pending: PendingSignIn, *, code: str | None) -> dict[str, Any]:

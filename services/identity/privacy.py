@@ -15,14 +15,16 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, or_, select
 
-from services.identity import service
+from services.identity import join_requests, service
 from services.identity.audit import Origin, record_audit
+from services.identity.join_request_schemas import JoinRequestPublic
 from services.identity.models import (
     Erasure,
     ErasureReport,
     ExternalIdentity,
     Follow,
     Group,
+    JoinRequest,
     Membership,
     ScimLink,
     User,
@@ -157,6 +159,7 @@ def do_erase(
     memberships = _remove_memberships(session=session, user=user)
     follows, followers = _remove_follows(session=session, user=user)
     external_links = _remove_external_links(session=session, user=user)
+    requests_to_join = join_requests.remove_for_user(session=session, user_id=user.id)
     removed = {
         "profile": 1,
         "email": 1,
@@ -166,6 +169,7 @@ def do_erase(
         "followers": followers,
         "memberships": memberships,
         "external_links": external_links,
+        "join_requests": requests_to_join,
     }
     user.handle = tombstone_handle(user.id)
     user.email = f"erased-{user.id.hex}@{ERASED_EMAIL_DOMAIN}"
@@ -290,6 +294,9 @@ def export(*, session: Session, user: User) -> IdentityExport:
         .where(Membership.user_id == user.id)
         .order_by(col(Membership.created_at))
     ).all()
+    requests = session.exec(
+        select(JoinRequest).where(JoinRequest.user_id == user.id).order_by(col(JoinRequest.id))
+    ).all()
     return IdentityExport(
         exported_at=utcnow(),
         profile=UserMe.model_validate(user, from_attributes=True),
@@ -303,6 +310,9 @@ def export(*, session: Session, user: User) -> IdentityExport:
                 joined_at=membership.created_at,
             )
             for membership, group in memberships
+        ],
+        join_requests=[
+            JoinRequestPublic.model_validate(request, from_attributes=True) for request in requests
         ],
         parts=dict(EXPORT_PARTS),
     )

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from services.identity.join_request_schemas import JoinRequestPublic
 from services.identity.schemas import FollowPublic, Strict, UserMe
 
 
@@ -54,4 +55,5 @@ class IdentityExport(BaseModel):
     profile: UserMe
     follows: list[FollowPublic]
     memberships: list[MembershipExport]
+    join_requests: list[JoinRequestPublic] = []
     parts: dict[str, str]

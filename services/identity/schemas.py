@@ -87,6 +87,12 @@ class UserMe(UserPublic):
     role: str
 
 
+class UserAdminView(UserMe):
+    """A person as an organisation admin sees them (the directory's admin view)."""
+
+    deactivated_at: datetime | None = None
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"

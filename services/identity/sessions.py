@@ -4,7 +4,8 @@ A sign-in starts a session (a refresh-token family). Each refresh spends its tok
 hands out the next; a spent token presented again means it was copied, so the whole
 session is revoked. Every revocation is an `AccessRevoked` naming the session, so verifiers
 refuse its access tokens before they expire; refresh itself reads the session row. Refresh
-and reset tokens are random, shown once, and stored as SHA-256 only.
+and reset tokens, and single sign-on's hand-off codes, are random, shown once, and stored
+as SHA-256 only.
 
 Functions here add rows, outbox events and audit entries to the caller's session and
 never commit.
@@ -14,7 +15,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 from uuid import UUID
 
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,7 +23,7 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from services.identity.audit import Origin, record_audit
-from services.identity.models import AuthSession, PasswordReset, RefreshToken, User
+from services.identity.models import AuthSession, PasswordReset, RefreshToken, SsoHandoff, User
 from services.identity.policy import check_password
 from services.identity.service import password_hasher
 from shared.errors import BadRequest, Forbidden
@@ -32,6 +33,8 @@ from shared.ids import as_utc, utcnow
 
 SOURCE = "/knowflow/identity"
 TOKEN_BYTES = 32
+# A hand-off code only crosses one redirect: the web app trades it at once.
+HANDOFF_TTL_SECONDS = 60
 SignInMethod = Literal["password", "registration", "sso"]
 
 
@@ -347,4 +350,45 @@ def do_confirm_password_reset(
         actor_id=user.id,
         origin=origin,
         details={"sessions_ended": str(len(ended))},
+    )
+
+
+def do_create_handoff(*, session: Session, user: User, method: SignInMethod, provider: str) -> str:
+    """A one-time code the web app trades for `user`'s tokens (shown once; 256 random bits)."""
+    code = secrets.token_urlsafe(TOKEN_BYTES)
+    now = utcnow()
+    session.add(
+        SsoHandoff(
+            code_hash=token_hash(code),
+            user_id=user.id,
+            method=method,
+            provider=provider,
+            created_at=now,
+            expires_at=now + timedelta(seconds=HANDOFF_TTL_SECONDS),
+        )
+    )
+    return code
+
+
+def do_exchange_handoff(*, session: Session, code: str, ttl_seconds: int, origin: Origin) -> SignIn:
+    """Spend a hand-off code: the session its sign-in starts, or why not (used, expired...)."""
+    refused = BadRequest("this sign-in code is not valid (used, expired or unknown)")
+    now = utcnow()
+    row = session.exec(
+        select(SsoHandoff).where(SsoHandoff.code_hash == token_hash(code)).with_for_update()
+    ).first()
+    if row is None or row.used_at is not None or as_utc(row.expires_at) <= now:
+        raise refused
+    user = session.get(User, row.user_id)
+    if user is None or not user.active or user.erased_at is not None:
+        raise Forbidden("this account is deactivated")
+    # Spent only if still unspent: of exchanges racing with one code exactly one wins.
+    if not _spend(session, SsoHandoff, "code_hash", row.code_hash, "used_at", now):
+        raise refused
+    return do_sign_in(
+        session=session,
+        user=user,
+        method=cast(SignInMethod, row.method),  # written by do_create_handoff
+        ttl_seconds=ttl_seconds,
+        origin=origin,
     )

@@ -12,6 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Page, expect
 
 from deploy.launch import Platform
+from shared.testing.backends import require_oidc_provider
 from tests.browser.conftest import (
     PASSWORD,
     assert_accessible,
@@ -205,3 +206,23 @@ def test_a_forgotten_password_is_replaced_through_the_e_mailed_link(
     page.get_by_role("button", name="Set the new password").click()
     expect(page.get_by_role("status").first).to_contain_text("Your password is changed")
     sign_in(page, person, password="a brand new long passphrase")
+
+
+def test_single_sign_on_through_the_organisations_provider_lands_back_where_one_was_going(
+    page: Page, axe: Axe, request: pytest.FixtureRequest
+) -> None:
+    require_oidc_provider()  # the platform was started with it as provider `test`
+    login = f"sso_{int(time.time() * 1000) % 10**8}"
+    page.goto("/inbox")  # needs a person: to sign-in, then back here
+    assert urlsplit(page.url).path == "/login"
+    assert_accessible(page, axe)
+    screenshot(page, request, "sign-in-choices")
+    page.get_by_role("link", name="Sign in with test").click()
+    # The provider's own pages (oidc-provider's development login and consent forms).
+    page.locator("input[name=login]").fill(login)
+    page.locator("input[name=password]").fill("any")
+    page.locator("button[type=submit]").click()
+    page.locator("button[type=submit]").click()  # consent
+    expect(page.get_by_role("heading", name="Inbox", exact=True)).to_be_visible()
+    assert urlsplit(page.url).path == "/inbox"
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()

@@ -29,6 +29,7 @@ PUBLIC_OPERATIONS = {
     ("get", "/api/v1/auth/oidc/providers"),
     ("get", "/api/v1/auth/oidc/{provider}/login"),
     ("get", "/api/v1/auth/oidc/{provider}/callback"),
+    ("post", "/api/v1/auth/oidc/exchange"),
 }
 # Bodies whose every field is optional: `{}` is a valid request (mark everything read).
 OPTIONAL_BODIES = {("post", "/api/v1/notifications/read-all")}

@@ -5,6 +5,7 @@ admin-only operations answer 403 to everyone else, and being an admin grants no 
 to a private group's content.
 """
 
+import json
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -119,6 +120,13 @@ def world(platform: Platform, gateway: httpx.Client) -> Json:
     scim_client = created(
         gateway.post("/scim-clients", headers=people["admin"]["headers"], json={"name": "hr"})
     )
+    join_request = created(
+        gateway.post(
+            f"/groups/{private['id']}/join-requests",
+            headers=people["outsider"]["headers"],
+            json={"message": "let me in"},
+        )
+    )
     return {
         "people": people,
         "scim_client": scim_client,
@@ -134,6 +142,7 @@ def world(platform: Platform, gateway: httpx.Client) -> Json:
         "private_article": private_article["id"],
         "public_article": public_article["id"],
         "follow": follow["id"],
+        "join_request": join_request,
     }
 
 
@@ -241,6 +250,32 @@ def cases(world: Json) -> list[Case]:
         Case("POST", f"/users/{owner_id}/reactivate", expect(403, 403, 403, 200)),
         *qa_cases(world),
         *roles_cases(world),
+        *people_and_join_cases(world),
+    ]
+
+
+def people_and_join_cases(world: Json) -> list[Case]:
+    """The people directory and requests to join a private group (issue 11).
+
+    The outsider has asked to join the private group. Its owner decides (not tried: it
+    would change the world); its plain member may not; the outsider and an admin outside
+    it do not see it. Nobody asks to join an open group (it is joined directly).
+    """
+    group, open_group = world["private_group"], world["open_group"]
+    request = world["join_request"]["id"]
+    return [
+        Case("GET", "/users", expect(200, 200, 200, 200)),
+        Case("GET", "/users", expect(200, 200, 200, 200), params={"q": "sec_"}),
+        Case("GET", "/users", expect(403, 403, 403, 200), params={"include_inactive": "true"}),
+        Case("GET", "/users", expect(403, 403, 403, 200), params={"role": "admin"}),
+        Case("GET", f"/groups/{group}/join-requests", expect(200, 403, 404, 404)),
+        Case("GET", f"/groups/{open_group}/join-requests", expect(200, 403, 403, 403)),
+        Case("POST", f"/groups/{group}/join-requests", expect(409, 409, 409, 0), body={}),
+        Case("POST", f"/groups/{open_group}/join-requests", expect(400, 400, 400, 400), body={}),
+        Case("POST", f"/groups/{uuid4()}/join-requests", expect(404, 404, 404, 404), body={}),
+        Case("POST", f"/groups/{group}/join-requests/{request}/approve", expect(0, 403, 404, 404)),
+        Case("POST", f"/groups/{group}/join-requests/{request}/decline", expect(0, 403, 404, 404)),
+        Case("GET", "/users/me/join-requests", expect(200, 200, 200, 200)),
     ]
 
 
@@ -297,6 +332,26 @@ def roles_cases(world: Json) -> list[Case]:
     ]
 
 
+def test_asking_to_join_tells_an_outsider_nothing_of_the_private_group(
+    gateway: httpx.Client, world: Json
+) -> None:
+    """The requester learns the group's id (which they had) and their request's status."""
+    outsider = world["people"]["outsider"]["headers"]
+    mine = gateway.get("/users/me/join-requests", headers=outsider)
+    assert mine.status_code == 200, mine.text
+    assert [r["id"] for r in mine.json()["items"]] == [world["join_request"]["id"]]
+    owner_id = world["people"]["owner"]["user"]["id"]
+    member_id = world["people"]["member"]["user"]["id"]
+    for answer in (json.dumps(world["join_request"]), mine.text):
+        for secret in ("Vault", "sec-vault", owner_id, member_id, "sec_owner", "sec_member"):
+            assert secret not in answer, (secret, answer)
+    assert gateway.get(f"/groups/{world['private_group']}", headers=outsider).status_code == 404
+    # Its managers see who asks.
+    owner = world["people"]["owner"]["headers"]
+    listed = gateway.get(f"/groups/{world['private_group']}/join-requests", headers=owner)
+    assert [item["handle"] for item in listed.json()["items"]] == ["sec_outsider"]
+
+
 ROLE_OPERATIONS = (
     ("PUT", "/users/{user}/role", {"role": "admin"}),
     ("PATCH", "/groups/{group}", {"name": "x"}),
@@ -305,17 +360,25 @@ ROLE_OPERATIONS = (
     ("GET", "/audit", None),
     ("PUT", "/posts/{post}/hidden", None),
     ("DELETE", "/posts/{post}/hidden", None),
+    ("GET", "/users", None),
+    ("GET", "/users/me/join-requests", None),
+    ("GET", "/groups/{group}/join-requests", None),
+    ("POST", "/groups/{group}/join-requests", {"message": "hi"}),
+    ("POST", "/groups/{group}/join-requests/{request}/approve", None),
+    ("POST", "/groups/{group}/join-requests/{request}/decline", None),
 )
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic YWRhOnB3"])
-def test_role_moderation_and_audit_operations_refuse_a_missing_or_bad_token(
+def test_role_moderation_audit_people_and_join_operations_refuse_a_missing_or_bad_token(
     gateway: httpx.Client, world: Json, authorization: str | None
 ) -> None:
     user, group = world["people"]["member"]["user"]["id"], world["private_group"]
     headers = {"Authorization": authorization} if authorization else {}
     for method, template, body in ROLE_OPERATIONS:
-        path = template.format(user=user, group=group, post=world["private_post"])
+        path = template.format(
+            user=user, group=group, post=world["private_post"], request=world["join_request"]["id"]
+        )
         payload = {k: str(v).format(user=user) for k, v in body.items()} if body else None
         response = gateway.request(method, path, headers=headers, json=payload)
         assert response.status_code == 401, (method, path, response.text)
@@ -484,6 +547,21 @@ def test_single_sign_on_is_public_and_a_token_changes_nothing(
         for headers in ({}, {"Authorization": "Bearer not-a-token"}, someone)
     ]
     assert answers == [expected] * 3
+
+
+def test_the_sso_code_exchange_is_public_and_only_a_code_opens_it(
+    gateway: httpx.Client, world: Json
+) -> None:
+    """The hand-off code is the credential: a token (anyone's, of any kind) is no code and
+    gets no one's tokens, with or without an Authorization header."""
+    owner = world["people"]["owner"]
+    # An access token is longer than any code (the schema's bound): 422, not a lookup.
+    attempts = [("made-up", 400), (owner["refresh_token"], 400), (owner["access_token"], 422)]
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, owner["headers"]):
+        for code, expected in attempts:
+            response = gateway.post("/auth/oidc/exchange", json={"code": code}, headers=headers)
+            assert response.status_code == expected, (headers, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
 
 
 def test_scim_takes_a_provisioning_token_only(gateway: httpx.Client, world: Json) -> None:

@@ -102,16 +102,7 @@ async def logout(page: PageDep) -> Response:
     return redirect("/login", done="signed-out")
 
 
-@router.get("/login/sso/{provider}")
-async def sso_start(provider: str, page: PageDep, next: str | None = None) -> Response:
-    """To identity's single sign-on, which comes back to `sso_done` with a one-time code."""
-    back = "/login/sso/done?" + urlencode({"next": safe_next(next)})
-    target = f"{API_PREFIX}/auth/oidc/{quote(provider, safe='')}/login?" + urlencode(
-        {"return_to": back}
-    )
-    return redirect(target)
-
-
+# Before `/login/sso/{provider}`, which would take "done" for a provider's name.
 @router.get("/login/sso/done")
 async def sso_done(
     page: PageDep,
@@ -135,6 +126,16 @@ async def sso_done(
     except ApiError as exc:
         return redirect("/login", next=target, sso_error=exc.detail)
     page.session.sign_in(tokens)
+    return redirect(target)
+
+
+@router.get("/login/sso/{provider}")
+async def sso_start(provider: str, page: PageDep, next: str | None = None) -> Response:
+    """To identity's single sign-on, which comes back to `sso_done` with a one-time code."""
+    back = "/login/sso/done?" + urlencode({"next": safe_next(next)})
+    target = f"{API_PREFIX}/auth/oidc/{quote(provider, safe='')}/login?" + urlencode(
+        {"return_to": back}
+    )
     return redirect(target)
 
 
