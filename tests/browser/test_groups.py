@@ -94,6 +94,18 @@ def test_people_create_join_change_roles_and_leave_groups(
     page.reload()
     expect(page.get_by_role("row").filter(has_text=joiner.display_name)).to_have_count(0)
 
+    # The owner removes someone who joined.
+    extra = new_person(api, "Extra")
+    joined = api.post(
+        f"/groups/{group_id}/members", json={"user_id": extra.id}, headers=extra.headers
+    )
+    assert joined.status_code == 201, joined.text
+    page.reload()
+    page.once("dialog", lambda dialog: dialog.accept())  # "Remove …?"
+    page.get_by_role("button", name=f"Remove {extra.display_name}").click()
+    expect(page.get_by_role("status")).to_contain_text("They are no longer a member")
+    expect(page.get_by_role("row").filter(has_text=extra.display_name)).to_have_count(0)
+
 
 def test_a_private_group_is_invisible_to_an_outsider_on_every_page(
     page: Page, api: httpx.Client, axe: Axe, request: pytest.FixtureRequest
@@ -168,6 +180,7 @@ def test_asking_to_join_a_private_group_and_the_owner_approving(
 ) -> None:
     owner = new_person(api, "Host")
     asker = new_person(api, "Newcomer")
+    stranger = new_person(api, "Stranger")
     name = f"Inner {word()}"
     created = api.post(
         "/groups",
@@ -176,6 +189,8 @@ def test_asking_to_join_a_private_group_and_the_owner_approving(
     )
     assert created.status_code == 201, created.text
     group_id = created.json()["id"]
+    asked = api.post(f"/groups/{group_id}/join-requests", json={}, headers=stranger.headers)
+    assert asked.status_code == 201, asked.text
 
     # The asker was given the link: a 404 page that offers to ask, naming nothing.
     sign_in(page, asker)
@@ -200,6 +215,11 @@ def test_asking_to_join_a_private_group_and_the_owner_approving(
         expect(asking).to_contain_text("I run the on-call rota.")
         assert_accessible(host, axe)
         screenshot(host, request, "requests")
+        declined = host.locator("li.card").filter(has_text=stranger.display_name)
+        declined.get_by_role("button", name=f"Decline {stranger.display_name}").click()
+        expect(host.get_by_role("status")).to_contain_text("Request declined")
+        expect(host.locator("li.card").filter(has_text=stranger.display_name)).to_have_count(0)
+        asking = host.locator("li.card").filter(has_text=asker.display_name)
         asking.get_by_role("button", name=f"Approve {asker.display_name}").click()
         expect(host.get_by_role("status")).to_contain_text("Request approved")
         expect(host.get_by_role("row").filter(has_text=asker.display_name)).to_contain_text(
