@@ -14,7 +14,8 @@ from starlette.exceptions import HTTPException
 
 from services.web.api import ApiError
 from services.web.pages.base import Page, PageDep, redirect
-from services.web.pages.search import item_url, snippet_parts
+from services.web.pages.search import snippet_parts
+from services.web.rendering import item_url
 
 router = APIRouter()
 

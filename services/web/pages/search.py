@@ -19,6 +19,7 @@ from fastapi.responses import Response
 
 from services.web.api import ApiError
 from services.web.pages.base import Page, PageDep, redirect
+from services.web.rendering import item_url
 from shared.events.contracts import ContentKind
 
 router = APIRouter()
@@ -50,22 +51,6 @@ def snippet_parts(snippet: str | None) -> list[tuple[str, bool]]:
         elif piece:
             parts.append((html.unescape(piece), marked))
     return parts
-
-
-def item_url(kind: str, item_id: Any, thread_id: Any = None) -> str | None:
-    """The page showing an item: a reply on its thread's post page (or its own, as
-    `GET /posts/{id}` reads a reply too), an answer or a comment on its question's page; an
-    answer's own address leads there when its question is not known here. A comment
-    without its question has no page (the API has no `GET /comments/{id}`)."""
-    if kind in ("question", "post", "article"):
-        return f"/{kind}s/{item_id}"
-    if kind in ("answer", "comment") and thread_id:
-        return f"/questions/{thread_id}#{kind}-{item_id}"
-    if kind == "reply":
-        return f"/posts/{thread_id}#post-{item_id}" if thread_id else f"/posts/{item_id}"
-    if kind == "answer":
-        return f"/answers/{item_id}"
-    return None
 
 
 @dataclass

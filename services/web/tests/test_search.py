@@ -1,7 +1,7 @@
 """Search's snippets reach the page as text: only Knowflow's own <mark> is HTML."""
 
-from services.web.pages.search import SearchForm, item_url, snippet_parts
-from services.web.rendering import load_static, make_environment
+from services.web.pages.search import SearchForm, snippet_parts
+from services.web.rendering import item_url, load_static, make_environment
 
 
 def render_snippet(snippet: str) -> str:
