@@ -158,11 +158,20 @@ class Platform:
         raise TimeoutError(f"{name} not ready after {timeout}s; see {self.var_dir}/logs/{name}.log")
 
     def stop(self) -> None:
-        for name in reversed(list(self.processes)):
+        """Gateway and services first, then NATS once they have exited: a service's
+        shutdown drains its NATS connection, which with NATS already gone waited out the
+        bus's 5 s drain timeout in every process."""
+        services = [name for name in reversed(list(self.processes)) if name != "nats"]
+        self._terminate(services)
+        self._terminate(["nats"] if "nats" in self.processes else [])
+
+    def _terminate(self, names: list[str]) -> None:
+        for name in names:
             process = self.processes[name]
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
+        for name in names:
+            process = self.processes[name]
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -43,7 +43,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from shared.events.bus import Bus, OutageLog
+from shared.events.bus import Bus, OutageLog, unsubscribe
 from shared.events.contracts import AccessRevoked
 from shared.events.envelope import CloudEvent, subject_for
 
@@ -159,8 +159,7 @@ class RevocationFeed:
                 await self._task
             self._task = None
         if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
+            await unsubscribe(self._subscription)
             self._subscription = None
         with contextlib.suppress(Exception):
             if self._consumer is not None and self.bus.is_connected:
@@ -212,8 +211,7 @@ class RevocationFeed:
                 self._outage.failed(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
             if self._subscription is not None:
-                with contextlib.suppress(Exception):
-                    await self._subscription.unsubscribe()
+                await unsubscribe(self._subscription)
                 self._subscription = None
 
     async def _follow(self, subscription: JetStreamContext.PullSubscription) -> None:

@@ -4,11 +4,13 @@ import importlib
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 from shared.db import make_engine
-from shared.migrations import pending_differences, upgrade
+from shared.migrations import alembic_config, pending_differences, upgrade
 from shared.testing.backends import fresh_database
+from shared.testing.fixtures import MigratedTemplates
 from shared.web import ServiceSpec
 
 SERVICES = ["identity", "posts", "search", "digests", "notifications"]
@@ -43,3 +45,27 @@ def test_a_model_change_without_a_migration_is_detected(tmp_path: Path) -> None:
             connection.exec_driver_sql("DROP INDEX ix_identity_user_email")
         assert pending_differences(engine, spec.all_tables) != []
         engine.dispose()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_service_tests_sqlite_database_starts_at_head_matching_the_models(
+    name: str, tmp_path: Path, migrated_templates: MigratedTemplates
+) -> None:
+    """`service_client` copies a once-migrated template instead of migrating each database."""
+    spec = spec_of(name)
+    assert spec.migrations is not None
+    url = f"sqlite:///{tmp_path / name}.db"
+    migrated_templates.seed(spec, url)
+    engine = make_engine(url)
+    assert pending_differences(engine, spec.all_tables) == []
+    head = ScriptDirectory.from_config(alembic_config(spec.migrations, spec.all_tables))
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    assert [row[0] for row in versions] == [head.get_current_head()]
+    # A database already there (a restarted service's) is kept as it is.
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version"))
+    migrated_templates.seed(spec, url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 0
+    engine.dispose()

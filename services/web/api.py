@@ -163,7 +163,7 @@ class Api:
                 raise SignInRequired(401, "your session has ended; please sign in again") from exc
         return session.access_token
 
-    async def request(
+    async def respond(
         self,
         method: str,
         path: str,
@@ -171,20 +171,8 @@ class Api:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Any:
-        body, _etag = await self.exchange(method, path, params=params, json=json, headers=headers)
-        return body
-
-    async def exchange(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[Any, str | None]:
-        """The answer's body and its ETag (what `patch(..., etag=)` sends back in If-Match)."""
+    ) -> tuple[Any, httpx.Headers]:
+        """The API's answer as this person, and its headers."""
         token = await self.token()
         response = await send(
             self.client,
@@ -196,18 +184,31 @@ class Api:
             headers=headers,
         )
         try:
-            return answer(response), response.headers.get("etag")
+            return answer(response), response.headers
         except SignInRequired:
             if token is not None:  # revoked, deactivated, or signed out elsewhere
                 self.session.sign_out()
             raise
 
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, params=params)
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        body, _headers = await self.respond(method, path, params=params, json=json, headers=headers)
+        return body
 
     async def get_with_etag(self, path: str, **params: Any) -> tuple[Any, str | None]:
-        """A GET's body and the ETag of what it read."""
-        return await self.exchange("GET", path, params=params)
+        """An item and its ETag, to change it later only if nobody changed it meanwhile."""
+        body, headers = await self.respond("GET", path, params=params)
+        return body, headers.get("etag")
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, params=params)
 
     async def post(self, path: str, json: Any = None, **params: Any) -> Any:
         return await self.request("POST", path, json=json, params=params or None)

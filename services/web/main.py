@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.refreshes = Refreshes()
 
     async def error_page(request: Request, status: int, detail: str) -> Response:
-        page = page_of(request)
+        page = await page_of(request)
         response = await page.render(
             "error.html",
             status=status,

@@ -102,6 +102,22 @@ def render(source: str | None) -> Markup:
     """Markdown from a person, as HTML safe to put in a page."""
     if not source:
         return Markup("")
+    if len(source) <= CACHED_SOURCE_CHARS:
+        return _rendered(source)
+    return _render(source)
+
+
+# Most bodies are short and read far more often than written: those are kept (at most
+# ~1,000 of ~4,000 characters: a few MB), long ones rendered each time.
+CACHED_SOURCE_CHARS = 4000
+
+
+@lru_cache(maxsize=1024)
+def _rendered(source: str) -> Markup:
+    return _render(source)
+
+
+def _render(source: str) -> Markup:
     # Sanitised just below: the only Markup made from people's text.
     return Markup(sanitise(_renderer().render(source)))
 

@@ -158,6 +158,12 @@ class Bus:
         return bool(self.client.is_connected)
 
     async def close(self) -> None:
+        """Drain (deliver what callback subscriptions hold, flush publishes), then close.
+
+        Pull subscriptions must be unsubscribed by their readers first (`unsubscribe`):
+        drain waits until a subscription's queue is empty and accounted for, which a pull
+        subscription nobody fetches from any more never is.
+        """
         if self.client.is_closed:
             return
         self.watch.closing = True
@@ -165,3 +171,14 @@ class Bus:
             await asyncio.wait_for(self.client.drain(), timeout=5)
         except Exception:
             await self.client.close()
+
+
+async def unsubscribe(subscription: JetStreamContext.PullSubscription) -> None:
+    """Stop a pull subscription whose reader is done, so the bus's drain does not wait for it.
+
+    nats-py takes stale status messages (the 408 of an expired pull) off the queue without
+    marking them done, so a drained pull subscription waits out the whole drain timeout.
+    Messages fetched and not acknowledged are redelivered by JetStream after `ack_wait`.
+    """
+    with contextlib.suppress(Exception):  # the connection may already be closed
+        await subscription.unsubscribe()

@@ -31,13 +31,20 @@ from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared.events.bus import DUPLICATE_WINDOW_SECONDS, STREAM_MAX_AGE_SECONDS, Bus, OutageLog
+from shared.events.bus import (
+    DUPLICATE_WINDOW_SECONDS,
+    STREAM_MAX_AGE_SECONDS,
+    Bus,
+    OutageLog,
+    unsubscribe,
+)
 from shared.events.contracts import EVENT_TYPES
 from shared.events.envelope import (
     CloudEvent,
@@ -272,6 +279,12 @@ class ConsumerRunner:
         subscription = await self.bus.js.pull_subscribe_bind(
             self.consumer.durable, stream=self.bus.stream
         )
+        try:
+            await self.pull(subscription)
+        finally:
+            await unsubscribe(subscription)
+
+    async def pull(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:
             await self.prune_when_due()
             try:

@@ -1,9 +1,10 @@
 """Fixtures shared by every service's tests (registered as a pytest plugin in conftest.py)."""
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -12,14 +13,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
 from shared.auth import TokenIssuer, TokenVerifier
+from shared.db import make_engine
 from shared.events.bus import Bus
 from shared.events.envelope import EventData, subject_for, wrap
 from shared.ids import new_id
 from shared.natsserver import free_port, start_nats_server
 from shared.settings import Settings
 from shared.testing.backends import fresh_database
+from shared.web import ServiceSpec
 
 
 @pytest.fixture
@@ -59,9 +63,49 @@ ServiceClientFactory = Callable[..., AbstractContextManager[TestClient]]
 AppFactory = Callable[[Settings, TokenVerifier], FastAPI]
 
 
+class MigratedTemplates:
+    """Each service's SQLite schema migrated to head once per session, copied into new databases.
+
+    Running a service's whole Alembic history took most of a service test's set-up. A copy
+    of a database the same history brought to head is the same database; the service still
+    runs its migrations at start (they find it at head), and `tests/test_migrations.py`
+    checks the history itself. PostgreSQL schemas are migrated as before.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def seed(self, spec: ServiceSpec, database_url: str) -> None:
+        """Give a new SQLite database the service's schema at head (an existing one is kept:
+        a test that restarts a service finds its data)."""
+        url = make_url(database_url)
+        if spec.migrations is None or url.get_backend_name() != "sqlite" or not url.database:
+            return
+        target = Path(url.database)
+        if target.exists():
+            return
+        template = self.directory / f"{spec.name}.db"
+        if not template.exists():
+            engine = make_engine(f"sqlite:///{template}")
+            try:
+                spec.prepare_database(engine)
+            finally:
+                engine.dispose()
+        with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(target)) as copy:
+            source.backup(copy)
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> MigratedTemplates:
+    return MigratedTemplates(tmp_path_factory.mktemp("migrated"))
+
+
 @pytest.fixture
 def service_client(
-    tmp_path: Path, nats_url: str, token_issuer: TokenIssuer
+    tmp_path: Path,
+    nats_url: str,
+    token_issuer: TokenIssuer,
+    migrated_templates: MigratedTemplates,
 ) -> ServiceClientFactory:
     """`with service_client(create_app) as client:` runs a service on real NATS and a fresh DB.
 
@@ -85,6 +129,9 @@ def service_client(
                 issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks=token_issuer.jwks()
             )
             app = create_app(settings, verifier)
+            spec: ServiceSpec | None = getattr(app.state, "spec", None)
+            if spec is not None:
+                migrated_templates.seed(spec, database_url)
             with TestClient(app, raise_server_exceptions=False) as client:
                 yield client
 

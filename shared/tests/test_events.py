@@ -170,3 +170,40 @@ async def test_relay_keeps_unacknowledged_rows_and_everything_after_them(
         ]
     finally:
         await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_consumer_runner_leaves_no_subscription_for_the_bus_to_drain(
+    tmp_path: Path, nats_url: str
+) -> None:
+    """Closing the bus drains every subscription still open, and waits until its queue is
+    accounted for. nats-py takes some messages off a pull subscription's queue without
+    marking them done (stale 408s of expired pulls, a message a cancel lands on), so a pull
+    subscription left open made every service's shutdown wait out the 5 s drain timeout.
+    """
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
+    create_tables(engine, [OutboxMessage, ProcessedEvent, SeenUser])
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+    with Session(engine) as session:
+        record_event(session, registered("ada"), source="/test")
+        session.commit()
+    await OutboxRelay(engine, bus).publish_pending()
+    # nats-py keeps no public list of a connection's subscriptions.
+    subscriptions_before = set(bus.client._subs)
+    runner = ConsumerRunner(engine, bus, Consumer("test-users", {UserRegistered: remember_user}))
+    task = asyncio.create_task(runner.run())
+    try:
+
+        def seen() -> bool:
+            with Session(engine) as session:
+                return session.exec(select(SeenUser)).first() is not None
+
+        await wait_until(seen)
+        assert len(bus.client._subs) == len(subscriptions_before) + 1
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert set(bus.client._subs) == subscriptions_before
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await bus.close()

@@ -5,6 +5,7 @@ checks the CSRF token, calls the API, and redirects (post/redirect/get) or shows
 again with the API's refusal next to the fields it names.
 """
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -53,6 +54,9 @@ class Page:
     session: Session
     api: Api
     templates: Environment
+    # The inbox badge's count, asked for as the request starts (alongside the page's own
+    # reads) on a signed-in GET, awaited when the page renders.
+    unread: "asyncio.Task[Any] | None" = None
 
     @property
     def person(self) -> Person | None:
@@ -78,8 +82,10 @@ class Page:
     async def render(self, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
         unread = 0
         if self.person is not None:
+            if self.unread is None:
+                self.unread = asyncio.create_task(self.api.get("/notifications/unread-count"))
             try:
-                unread = int((await self.api.get("/notifications/unread-count"))["unread"])
+                unread = int((await self.unread)["unread"])
             except (ApiError, ApiUnavailable, KeyError, TypeError):
                 unread = 0  # the badge is not worth failing the page for
         done = DONE_MESSAGES.get(self.request.query_params.get("done", ""))
@@ -116,15 +122,20 @@ def sign_in_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
 
 
-def page_of(request: Request) -> Page:
+async def page_of(request: Request) -> Page:
     state = request.app.state
     session = session_of(request)
-    return Page(
+    page = Page(
         request=request,
         session=session,
         api=Api(state.api_client, session, state.refreshes),
         templates=state.templates,
     )
+    if request.method == "GET" and session.signed_in:
+        page.unread = asyncio.create_task(page.api.get("/notifications/unread-count"))
+        # A page that fails before rendering never awaits it: nothing to report then.
+        page.unread.add_done_callback(lambda task: task.cancelled() or task.exception())
+    return page
 
 
 PageDep = Annotated[Page, Depends(page_of)]

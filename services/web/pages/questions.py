@@ -16,7 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from services.web.api import API_PREFIX, ApiError, answer, send
+from services.web.api import ApiError
 from services.web.pages.base import Page, PageDep, redirect
 
 router = APIRouter()
@@ -526,18 +526,10 @@ async def formalize(question_id: UUID, page: PageDep) -> Response:
 # --- editing --------------------------------------------------------------------------
 
 
-async def read_with_etag(page: Page, path: str) -> tuple[Any, str | None]:
-    """An item and its ETag, to change it only if nobody changed it meanwhile."""
-    response = await send(
-        page.api.client, "GET", f"{API_PREFIX}{path}", token=await page.api.token()
-    )
-    return answer(response), response.headers.get("etag")
-
-
 @router.get("/questions/{question_id}/edit")
 async def edit_question_page(question_id: UUID, page: PageDep) -> Response:
     page.require_person()
-    question, etag = await read_with_etag(page, f"/questions/{question_id}")
+    question, etag = await page.api.get_with_etag(f"/questions/{question_id}")
     values = {
         "title": question["title"],
         "body": question["body"],
@@ -569,7 +561,7 @@ async def edit_question(question_id: UUID, page: PageDep) -> Response:
     except ApiError as exc:
         if exc.status >= 500 or exc.status in (401, 404):
             raise
-        question, etag = await read_with_etag(page, f"/questions/{question_id}")
+        question, etag = await page.api.get_with_etag(f"/questions/{question_id}")
         return await page.render(
             "questions/edit.html",
             status=exc.status if exc.status in (400, 403, 409, 412, 422) else 400,
@@ -586,7 +578,7 @@ async def edit_question(question_id: UUID, page: PageDep) -> Response:
 async def edit_answer_page(question_id: UUID, answer_id: UUID, page: PageDep) -> Response:
     page.require_person()
     (item, etag), question = await asyncio.gather(
-        read_with_etag(page, f"/answers/{answer_id}"), page.api.get(f"/questions/{question_id}")
+        page.api.get_with_etag(f"/answers/{answer_id}"), page.api.get(f"/questions/{question_id}")
     )
     if str(item["question_id"]) != str(question_id):
         return redirect(f"/questions/{item['question_id']}/answers/{answer_id}/edit")
@@ -614,7 +606,7 @@ async def edit_answer(question_id: UUID, answer_id: UUID, page: PageDep) -> Resp
         if exc.status >= 500 or exc.status in (401, 404):
             raise
         (item, etag), question = await asyncio.gather(
-            read_with_etag(page, f"/answers/{answer_id}"),
+            page.api.get_with_etag(f"/answers/{answer_id}"),
             page.api.get(f"/questions/{question_id}"),
         )
         return await page.render(

@@ -69,7 +69,8 @@
           const field = form ? form.elements.namedItem(name) : null;
           if (field && "value" in field) params.set(name, field.value);
         }
-        if ((params.get(input.name) || "").trim().length < 3) {
+        // Nothing worth asking about until the fields hold a few characters between them.
+        if (Array.from(params.values()).join(" ").trim().length < 3) {
           target.replaceChildren();
           return;
         }
