@@ -5,18 +5,20 @@ from typing import Any
 
 import pytest
 
-from services.web.pages.admin import (
+from services.web.charts import (
     BAR_HEIGHT,
     CHART_WIDTH,
     LABEL_WIDTH,
     MAX_BARS,
     ROW_HEIGHT,
     VALUE_WIDTH,
-    back_to,
     bar_chart,
+    nice_step,
+)
+from services.web.pages.admin import (
+    back_to,
     health_charts,
     hours_text,
-    nice_step,
     percent_text,
     rfc3339,
     user_ids_in,
