@@ -5,6 +5,7 @@ import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -88,6 +89,22 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{round(value * 100)}%"
 
 
+def item_url(kind: str, item_id: Any, thread_id: Any = None) -> str | None:
+    """The page showing an item: a reply on its thread's post page (or its own, as
+    `GET /posts/{id}` reads a reply too), an answer or a comment on its question's page; an
+    answer's own address leads there when its question is not known here. A comment
+    without its question has no page (the API has no `GET /comments/{id}`)."""
+    if kind in ("question", "post", "article"):
+        return f"/{kind}s/{item_id}"
+    if kind in ("answer", "comment") and thread_id:
+        return f"/questions/{thread_id}#{kind}-{item_id}"
+    if kind == "reply":
+        return f"/posts/{thread_id}#post-{item_id}" if thread_id else f"/posts/{item_id}"
+    if kind == "answer":
+        return f"/answers/{item_id}"
+    return None
+
+
 def make_environment(static: dict[str, StaticFile]) -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -102,5 +119,5 @@ def make_environment(static: dict[str, StaticFile]) -> Environment:
     def static_url(name: str) -> str:
         return f"/static/{name}?v={static[name].version}"
 
-    environment.globals.update(static=static_url, plural=plural)
+    environment.globals.update(static=static_url, plural=plural, item_url=item_url)
     return environment

@@ -29,17 +29,6 @@ async def describe_follow(page: Page, follow: dict[str, Any]) -> dict[str, str]:
         return {"label": "someone or something no longer visible to you", "href": ""}
 
 
-def item_url(item: dict[str, Any]) -> str:
-    """A feed item's page: an article's or question's own, a reply's or answer's thread."""
-    if item["kind"] in ("article", "question"):
-        return f"/{item['kind']}s/{item['id']}"
-    if item["kind"] == "answer":
-        return f"/questions/{item['thread_root_id']}#answer-{item['id']}"
-    if item["kind"] == "reply":
-        return f"/posts/{item['thread_root_id']}#post-{item['id']}"
-    return f"/posts/{item['id']}"
-
-
 @router.get("/")
 async def home(page: PageDep, cursor: str | None = None) -> Response:
     if page.person is None:
@@ -56,5 +45,4 @@ async def home(page: PageDep, cursor: str | None = None) -> Response:
         feed=feed,
         follows=described,
         cursor=cursor,
-        item_url=item_url,
     )
