@@ -103,7 +103,7 @@ def test_a_post_with_a_tag_and_a_mention_gets_a_reply_thanks_and_becomes_an_arti
     expect(page.get_by_role("link", name="Edit")).to_be_visible()
     assert_accessible(page, axe)
     screenshot(page, request, "post")
-    post_url = page.url
+    post_url = urlsplit(page.url).path
 
     textbox(page, "Reply").fill(f"Also see #{tag} dashboards.")
     page.get_by_role("button", name="Reply", exact=True).click()
@@ -149,6 +149,17 @@ def test_a_post_with_a_tag_and_a_mention_gets_a_reply_thanks_and_becomes_an_arti
     thanks.click()
     expect(page.locator("#thanks-count")).to_have_text("1 thanks")
 
+    # A reply to the reply shows on the thread's page too, under the reply it answers.
+    page.get_by_role("link", name=f"Open this reply by @{ada.handle}").click()
+    textbox(page, "Reply").fill("Which dashboards?")
+    page.get_by_role("button", name="Reply", exact=True).click()
+    expect(page.get_by_role("status").first).to_contain_text("Your reply is posted.")
+    page.goto(post_url)
+    nested = page.get_by_role("list", name=f"Replies to @{ada.handle}")
+    expect(nested).to_contain_text("Which dashboards?")
+    expect(page.locator(".reply").first).to_contain_text("1 reply")
+    assert_accessible(page, axe)
+    screenshot(page, request, "nested")
     page.get_by_role("link", name="Formalize into an article").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Formalize into an article")
     assert_accessible(page, axe)
@@ -169,7 +180,7 @@ def test_a_post_with_a_tag_and_a_mention_gets_a_reply_thanks_and_becomes_an_arti
     sign_out(page)
     sign_in(page, ada)
     page.goto(post_url)
-    page.get_by_role("link", name=re.compile("Open this reply")).click()
+    page.get_by_role("link", name=f"Open this reply by @{ada.handle}").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Reply by @{ada.handle}")
     expect(page.get_by_text("In reply to")).to_be_visible()
     assert_accessible(page, axe)

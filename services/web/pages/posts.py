@@ -21,6 +21,7 @@ router = APIRouter()
 
 PAGE_SIZE = 20
 TAG_PAGE_SIZE = 10
+NESTED_SHOWN = 10
 TAGS_LISTED = 50
 POST_BODY_MAX = 5000
 TITLE_MAX = 200
@@ -137,25 +138,29 @@ async def render_post(
     status: int = 200,
 ) -> Response:
     person = page.require_person()
-    (post, etag), replies, names = await asyncio.gather(
-        page.api.get_with_etag(f"/posts/{post_id}"),
+    post, replies, names = await asyncio.gather(
+        page.api.get(f"/posts/{post_id}"),
         page.api.get(f"/posts/{post_id}/replies", cursor=cursor, limit=PAGE_SIZE),
         group_names(page),
     )
-    parent = None
-    if post.get("parent_id"):
-        try:
-            parent = await page.api.get(f"/posts/{post['parent_id']}")
-        except ApiError:
-            parent = None  # deleted meanwhile: the reply still stands on its own
+    # One level deeper in the same breath: replies to the replies shown (the feed and
+    # notifications link a reply at its thread's page); deeper ones are a click away.
+    answered = [item["id"] for item in replies["items"] if item.get("reply_count")]
+    parent, *deeper = await asyncio.gather(
+        read_or_none(page, f"/posts/{post['parent_id']}" if post.get("parent_id") else None),
+        *(
+            read_or_none(page, f"/posts/{item_id}/replies", limit=NESTED_SHOWN)
+            for item_id in answered
+        ),
+    )
     return await page.render(
         "posts/post.html",
         status=status,
         title=f"Post by @{post['author_handle']}",
         post=post,
-        etag=etag or "",
         parent=parent,
         replies=replies,
+        nested={item_id: found for item_id, found in zip(answered, deeper, strict=True) if found},
         groups=names,
         mine=post["author_id"] == person.id,
         cursor=cursor,
@@ -163,6 +168,18 @@ async def render_post(
         errors=errors or {},
         error=error,
     )
+
+
+async def read_or_none(page: Page, path: str | None, **params: Any) -> Any:
+    """What the API answers, or None if there is nothing to read (deleted meanwhile)."""
+    if path is None:
+        return None
+    try:
+        return await page.api.get(path, **params)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return None
 
 
 @router.get("/posts/{post_id}")
