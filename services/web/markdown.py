@@ -6,6 +6,7 @@ makes passes an allow-list anyway: the only place text from people becomes HTML.
 the person's pages, by the same patterns the posts service parses them with.
 """
 
+from collections import OrderedDict
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -110,19 +111,35 @@ def render(source: str | None) -> Markup:
     """Markdown from a person, as HTML safe to put in a page."""
     if not source:
         return Markup("")
-    if len(source) <= CACHED_SOURCE_CHARS:
-        return _rendered(source)
-    return _render(source)
+    return _RENDERED.get(source)
 
 
-# Most bodies are short and read far more often than written: those are kept (at most
-# ~1,000 of ~4,000 characters: a few MB), long ones rendered each time.
-CACHED_SOURCE_CHARS = 4000
+class RenderedCache:
+    """Bodies as rendered, least recently used dropped first, bounded by their size: the
+    same questions and answers are read far more often than written, and rendering a long
+    answer costs milliseconds."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self.entries: OrderedDict[str, Markup] = OrderedDict()
+
+    def get(self, source: str) -> Markup:
+        html = self.entries.get(source)
+        if html is not None:
+            self.entries.move_to_end(source)
+            return html
+        html = _render(source)
+        self.entries[source] = html
+        self.chars += len(source) + len(html)
+        while self.chars > self.max_chars and self.entries:
+            dropped, dropped_html = self.entries.popitem(last=False)
+            self.chars -= len(dropped) + len(dropped_html)
+        return html
 
 
-@lru_cache(maxsize=1024)
-def _rendered(source: str) -> Markup:
-    return _render(source)
+# About 16 million characters of source and HTML together: a few tens of MB at most.
+_RENDERED = RenderedCache(max_chars=16_000_000)
 
 
 def _render(source: str) -> Markup:

@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from services.web.markdown import render, sanitise
+from services.web.markdown import RenderedCache, render, sanitise
 
 
 class Elements(HTMLParser):
@@ -95,3 +95,14 @@ def test_hashtags_and_mentions_link_to_their_pages() -> None:
 def test_hashtags_in_code_and_in_links_stay_as_written() -> None:
     html = render("`#not-a-tag` and [#label](https://example.org) and\n\n    #indented-code")
     assert "/tags/" not in html
+
+
+def test_the_rendered_cache_keeps_recent_bodies_within_its_size() -> None:
+    cache = RenderedCache(max_chars=200)
+    first = cache.get("*one*")
+    assert cache.get("*one*") is first  # kept, not rendered again
+    for number in range(20):
+        cache.get(f"body number {number}")
+    assert cache.chars <= 200
+    assert "*one*" not in cache.entries  # the least recently used went first
+    assert "body number 19" in cache.entries
