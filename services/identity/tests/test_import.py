@@ -131,8 +131,9 @@ def test_under_make_run_the_first_person_to_register_after_an_import_is_still_th
         assert first["user"]["is_admin"] is True
 
 
-def test_the_import_path_advertises_only_post(client: TestClient) -> None:
-    # At /users/import, GET /users/{user_id} matched too and OPTIONS advertised GET.
+def test_the_users_path_advertises_its_own_methods_only(client: TestClient) -> None:
+    # At /users/import, GET /users/{user_id} matched too and OPTIONS advertised GET. Now
+    # /users is the directory (GET) and the import (POST), and nothing else.
     response = client.options("/users")
     assert response.status_code == 405
-    assert response.headers["allow"] == "POST"
+    assert response.headers["allow"] == "GET, POST"
