@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from services.web.api import ApiError
-from services.web.pages.base import Page, PageDep, redirect
+from services.web.pages.base import DONE_MESSAGES, Page, PageDep, redirect
 
 router = APIRouter()
 
@@ -42,17 +42,22 @@ CHANGED_MEANWHILE = (
     "Someone changed this while you were editing it. Your text is kept below: "
     "open the page in another tab to see theirs, and save again to replace it."
 )
-# Messages after a redirect, named in the query: never text from the request itself.
-NOTICES = {
-    "asked": "Your question is posted. People who know about it are being asked.",
-    "answered": "Your answer is posted.",
-    "commented": "Your comment is posted.",
-    "accepted": "Answer accepted.",
-    "unaccepted": "No answer is accepted now.",
-    "voted": "Vote recorded.",
-    "edited": "Saved.",
-    "deleted": "Deleted.",
-}
+# Messages after a redirect (`?done=question-…`), shown by every page's layout.
+DONE_MESSAGES.update(
+    {
+        f"question-{name}": text
+        for name, text in {
+            "asked": "Your question is posted. People who know about it are being asked.",
+            "answered": "Your answer is posted.",
+            "commented": "Your comment is posted.",
+            "accepted": "Answer accepted.",
+            "unaccepted": "No answer is accepted now.",
+            "voted": "Vote recorded.",
+            "edited": "Saved.",
+            "deleted": "Deleted.",
+        }.items()
+    }
+)
 
 
 def parse_tags(text: str) -> list[str]:
@@ -91,10 +96,6 @@ def plain(snippet: str) -> str:
 def content_url(kind: str, content_id: str) -> str | None:
     base = CONTENT_PAGES.get(kind)
     return f"{base}/{content_id}" if base else None
-
-
-def notice(page: Page) -> str | None:
-    return NOTICES.get(page.request.query_params.get("did", ""))
 
 
 def group_names(groups: list[dict[str, Any]]) -> dict[str, str]:
@@ -152,7 +153,6 @@ async def list_questions(
         },
         sorts=SORTS,
         error=error,
-        notice=notice(page),
     )
 
 
@@ -211,7 +211,7 @@ async def ask(page: PageDep) -> Response:
             error=refusal(exc),
             status=exc.status if exc.status in (400, 403, 404, 409, 422) else 400,
         )
-    return redirect(f"/questions/{question['id']}", did="asked")
+    return redirect(f"/questions/{question['id']}", done="question-asked")
 
 
 def lookup_answer(heading: str, empty: str, items: list[dict[str, Any]]) -> JSONResponse:
@@ -361,7 +361,6 @@ async def show_question(
         failed_form=form,
         values=values or {},
         errors=errors or {},
-        notice=notice(page),
     )
 
 
@@ -396,7 +395,7 @@ async def act(
             values=values,
             errors=form_errors(exc),
         )
-    return redirect(f"/questions/{question_id}", did=did)
+    return redirect(f"/questions/{question_id}", done=f"question-{did}")
 
 
 def vote_value(raw: object) -> int:
@@ -497,7 +496,7 @@ async def delete_question(question_id: UUID, page: PageDep) -> Response:
         if exc.status >= 500 or exc.status in (401, 404):
             raise
         return await show_question(page, question_id, status=exc.status, error=exc.detail)
-    return redirect("/questions", did="deleted")
+    return redirect("/questions", done="question-deleted")
 
 
 @router.post("/questions/{question_id}/formalize")
@@ -571,7 +570,7 @@ async def edit_question(question_id: UUID, page: PageDep) -> Response:
             errors=form_errors(exc),
             error=CHANGED_MEANWHILE if exc.status == 412 else refusal(exc),
         )
-    return redirect(f"/questions/{question_id}", did="edited")
+    return redirect(f"/questions/{question_id}", done="question-edited")
 
 
 @router.get("/questions/{question_id}/answers/{answer_id}/edit")
@@ -619,4 +618,4 @@ async def edit_answer(question_id: UUID, answer_id: UUID, page: PageDep) -> Resp
             errors=form_errors(exc),
             error=CHANGED_MEANWHILE if exc.status == 412 else refusal(exc),
         )
-    return redirect(f"/questions/{question_id}", did="edited")
+    return redirect(f"/questions/{question_id}", done="question-edited")
