@@ -161,6 +161,11 @@ def publish_events(nats_url: str) -> Callable[..., None]:
     return run
 
 
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """`wait_for` across a whole platform of processes: longer, and polled less often."""
+    return wait_for(check, timeout=timeout, interval=0.3)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Poll until `predicate()` is truthy (eventual consistency over the bus); returns it."""
     deadline = time.monotonic() + timeout

@@ -3,10 +3,7 @@ in the audit log, a webhook made (its secret shown once) and managed; everyone e
 the 403 page on every admin URL."""
 
 import secrets
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +11,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from deploy.launch import Platform
+from shared.testing.fixtures import eventually
 from tests.browser.conftest import (
     Person,
     assert_accessible,
@@ -23,17 +21,6 @@ from tests.browser.conftest import (
     sign_in,
 )
 from tests.e2e.conftest import ADMIN_PASSWORD
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("the platform did not converge in time")
-        time.sleep(0.3)
 
 
 def sign_in_admin(page: Page, admin: Person) -> None:

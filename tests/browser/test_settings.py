@@ -4,15 +4,13 @@ shows a private group's content to an outsider)."""
 
 import json
 import secrets
-import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from shared.testing.fixtures import eventually
 from tests.browser.conftest import (
     PASSWORD,
     Person,
@@ -21,18 +19,6 @@ from tests.browser.conftest import (
     screenshot,
     sign_in,
 )
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Digests follow the bus: poll until they have caught up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("the platform did not converge in time")
-        time.sleep(0.3)
 
 
 def test_notification_preferences_are_kept_after_a_reload(

@@ -4,12 +4,12 @@ A and B share a private group; C does not. Whatever A writes in the group must r
 B (search, experts, digest) and never C, through any path.
 """
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+
+from shared.testing.fixtures import eventually
 
 Json = dict[str, Any]
 
@@ -32,18 +32,6 @@ def register(gateway: httpx.Client, handle: str) -> Json:
     account: Json = response.json()
     account["headers"] = {"Authorization": f"Bearer {account['access_token']}"}
     return account
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Search, experts and digests follow the bus: poll until they have caught up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("the platform did not converge in time")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

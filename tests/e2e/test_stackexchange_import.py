@@ -5,8 +5,7 @@ second run creates nothing, and that a run that crashes midway is finished by a 
 """
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -138,17 +137,6 @@ def gateway(platform: Platform, tokens: AdminTokens) -> Iterator[httpx.Client]:
 def _bearer(request: httpx.Request, token: str) -> httpx.Request:
     request.headers["Authorization"] = f"Bearer {token}"
     return request
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("the platform did not converge in time")
-        time.sleep(0.2)
 
 
 def run_import(
