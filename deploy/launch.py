@@ -93,6 +93,7 @@ class Platform:
                 "KNOWFLOW_WEB_URL": self.url("web"),
                 "KNOWFLOW_WEB_API_URL": self.url("gateway"),
                 "KNOWFLOW_WEB_SESSION_KEY_FILE": str(self.var_dir / "web" / "session.key"),
+                "KNOWFLOW_FORWARDING_KEY_FILE": str(self.var_dir / "gateway" / "forwarding.key"),
                 "KNOWFLOW_MAIL_DIR": str(self.var_dir / "mail"),
                 "KNOWFLOW_SIGNING_KEY_FILE": str(self.var_dir / "notifications" / "signing.key"),
                 "KNOWFLOW_WEBHOOK_SECRET_KEY_FILE": str(

@@ -24,11 +24,18 @@ from gateway.openapi import OpenAPICache
 from gateway.proxy import Proxy, TokenCheck, Upstreams, send_problem
 from gateway.ratelimit import RateLimiter
 from gateway.routing import RouteTable, upstream_urls
-from gateway.security import EdgeHeaders, cors, docs_csp, metrics_authorized
+from gateway.security import (
+    EdgeHeaders,
+    TrustedForwarder,
+    cors,
+    docs_csp,
+    metrics_authorized,
+)
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
 from shared.events.asyncapi import PAGE_CSP, cached_document, render_page
 from shared.events.bus import Bus
+from shared.keyfiles import load_or_create_key
 from shared.observability import configure_logging, new_request_id, request_id_var
 from shared.revocation import RevocationFeed
 from shared.settings import Settings, get_settings
@@ -111,6 +118,7 @@ class Gateway:
         if settings.metrics_token:  # otherwise /metrics is not served here at all
             self.own["/metrics"] = self.metrics
         self.edge = EdgeHeaders(settings)
+        self.forwarder = TrustedForwarder(load_or_create_key(settings.forwarding_key_file))
         self.http = cors(settings, self.route)
         docs = get_swagger_ui_html(
             openapi_url="/openapi.json",
@@ -128,6 +136,7 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            self.forwarder.resolve(scope)
             await self.http(scope, receive, self.edge.wrap(scope, send))
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)

@@ -77,6 +77,8 @@ REQUEST_SKIP = HOP_BY_HOP | {
     b"traceparent",
     b"expect",
     b"x-forwarded-prefix",  # only the gateway says what it stripped
+    b"x-forwarded-for",  # only the gateway says who the client is
+    b"x-knowflow-forwarding-key",  # the web app's credential for the line above, not theirs
 }
 RESPONSE_SKIP = HOP_BY_HOP | {b"x-request-id", b"traceparent", b"server", b"date"}
 

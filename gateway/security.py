@@ -59,6 +59,33 @@ def edge_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+FORWARDING_KEY_HEADER = b"x-knowflow-forwarding-key"
+
+
+class TrustedForwarder:
+    """Whose address a request is. The web app calls the API for people, all from its own
+    address; with the key it shares with the gateway, its `X-Forwarded-For` names the
+    person's, and the gateway takes that as the client (its per-address throttles, the
+    `X-Forwarded-For` services read for audit). From anyone else the header is ignored."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def resolve(self, scope: Scope) -> None:
+        presented = forwarded_for = None
+        for name, value in scope["headers"]:
+            if name == FORWARDING_KEY_HEADER:
+                presented = value
+            elif name == b"x-forwarded-for":
+                forwarded_for = value
+        if presented is None or forwarded_for is None:
+            return
+        if hmac.compare_digest(presented, self.key):
+            address = forwarded_for.split(b",")[0].strip().decode("latin-1")[:64]
+            if address:
+                scope["client"] = (address, 0)
+
+
 class EdgeHeaders:
     """Adds the edge headers, and `Cache-Control: no-store` to answers that may be personal:
     requests with credentials, and writes (login and registration answers carry tokens)."""

@@ -176,6 +176,10 @@ class Settings(BaseSettings):
     web_api_url: str = "http://127.0.0.1:8000"
     # Signs the web app's session cookie (the person's tokens and the CSRF secret).
     web_session_key_file: Path = Path("./var/web/session.key")
+    # Shared by the gateway and the web app: with it the web app's API calls name the
+    # person's address (X-Forwarded-For), which the gateway's per-address throttles and
+    # the services' audit log then use instead of the web app's own.
+    forwarding_key_file: Path = Path("./var/gateway/forwarding.key")
     web_api_timeout_seconds: float = 10.0
 
     @field_validator("cors_origins", mode="before")

@@ -187,6 +187,7 @@ def gateway_settings(tmp_path: Path, urls: dict[str, str], **overrides: Any) -> 
         "notifications_url": urls.get("notifications", down),
         "web_url": urls.get("web", down),
         "jwt_private_key_file": tmp_path / "unused.pem",
+        "forwarding_key_file": tmp_path / "forwarding.key",
         "log_json": False,
     }
     return Settings(**(values | overrides))

@@ -307,3 +307,39 @@ def test_unreachable_signing_keys_are_503_not_401(tmp_path: Path) -> None:
     problem = assert_problem(response, 503)
     assert "signing keys" in problem["detail"]
     assert response.headers["retry-after"] == "5"
+
+
+def forwarded_for(response: httpx.Response) -> list[str]:
+    """Every X-Forwarded-For line the upstream received."""
+    return [value for name, value in response.json()["headers"] if name == "x-forwarded-for"]
+
+
+@pytest.fixture
+def remote_gateway(tmp_path: Path) -> Any:
+    """The gateway as a remote client meets it: uvicorn trusts no peer's X-Forwarded-For
+    (`FORWARDED_ALLOW_IPS` names none), the web app is an echo upstream."""
+    with serve(EchoUpstream("web")) as web:
+        app = create_app(gateway_settings(tmp_path, {"web": web}))
+        with serve(app, forwarded_allow_ips="") as url:
+            yield url
+
+
+def test_a_clients_own_x_forwarded_for_is_never_believed(remote_gateway: str) -> None:
+    # Say, to spread sign-in attempts over many per-address buckets.
+    response = httpx.get(remote_gateway + "/", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert forwarded_for(response) == ["127.0.0.1"]
+
+
+def test_the_web_apps_x_forwarded_for_is_believed_with_the_shared_key_only(
+    remote_gateway: str, tmp_path: Path
+) -> None:
+    key = (tmp_path / "forwarding.key").read_text().strip()
+    for presented, expected in ((key, "203.0.113.9"), ("a guess", "127.0.0.1")):
+        response = httpx.get(
+            remote_gateway + "/questions",
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Knowflow-Forwarding-Key": presented},
+        )
+        assert forwarded_for(response) == [expected]
+        # The key itself never leaves the gateway.
+        names = {name for name, _ in response.json()["headers"]}
+        assert "x-knowflow-forwarding-key" not in names

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -57,6 +58,20 @@ class ApiUnavailable(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Forwarding:
+    """Whom the web app calls the API for: the person's address, and the key that makes
+    the gateway believe it (see gateway.security.TrustedForwarder)."""
+
+    key: str
+    address: str | None
+
+    def headers(self) -> dict[str, str]:
+        if not self.address:
+            return {}
+        return {"x-forwarded-for": self.address, "x-knowflow-forwarding-key": self.key}
+
+
 class Refreshes:
     """Refreshes one session at a time and shares the result with its racing requests."""
 
@@ -64,7 +79,9 @@ class Refreshes:
         self.locks: dict[str, asyncio.Lock] = {}
         self.results: dict[str, tuple[float, dict[str, Any]]] = {}
 
-    async def refresh(self, client: httpx.AsyncClient, refresh_token: str) -> dict[str, Any]:
+    async def refresh(
+        self, client: httpx.AsyncClient, refresh_token: str, forwarding: Forwarding
+    ) -> dict[str, Any]:
         lock = self.locks.setdefault(refresh_token, asyncio.Lock())
         async with lock:
             now = time.monotonic()
@@ -79,6 +96,7 @@ class Refreshes:
                 client,
                 "POST",
                 f"{API_PREFIX}/auth/refresh",
+                forwarding=forwarding,
                 json={"refresh_token": refresh_token},
             )
             tokens = answer(response)
@@ -91,13 +109,14 @@ async def send(
     method: str,
     path: str,
     *,
+    forwarding: Forwarding,
     token: str | None = None,
     params: Mapping[str, Any] | None = None,
     json: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """One request to the API; an unreachable gateway is `ApiUnavailable`."""
-    outgoing = {"x-request-id": request_id_var.get() or ""}
+    outgoing = {"x-request-id": request_id_var.get() or "", **forwarding.headers()}
     if token is not None:
         outgoing["authorization"] = f"Bearer {token}"
     outgoing.update(headers or {})
@@ -147,17 +166,28 @@ def _clean(params: Mapping[str, Any] | None) -> httpx.QueryParams | None:
 class Api:
     """The public API as this browser's person (or an anonymous visitor) calls it."""
 
-    def __init__(self, client: httpx.AsyncClient, session: Session, refreshes: Refreshes):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        session: Session,
+        refreshes: Refreshes,
+        forwarding: Forwarding,
+    ) -> None:
         self.client = client
         self.session = session
         self.refreshes = refreshes
+        self.forwarding = forwarding
 
     async def token(self) -> str | None:
         """The access token, refreshed first if it is about to expire."""
         session = self.session
         if session.refresh_token is not None and session.access_expires_soon():
             try:
-                session.keep(await self.refreshes.refresh(self.client, session.refresh_token))
+                session.keep(
+                    await self.refreshes.refresh(
+                        self.client, session.refresh_token, self.forwarding
+                    )
+                )
             except ApiError as exc:
                 session.sign_out()
                 raise SignInRequired(401, "your session has ended; please sign in again") from exc
@@ -178,6 +208,7 @@ class Api:
             self.client,
             method,
             f"{API_PREFIX}{path}",
+            forwarding=self.forwarding,
             token=token,
             params=params,
             json=json,
@@ -227,7 +258,9 @@ class Api:
     async def stream(self, path: str, headers: Mapping[str, str]) -> AsyncIterator[httpx.Response]:
         """A streamed GET (Server-Sent Events), as this person."""
         token = await self.token()
-        outgoing = {"authorization": f"Bearer {token}", **headers} if token else dict(headers)
+        outgoing = {**self.forwarding.headers(), **headers}
+        if token:
+            outgoing["authorization"] = f"Bearer {token}"
         request = self.client.build_request("GET", f"{API_PREFIX}{path}", headers=outgoing)
         try:
             response = await self.client.send(request, stream=True)

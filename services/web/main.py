@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.static = static
     app.state.templates = make_environment(static)
     app.state.refreshes = Refreshes()
+    app.state.forwarding_key = load_or_create_key(settings.forwarding_key_file).decode()
 
     async def error_page(request: Request, status: int, detail: str) -> Response:
         page = await page_of(request)

@@ -120,6 +120,7 @@ async def sso_done(
                 state.api_client,
                 "POST",
                 f"{API_PREFIX}/auth/oidc/exchange",
+                forwarding=page.api.forwarding,
                 json={"code": sso_code[:512]},
             )
         )

@@ -15,9 +15,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 from starlette.datastructures import FormData
 
-from services.web.api import Api, ApiError, ApiUnavailable, Refreshes, SignInRequired
+from services.web.api import (
+    Api,
+    ApiError,
+    ApiUnavailable,
+    Forwarding,
+    Refreshes,
+    SignInRequired,
+)
 from services.web.rendering import PAGE_CSP
 from services.web.session import Person, Session, session_of
+from shared.observability import client_address
 
 # Messages shown once after a redirect, named in the query (`?done=answered`): never
 # text from the request itself.
@@ -128,7 +136,12 @@ async def page_of(request: Request) -> Page:
     page = Page(
         request=request,
         session=session,
-        api=Api(state.api_client, session, state.refreshes),
+        api=Api(
+            state.api_client,
+            session,
+            state.refreshes,
+            Forwarding(state.forwarding_key, client_address(request)),
+        ),
         templates=state.templates,
     )
     if request.method == "GET" and session.signed_in:
