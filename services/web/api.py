@@ -92,14 +92,19 @@ class Refreshes:
             kept = self.results.get(refresh_token)
             if kept is not None:
                 return kept[1]
-            response = await send(
-                client,
-                "POST",
-                f"{API_PREFIX}/auth/refresh",
-                forwarding=forwarding,
-                json={"refresh_token": refresh_token},
-            )
-            tokens = answer(response)
+            try:
+                response = await send(
+                    client,
+                    "POST",
+                    f"{API_PREFIX}/auth/refresh",
+                    forwarding=forwarding,
+                    json={"refresh_token": refresh_token},
+                )
+                tokens = answer(response)
+            except (ApiError, ApiUnavailable):
+                # No result to share: the lock goes too (it would never be pruned).
+                self.locks.pop(refresh_token, None)
+                raise
             self.results[refresh_token] = (time.monotonic(), tokens)
             return tokens
 

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from services.web.api import ApiError
 from services.web.diff import line_diff, tag_changes
-from services.web.pages.base import DONE_MESSAGES, Page, PageDep, redirect
+from services.web.pages.base import DONE_MESSAGES, Page, PageDep, parse_tags, redirect
 from services.web.pages.posts import field_errors, group_names, refusal, tag_name, text_of
 
 router = APIRouter()
@@ -43,12 +43,6 @@ DONE_MESSAGES.update(
         "article-deleted": "The article is deleted.",
     }
 )
-
-
-def parse_tags(text: str) -> list[str]:
-    """Tags typed as "deploy, #kubernetes ops": commas or spaces, '#' optional."""
-    names = [part.strip().removeprefix("#") for part in text.replace(",", " ").split()]
-    return list(dict.fromkeys(name for name in names if name))[: TAGS_MAX + 1]
 
 
 def article_values(form: Any) -> dict[str, str]:
@@ -120,7 +114,7 @@ async def new_article(page: PageDep) -> Response:
     request = {
         "title": values["title"],
         "body": values["body"],
-        "tags": parse_tags(values["tags"]),
+        "tags": parse_tags(values["tags"])[: TAGS_MAX + 1],
         "group_id": values["group_id"] or None,
     }
     try:
@@ -198,7 +192,7 @@ async def edit_article(article_id: UUID, page: PageDep) -> Response:
     change = {
         "title": values["title"],
         "body": values["body"],
-        "tags": parse_tags(values["tags"]),
+        "tags": parse_tags(values["tags"])[: TAGS_MAX + 1],
     }
     try:
         await page.api.patch(f"/articles/{article_id}", change, etag=etag)

@@ -6,6 +6,7 @@ again with the API's refusal next to the fields it names.
 """
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -20,7 +21,6 @@ from services.web.api import (
     ApiError,
     ApiUnavailable,
     Forwarding,
-    Refreshes,
     SignInRequired,
 )
 from services.web.rendering import PAGE_CSP
@@ -39,6 +39,20 @@ DONE_MESSAGES = {
 
 class CsrfRefused(Exception):
     """A form came back without this session's CSRF token (or from another site)."""
+
+
+TAG_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags typed in one field ("deploy, #kubernetes ops"): commas or spaces, '#' optional,
+    each once (whatever its case), in order."""
+    tags: list[str] = []
+    for word in TAG_SEPARATORS.split(text):
+        tag = word.lstrip("#")
+        if tag and tag.lower() not in (seen.lower() for seen in tags):
+            tags.append(tag)
+    return tags
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -152,5 +166,3 @@ async def page_of(request: Request) -> Page:
 
 
 PageDep = Annotated[Page, Depends(page_of)]
-
-__all__ = ["PageDep", "Refreshes", "html_response", "redirect", "safe_next", "sign_in_redirect"]

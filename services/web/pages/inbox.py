@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
 from services.web.api import API_PREFIX
-from services.web.pages.base import PageDep, redirect
+from services.web.pages.base import PageDep, redirect, safe_next
 
 router = APIRouter()
 
@@ -43,8 +43,7 @@ async def mark_read(notification_id: UUID, page: PageDep) -> Response:
     page.require_person()
     form = await page.form()
     await page.api.post(f"/notifications/{notification_id}/read")
-    target = str(form.get("open", ""))
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/inbox")
+    return redirect(safe_next(str(form.get("open", "")), default="/inbox"))
 
 
 @router.post("/inbox/read-all")

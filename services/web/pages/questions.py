@@ -17,12 +17,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from services.web.api import ApiError
-from services.web.pages.base import DONE_MESSAGES, Page, PageDep, redirect
+from services.web.pages.base import DONE_MESSAGES, Page, PageDep, parse_tags, redirect
 
 router = APIRouter()
 
 # Tags as people type them: separated by spaces or commas, with or without '#'.
-TAG_SEPARATORS = re.compile(r"[\s,]+")
 # What posts accepts as a tag (its published pattern); lookups drop the rest quietly.
 TAG_PATTERN = re.compile(r"^#?[A-Za-z0-9][A-Za-z0-9_-]{0,49}$")
 MARK = re.compile(r"</?mark>")
@@ -58,16 +57,6 @@ DONE_MESSAGES.update(
         }.items()
     }
 )
-
-
-def parse_tags(text: str) -> list[str]:
-    """The tags typed in one field, '#' removed, each once, in order."""
-    tags: list[str] = []
-    for word in TAG_SEPARATORS.split(text):
-        tag = word.lstrip("#")
-        if tag and tag.lower() not in (seen.lower() for seen in tags):
-            tags.append(tag)
-    return tags
 
 
 def form_errors(exc: ApiError) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The revision diff (pure logic) and how tags typed in a form are read."""
 
 from services.web.diff import line_diff, tag_changes
-from services.web.pages.articles import parse_tags
+from services.web.pages.base import parse_tags
 
 
 def kinds(text_old: str, text_new: str) -> list[tuple[str, str]]:

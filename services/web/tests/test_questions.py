@@ -1,7 +1,8 @@
 """The questions pages' pure logic: tags as typed, refusals by field, search snippets."""
 
 from services.web.api import ApiError
-from services.web.pages.questions import form_errors, parse_tags, plain, refusal
+from services.web.pages.base import parse_tags
+from services.web.pages.questions import form_errors, plain, refusal
 
 
 def test_tags_are_split_on_spaces_and_commas_without_hashes_or_repeats() -> None:
