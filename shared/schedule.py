@@ -43,11 +43,23 @@ def run_once(engine: Engine, work: Callable[[Session], T]) -> tuple[T | None, bo
 
 
 async def run_every(tick_seconds: float, job: Callable[[], object], *, name: str) -> None:
-    """Wake every tick and run `job` in a thread; an error is logged and the next tick retries."""
+    """Wake every tick and run `job` in a thread; an error is logged and the next tick retries.
+
+    A stop (cancellation) during a round waits for the round to end: the thread cannot be
+    cancelled, and a round stopped halfway would leave its claims (e-mails, deliveries)
+    held until their leases run out, minutes after the service is back.
+    """
     while True:
         # Sleep first: after a restart the consumers catch up before anything is sent.
         await asyncio.sleep(tick_seconds)
-        try:
-            await asyncio.to_thread(job)
-        except Exception:
-            log.exception("%s failed; retrying at the next tick", name)
+        round_done = asyncio.ensure_future(asyncio.to_thread(job))
+        stopping = False
+        while not round_done.done():
+            try:
+                await asyncio.wait([round_done])  # a cancel interrupts the wait, not the round
+            except asyncio.CancelledError:
+                stopping = True
+        if round_done.exception() is not None:
+            log.error("%s failed; retrying at the next tick", name, exc_info=round_done.exception())
+        if stopping:
+            raise asyncio.CancelledError
