@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Search backend: empty means the embedded engine; an http(s) URL means OpenSearch.
     search_url: str = ""
     search_index_prefix: str = "knowflow"
+    # Semantic search: the embedding model (services/search/semantic/model.py, fetched at
+    # setup), or "off" for keyword-only; threads one model call may use.
+    semantic_model: str = "all-minilm-l6-v2-q"
+    semantic_threads: int = 1
 
     # Gateway upstreams.
     posts_url: str = "http://127.0.0.1:8002"

@@ -309,6 +309,9 @@ class ServiceSpec:
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None
     on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None
     readiness_checks: Sequence[Callable[[FastAPI], Awaitable[None]]] = field(default_factory=tuple)
+    # What `/readyz` tells besides its checks, never making the service unready (e.g. search
+    # running keyword-only without its embedding model, and the embedding backlog).
+    readiness_details: Callable[[FastAPI], Awaitable[dict[str, Any]]] | None = None
     description: str = ""
     migrations: Path | None = None  # this service's Alembic revisions
     # POST paths whose answers must not be stored for Idempotency-Key replay (fresh tokens).
@@ -361,9 +364,10 @@ def health_router() -> APIRouter:
                 checks[name] = "ok"
             except Exception as exc:
                 checks[name] = f"unavailable: {type(exc).__name__}"
+        details = await spec.readiness_details(app) if spec.readiness_details else {}
         if all(value == "ok" for value in checks.values()):
-            return JSONResponse({"status": "ready", "checks": checks})
-        return problem_response(503, "not ready", checks=checks)
+            return JSONResponse({"status": "ready", "checks": checks, **details})
+        return problem_response(503, "not ready", checks=checks, **details)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

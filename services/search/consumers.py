@@ -19,6 +19,7 @@ from services.search.engines import (
     opensearch_engine,
 )
 from services.search.engines.opensearch import OpenSearchEngine
+from services.search.semantic.service import EMBEDDINGS, embed_operations, semantic_for
 from shared.events.consumer import BatchHandler, BatchItem, Consumer, Handler
 from shared.events.contracts import (
     CONTENT_DELETES,
@@ -52,6 +53,28 @@ def content_handlers(engines: EngineFactory) -> dict[type[EventData], Handler]:
     handlers: dict[type[EventData], Handler] = {model: on_upsert for model in CONTENT_UPSERTS}
     handlers.update({model: on_delete for model in CONTENT_DELETES})
     return handlers
+
+
+def embedding_consumer(settings: Settings) -> Consumer:
+    """Content events to vectors, in batches, apart from keyword indexing (never delaying it)."""
+    semantic = semantic_for(settings)
+
+    def handle(items: Sequence[BatchItem]) -> Sequence[BaseException | None]:
+        operations = []
+        for _envelope, data in items:
+            assert isinstance(data, ContentEvent)
+            operations.append(service.operation_for(data))
+        embed_operations(semantic, operations)
+        return [None] * len(items)
+
+    return Consumer(
+        EMBEDDINGS,
+        {},
+        batch_handler=BatchHandler(event_types=(*CONTENT_UPSERTS, *CONTENT_DELETES), handle=handle),
+        batch_size=64,
+        # A batch of long articles takes seconds to embed; JetStream must not resend it.
+        ack_wait_seconds=120.0,
+    )
 
 
 def content_batch_handler(engine: OpenSearchEngine) -> BatchHandler:
@@ -171,6 +194,8 @@ def consumers(settings: Settings) -> Sequence[Consumer]:
         content = Consumer("search-content", content_handlers(engine_factory(settings)))
     return (
         content,
+        # Only with the model: turned on later, a new durable consumer embeds from the start.
+        *([embedding_consumer(settings)] if semantic_for(settings).enabled else []),
         Consumer(
             "search-groups",
             {

@@ -24,6 +24,10 @@ from services.search.routing.consumers import routing_consumers
 from services.search.routing.models import TABLES as ROUTING_TABLES
 from services.search.routing.routes import router as routing_router
 from services.search.routing.settings import RoutingSettings
+from services.search.semantic.models import SearchVector
+from services.search.semantic.service import details as semantic_details
+from services.search.semantic.service import start as semantic_start
+from services.search.semantic.service import stop as semantic_stop
 from services.search.topic_routes import router as topic_router
 from shared.auth import TokenVerifier
 from shared.events.consumer import Consumer
@@ -36,7 +40,13 @@ async def start(app: FastAPI) -> None:
     # Fails the start (not the first request) when the configured engine cannot run.
     app.state.engine_factory = engine_factory(settings)
     await asyncio.to_thread(prepare_search_engine, settings, app.state.engine)
+    await semantic_start(app)
     await escalation.start(app, RoutingSettings())
+
+
+async def stop(app: FastAPI) -> None:
+    await escalation.stop(app)
+    await semantic_stop(app)
 
 
 def all_consumers(settings: Settings) -> Sequence[Consumer]:
@@ -66,12 +76,14 @@ SPEC = ServiceSpec(
         SearchItemScore,
         SearchAcceptance,
         SearchSkill,
+        SearchVector,
         *ROUTING_TABLES,
     ],
     consumers=all_consumers,
     on_startup=start,
-    on_shutdown=escalation.stop,
+    on_shutdown=stop,
     readiness_checks=[check_search_engine],
+    readiness_details=semantic_details,
     migrations=Path(__file__).parent / "migrations",
 )
 

@@ -28,6 +28,7 @@ from services.search.schemas import (
     SimilarQuestions,
     SimilarRequest,
 )
+from services.search.semantic.service import Semantic
 from shared.auth import CurrentUser, bearer_token
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden
@@ -47,6 +48,15 @@ def get_search_engine(request: Request, session: SessionDep) -> SearchEngine:
 
 
 SearchEngineDep = Annotated[SearchEngine, Depends(get_search_engine)]
+
+
+def get_semantic(request: Request) -> Semantic:
+    """Semantic retrieval (off when the model is missing: then keyword retrieval alone)."""
+    semantic: Semantic = request.app.state.semantic
+    return semantic
+
+
+SemanticDep = Annotated[Semantic, Depends(get_semantic)]
 QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)]
 
 
@@ -55,6 +65,7 @@ def search(
     principal: CurrentUser,
     session: SessionDep,
     engine: SearchEngineDep,
+    semantic: SemanticDep,
     q: QueryText,
     cursor: CursorParam = None,
     limit: PageSize = 20,
@@ -73,6 +84,8 @@ def search(
         engine=engine,
         principal=principal,
         query=TextQuery.parse(q),
+        text=q,
+        semantic=semantic,
         filters=SearchFilters(
             kind=kind,
             tag=normalise_tag(tag) if tag else None,
@@ -109,7 +122,11 @@ def search(
     responses={400: {"description": "Nothing to compare in the draft"}},
 )
 def similar_questions(
-    principal: CurrentUser, session: SessionDep, engine: SearchEngineDep, draft: SimilarRequest
+    principal: CurrentUser,
+    session: SessionDep,
+    engine: SearchEngineDep,
+    semantic: SemanticDep,
+    draft: SimilarRequest,
 ) -> SimilarQuestions:
     """Questions the caller may see that look like the one being asked, best first."""
     hits = service.find_similar_questions(
@@ -117,7 +134,9 @@ def similar_questions(
         engine=engine,
         principal=principal,
         draft=SimilarQuery.parse(draft.title, draft.body, draft.tags, draft.group_id),
+        text=f"{draft.title}\n{draft.body or ''}",
         limit=draft.limit,
+        semantic=semantic,
     )
     return SimilarQuestions(
         items=[

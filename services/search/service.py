@@ -37,6 +37,8 @@ from services.search.models import (
     SearchThanks,
     SearchUser,
 )
+from services.search.semantic import hybrid
+from services.search.semantic.service import Semantic
 from shared.auth import Principal
 from shared.errors import BadRequest
 from shared.events.contracts import ContentEvent, ContentSnapshot, QuestionSnapshot
@@ -262,13 +264,17 @@ def search_content(
     engine: SearchEngine,
     principal: Principal,
     query: TextQuery,
+    text: str,
     filters: SearchFilters,
     cursor: str | None,
     limit: int,
+    semantic: Semantic,
 ) -> SearchPage:
-    """One page of the content the caller may see that matches the query."""
+    """One page of the content the caller may see that matches the query, in words or meaning."""
     groups = list_member_groups(session=session, user_id=principal.user_id)
-    return engine.search(query, filters, groups, cursor, limit)
+    if not semantic.enabled:
+        return engine.search(query, filters, groups, cursor, limit)
+    return hybrid.search(engine, semantic, query, text, filters, groups, cursor, limit)
 
 
 def count_signals(*, session: Session, content_ids: Collection[UUID]) -> dict[UUID, Signals]:
@@ -341,11 +347,15 @@ def find_similar_questions(
     engine: SearchEngine,
     principal: Principal,
     draft: SimilarQuery,
+    text: str,
     limit: int,
+    semantic: Semantic,
 ) -> list[SearchHit]:
     """The questions the caller may see that are most like their draft, best first."""
     groups = list_member_groups(session=session, user_id=principal.user_id)
-    return engine.similar_questions(draft, groups, limit)
+    if not semantic.enabled:
+        return engine.similar_questions(draft, groups, limit)
+    return hybrid.similar_questions(engine, semantic, draft, text, groups, limit)
 
 
 def find_experts(

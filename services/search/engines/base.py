@@ -426,6 +426,18 @@ class SearchEngine(Protocol):
         """Visible questions most like the draft, best first (public and the draft's group)."""
         ...
 
+    def hits_for(
+        self,
+        ids: Collection[UUID],
+        terms: Sequence[str],
+        filters: SearchFilters,
+        principal_groups: Collection[UUID],
+    ) -> list[SearchHit]:
+        """Those of `ids` that are visible and pass `filters`, with snippets that highlight
+        `terms` where they match (the body's opening otherwise); scores are 0, order free.
+        Semantic retrieval finds items by meaning; this shows them like any other hit."""
+        ...
+
     def experts(
         self,
         query: ExpertQuery,

@@ -134,6 +134,33 @@ def _visible(alias: str) -> str:
     )
 
 
+def _filter_conditions(filters: SearchFilters, params: dict[str, Any]) -> list[str]:
+    """Live, visible (`:principal_groups`) and matching the filters; fills `params`."""
+    conditions = ["d.deleted = 0", _visible("d")]
+    if filters.kind:
+        conditions.append("d.kind = :kind")
+        params["kind"] = filters.kind
+    if filters.tag:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM search_document_tag AS t"
+            " WHERE t.tag = :tag AND t.doc_seq = d.seq)"
+        )
+        params["tag"] = filters.tag
+    if filters.author_id:
+        conditions.append("d.author_id = :author_id")
+        params["author_id"] = str(filters.author_id)
+    if filters.group_id:
+        conditions.append("d.group_id = :group_id")
+        params["group_id"] = str(filters.group_id)
+    if filters.since:
+        conditions.append("d.created_at >= :since")
+        params["since"] = _stamp(filters.since)
+    if filters.until:
+        conditions.append("d.created_at < :until")
+        params["until"] = _stamp(filters.until)
+    return conditions
+
+
 @contextmanager
 def _fts_errors() -> Iterator[None]:
     """An FTS5 syntax error is the caller's input, never a 500."""
@@ -257,28 +284,7 @@ class EmbeddedEngine:
             "principal_groups": json.dumps([str(group) for group in principal_groups]),
             "limit": limit + 1,
         }
-        conditions = ["search_fts MATCH :match", "d.deleted = 0", _visible("d")]
-        if filters.kind:
-            conditions.append("d.kind = :kind")
-            params["kind"] = filters.kind
-        if filters.tag:
-            conditions.append(
-                "EXISTS (SELECT 1 FROM search_document_tag AS t"
-                " WHERE t.tag = :tag AND t.doc_seq = d.seq)"
-            )
-            params["tag"] = filters.tag
-        if filters.author_id:
-            conditions.append("d.author_id = :author_id")
-            params["author_id"] = str(filters.author_id)
-        if filters.group_id:
-            conditions.append("d.group_id = :group_id")
-            params["group_id"] = str(filters.group_id)
-        if filters.since:
-            conditions.append("d.created_at >= :since")
-            params["since"] = _stamp(filters.since)
-        if filters.until:
-            conditions.append("d.created_at < :until")
-            params["until"] = _stamp(filters.until)
+        conditions = ["search_fts MATCH :match", *_filter_conditions(filters, params)]
         after = ""
         if cursor is not None:
             rank, seq = decode_cursor(cursor, 2)  # type: ignore[misc]
@@ -300,6 +306,32 @@ class EmbeddedEngine:
             rows = rows[:limit]
             next_cursor = encode_cursor([rows[-1].rank, rows[-1].seq])
         return SearchPage(hits=[_hit(row) for row in rows], next_cursor=next_cursor)
+
+    def hits_for(
+        self,
+        ids: Collection[UUID],
+        terms: Sequence[str],
+        filters: SearchFilters,
+        principal_groups: Collection[UUID],
+    ) -> list[SearchHit]:
+        if not ids:
+            return []
+        params: dict[str, Any] = {
+            "ids": json.dumps([str(content_id) for content_id in ids]),
+            "principal_groups": json.dumps([str(group) for group in principal_groups]),
+        }
+        conditions = [
+            "d.id IN (SELECT value FROM json_each(:ids))",
+            *_filter_conditions(filters, params),
+        ]
+        rows = self._run(
+            f"""SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
+                d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of, '' AS snippet
+            FROM search_document AS d WHERE {" AND ".join(conditions)}""",
+            params,
+        ).all()
+        snippets = self._snippets_for(_any_term_expression(terms), [row.seq for row in rows])
+        return [replace(_hit(row, score=0.0), snippet=snippets.get(row.seq, "")) for row in rows]
 
     def similar_questions(
         self, draft: SimilarQuery, principal_groups: Collection[UUID], limit: int

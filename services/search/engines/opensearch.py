@@ -30,6 +30,7 @@ and live events reach the new index irrelevant.
 
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -252,40 +253,19 @@ class OpenSearchEngine:
         cursor: str | None,
         limit: int,
     ) -> SearchPage:
-        conditions = visible_to(principal_groups)
-        if filters.kind:
-            conditions.append({"term": {"kind": filters.kind}})
-        if filters.tag:
-            conditions.append({"term": {"tags": filters.tag}})
-        if filters.author_id:
-            conditions.append({"term": {"author_id": str(filters.author_id)}})
-        if filters.group_id:
-            conditions.append({"term": {"group_id": str(filters.group_id)}})
-        if filters.since or filters.until:
-            bounds = {}
-            if filters.since:
-                bounds["gte"] = stamp(filters.since)
-            if filters.until:
-                bounds["lt"] = stamp(filters.until)
-            conditions.append({"range": {"created_at": bounds}})
         body: dict[str, Any] = {
             "size": limit + 1,
-            "query": {"bool": {"must": [any_term_query(query.terms)], "filter": conditions}},
+            "query": {
+                "bool": {
+                    "must": [any_term_query(query.terms)],
+                    "filter": _filter_conditions(filters, principal_groups),
+                }
+            },
             # The id breaks score ties, so the order is total and search_after is exact.
             "sort": [{"_score": "desc"}, {"id": "asc"}],
             "_source": HIT_SOURCE,
             "track_total_hits": False,
-            "highlight": {
-                "pre_tags": [OPEN],
-                "post_tags": [CLOSE],
-                "fields": {
-                    "body": {
-                        "number_of_fragments": 1,
-                        "fragment_size": SNIPPET_CHARS,
-                        "no_match_size": SNIPPET_CHARS,
-                    }
-                },
-            },
+            "highlight": _HIGHLIGHT_BODY,
         }
         if cursor is not None:
             score, last_id = decode_cursor(cursor, 2)  # type: ignore[misc]
@@ -298,6 +278,32 @@ class OpenSearchEngine:
             hits = hits[:limit]
             next_cursor = encode_cursor(hits[-1]["sort"])
         return SearchPage(hits=[_hit(hit) for hit in hits], next_cursor=next_cursor)
+
+    def hits_for(
+        self,
+        ids: Collection[UUID],
+        terms: Sequence[str],
+        filters: SearchFilters,
+        principal_groups: Collection[UUID],
+    ) -> list[SearchHit]:
+        if not ids:
+            return []
+        conditions = [
+            {"ids": {"values": [str(content_id) for content_id in ids]}},
+            *_filter_conditions(filters, principal_groups),
+        ]
+        query: dict[str, Any] = {"bool": {"filter": conditions}}
+        if terms:  # scores nothing, but lets the highlighter mark the words that match
+            query["bool"]["should"] = [any_term_query(terms)]
+        body: dict[str, Any] = {
+            "size": len(ids),
+            "query": query,
+            "_source": HIT_SOURCE,
+            "track_total_hits": False,
+            "highlight": _HIGHLIGHT_BODY,
+        }
+        hits = self._search(body)["hits"]["hits"]
+        return [replace(_hit(hit), score=0.0) for hit in hits]
 
     def similar_questions(
         self, draft: SimilarQuery, principal_groups: Collection[UUID], limit: int
@@ -606,6 +612,43 @@ class OpenSearchEngine:
     def abandon_rebuild(self, new_index: str) -> None:
         """Drop a rebuild that failed; the live index was never touched."""
         self.client.indices.delete(index=new_index, params={"ignore_unavailable": "true"})
+
+
+def _filter_conditions(
+    filters: SearchFilters, principal_groups: Collection[UUID]
+) -> list[dict[str, Any]]:
+    """Visible to the caller and matching the filters."""
+    conditions = visible_to(principal_groups)
+    if filters.kind:
+        conditions.append({"term": {"kind": filters.kind}})
+    if filters.tag:
+        conditions.append({"term": {"tags": filters.tag}})
+    if filters.author_id:
+        conditions.append({"term": {"author_id": str(filters.author_id)}})
+    if filters.group_id:
+        conditions.append({"term": {"group_id": str(filters.group_id)}})
+    if filters.since or filters.until:
+        bounds = {}
+        if filters.since:
+            bounds["gte"] = stamp(filters.since)
+        if filters.until:
+            bounds["lt"] = stamp(filters.until)
+        conditions.append({"range": {"created_at": bounds}})
+    return conditions
+
+
+# The body's best fragment with matches marked, or its opening when nothing matches.
+_HIGHLIGHT_BODY: dict[str, Any] = {
+    "pre_tags": [OPEN],
+    "post_tags": [CLOSE],
+    "fields": {
+        "body": {
+            "number_of_fragments": 1,
+            "fragment_size": SNIPPET_CHARS,
+            "no_match_size": SNIPPET_CHARS,
+        }
+    },
+}
 
 
 def _lucene_literal(text: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.search.main import create_app
+from services.search.semantic.service import Semantic, semantic_for
 from shared.events.contracts import (
     AnswerCreated,
     ArticleCreated,
@@ -24,7 +25,8 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
-from shared.testing.backends import postgres_url
+from shared.settings import Settings
+from shared.testing.backends import postgres_url, real_backends_required
 from shared.testing.fixtures import ServiceClientFactory, wait_for
 from shared.testing.opensearch import opensearch_prefix
 
@@ -58,9 +60,33 @@ def engine_settings(engine_name: str) -> Iterator[dict[str, str]]:
 def search_client(
     service_client: ServiceClientFactory, engine_settings: dict[str, str]
 ) -> Iterator[TestClient]:
-    """The search service on a real NATS server, with the engine under test."""
+    """The search service on a real NATS server, with the engine under test, keyword-only
+    (the keyword engines' own behaviour; `semantic_client` adds semantic retrieval)."""
+    with service_client(
+        create_app, name="search", semantic_model="off", **engine_settings
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def semantic_client(
+    service_client: ServiceClientFactory, engine_settings: dict[str, str]
+) -> Iterator[TestClient]:
+    """The search service with the engine under test and the embedding model (hybrid)."""
+    require_embedding_model()
     with service_client(create_app, name="search", **engine_settings) as client:
         yield client
+
+
+def require_embedding_model() -> Semantic:
+    """The default model, loaded; or skip (locally) / fail (CI) with the reason."""
+    semantic = semantic_for(Settings())
+    if not semantic.enabled:
+        reason = f"no embedding model for semantic search ({semantic.reason})"
+        if real_backends_required():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return semantic
 
 
 class People:

@@ -1,0 +1,255 @@
+"""Semantic retrieval in the search service: embedding content, and vectors for queries.
+
+Content is embedded by its own consumer (`search-embeddings`), in batches, after and apart
+from keyword indexing: a write is keyword-searchable as fast as before, and its vectors
+follow a moment later (the backlog is in `/readyz`). Each item's text (title + body) is
+cut into chunks the model can read whole; an item scores by its best chunk.
+
+Without the model (not fetched, or turned off with `KNOWFLOW_SEMANTIC_MODEL=off`) the
+service runs keyword-only, says so once in the log and in `/readyz`, and the consumer
+acknowledges content events without embedding them.
+"""
+
+import asyncio
+import functools
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from services.search.engines.base import Deletion, IndexDoc
+from services.search.semantic.index import VectorIndex, Vectors, quantize
+from services.search.semantic.model import DEFAULT_CACHE, MODELS, Embedder
+from services.search.semantic.models import SearchVector
+from shared.ids import utcnow
+from shared.schedule import run_every
+from shared.settings import Settings
+from shared.web import stop_tasks
+
+log = logging.getLogger(__name__)
+
+OFF = "off"
+EMBEDDINGS = "search-embeddings"  # the consumer that embeds content
+# Words per chunk: with the title in front, a chunk stays within the model's 256 tokens.
+CHUNK_WORDS = 160
+MAX_CHUNKS = 4  # a long article is found by its first ~640 words
+EMBED_BATCH = 32  # texts per model call: bounded padding, steady memory
+_SPACE = re.compile(r"\s+")
+
+
+def chunks(title: str | None, body: str) -> list[str]:
+    """The texts an item is embedded as: its title before each slice of its body."""
+    words = _SPACE.split(body.strip()) if body.strip() else []
+    head = f"{title.strip()}\n" if title and title.strip() else ""
+    if not words:
+        return [head.strip()] if head.strip() else []
+    return [
+        head + " ".join(words[start : start + CHUNK_WORDS])
+        for start in range(0, min(len(words), CHUNK_WORDS * MAX_CHUNKS), CHUNK_WORDS)
+    ]
+
+
+def digest_of(texts: Sequence[str]) -> str:
+    return hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
+
+
+@dataclass
+class Semantic:
+    """The model (or why there is none) and the in-memory index every query reads."""
+
+    embedder: Embedder | None
+    reason: str  # why semantic retrieval is off; empty when on
+    index: VectorIndex | None
+    engine: Engine | None = None  # the service's database, bound at start
+    warned: bool = field(default=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.embedder is not None and self.index is not None
+
+    @property
+    def model(self) -> str:
+        return self.embedder.spec.name if self.embedder else ""
+
+    def query_vector(self, text: str) -> Vectors | None:
+        if self.embedder is None:
+            return None
+        return _query_vector(self.embedder, text)
+
+    def refresh(self) -> None:
+        if self.index is not None and self.engine is not None:
+            self.index.refresh(self.engine)
+
+    def status(self, backlog: int | None) -> dict[str, Any]:
+        if not self.enabled:
+            return {"state": "off", "reason": self.reason, "retrieval": "keyword only"}
+        assert self.index is not None
+        return {
+            "state": "on",
+            "model": self.model,
+            "items": len(self.index),
+            "vectors": self.index.rows,
+            "backlog": backlog,
+        }
+
+
+@functools.lru_cache(maxsize=512)
+def _query_vector(embedder: Embedder, text: str) -> Vectors:
+    """Typing a title asks again and again: the same text is embedded once."""
+    vector: Vectors = embedder.embed_queries([text])[0]
+    vector.setflags(write=False)
+    return vector
+
+
+@functools.cache
+def _load(name: str, cache: Path, threads: int) -> Embedder:
+    """One model per process, shared by every app and thread (onnxruntime runs are safe)."""
+    return Embedder.load(name, cache, threads)
+
+
+def semantic_for(settings: Settings) -> Semantic:
+    """The process's semantic retrieval for these settings (one per model)."""
+    return _semantic(settings.semantic_model, settings.semantic_threads)
+
+
+@functools.cache
+def _semantic(name: str, threads: int) -> Semantic:
+    if name.lower() in {OFF, "", "none"}:
+        return Semantic(None, "turned off (KNOWFLOW_SEMANTIC_MODEL=off)", None)
+    if name not in MODELS:
+        reason = f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})"
+        log.warning("semantic search is off: %s; keyword search works", reason)
+        return Semantic(None, reason, None)
+    try:
+        embedder = _load(name, DEFAULT_CACHE, threads)
+    except Exception as exc:  # not fetched, or unreadable: keyword search still works
+        log.warning("semantic search is off: %s; keyword search works", exc)
+        return Semantic(None, str(exc), None)
+    log.info("semantic search on: model %s", name)
+    return Semantic(embedder, "", VectorIndex(embedder.dimensions, name))
+
+
+def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletion]) -> None:
+    """Store vectors for upserts and tombstones for deletions, each once per version."""
+    assert semantic.engine is not None, "bind the service's database first"
+    if semantic.embedder is None:
+        return
+    ids = [operation.id for operation in operations]
+    with Session(semantic.engine) as session:
+        stored = {
+            row.content_id: row
+            for row in session.exec(
+                select(SearchVector).where(col(SearchVector.content_id).in_(ids))
+            )
+        }
+    latest: dict[Any, IndexDoc | Deletion] = {}
+    for operation in operations:  # the newest operation per item in this batch wins
+        current = latest.get(operation.id)
+        if current is None or operation.version >= current.version:
+            latest[operation.id] = operation
+    rows: list[SearchVector] = []
+    to_embed: list[tuple[SearchVector, list[str]]] = []
+    now = utcnow()
+    for operation in latest.values():
+        before = stored.get(operation.id)
+        if before is not None and before.version > operation.version:
+            continue  # an older event, replayed or late
+        if (
+            before is not None
+            and before.version == operation.version
+            and (before.deleted or before.model == semantic.model)
+        ):
+            continue  # applied already
+        if isinstance(operation, Deletion):
+            rows.append(
+                SearchVector(
+                    content_id=operation.id, version=operation.version, deleted=True, changed_at=now
+                )
+            )
+            continue
+        texts = chunks(operation.title, operation.body)
+        row = SearchVector(
+            content_id=operation.id,
+            version=operation.version,
+            kind=operation.kind,
+            author_id=operation.author_id,
+            group_id=operation.group_id,
+            public=operation.visibility == "public",
+            created_at=operation.created_at,
+            model=semantic.model,
+            digest=digest_of(texts),
+            changed_at=now,
+        )
+        if before is not None and before.digest == row.digest and before.model == row.model:
+            row.vectors = before.vectors  # only the metadata changed (an accepted answer…)
+        else:
+            to_embed.append((row, texts))
+        rows.append(row)
+    texts = [text for _, item_texts in to_embed for text in item_texts]
+    flat = [
+        vector
+        for start in range(0, len(texts), EMBED_BATCH)
+        for vector in semantic.embedder.embed_passages(texts[start : start + EMBED_BATCH])
+    ]
+    position = 0
+    for row, item_texts in to_embed:
+        count = len(item_texts)
+        row.vectors = quantize(np.stack(flat[position : position + count]))
+        position += count
+    if not rows:
+        return
+    with Session(semantic.engine) as session:
+        for row in rows:
+            session.merge(row)
+        session.commit()
+    if semantic.index is not None:
+        semantic.index.apply(rows)  # this replica sees them at once; others on refresh
+
+
+# The in-memory index follows the database this often (other replicas' writes; its own
+# consumer's writes are applied at once).
+REFRESH_SECONDS = 1.0
+
+
+async def start(app: FastAPI) -> None:
+    """Bind to the service's database, load every stored vector, then follow new ones."""
+    semantic = semantic_for(app.state.settings)
+    semantic.engine = app.state.engine
+    app.state.semantic = semantic
+    app.state.semantic_refresh = None
+    if semantic.enabled:
+        await asyncio.to_thread(semantic.refresh)
+        app.state.semantic_refresh = asyncio.create_task(
+            run_every(REFRESH_SECONDS, semantic.refresh, name="semantic index refresh"),
+            name="semantic-refresh",
+        )
+
+
+async def stop(app: FastAPI) -> None:
+    task: asyncio.Task[None] | None = getattr(app.state, "semantic_refresh", None)
+    if task is not None:
+        await stop_tasks([task])
+
+
+async def details(app: FastAPI) -> dict[str, Any]:
+    """`/readyz`'s word on semantic search: on or off (and why), and the embedding backlog."""
+    semantic: Semantic | None = getattr(app.state, "semantic", None)
+    if semantic is None:
+        return {}
+    backlog = None
+    bus = getattr(app.state, "bus", None)
+    if semantic.enabled and bus is not None:
+        try:
+            info = await bus.js.consumer_info(bus.stream, EMBEDDINGS)
+            backlog = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        except Exception:  # the bus is down: /readyz says so in its checks
+            log.debug("no consumer info for %s", EMBEDDINGS)
+    return {"semantic": semantic.status(backlog)}
