@@ -17,8 +17,12 @@ OpenSearch only:
    alias (atomic: every search sees the old or the new index), then the old index is
    deleted. Searches answer from the old index all along until the swap.
 
-The embedded engine has no rebuild: its index is written in the same transaction as
-the processed-event record and cannot drift from the events it applied.
+The embedded engine has no keyword rebuild: its index is written in the same transaction
+as the processed-event record and cannot drift from the events it applied.
+
+With the embedding model, every rebuild also makes the vectors of the items that lack them
+or have older ones, or another model's (after a change of `KNOWFLOW_SEMANTIC_MODEL`, or a
+model fetched after content was written); on the embedded engine that is all it does.
 """
 
 import logging
@@ -31,7 +35,8 @@ import httpx
 
 from services.search.engines import OPENSEARCH, engine_name, opensearch_engine
 from services.search.engines.opensearch import OpenSearchEngine, RebuildInProgress
-from services.search.service import doc_from_snapshot
+from services.search.semantic.service import Semantic, embed_operations
+from services.search.service import doc_from_snapshot, operation_for
 from shared.errors import Conflict, KnowflowError
 from shared.events.contracts import ContentSnapshot, QuestionSnapshot
 from shared.settings import Settings
@@ -58,29 +63,67 @@ class ReindexReport:
     copied: int
     tombstones: int
     seconds: float
+    vectors: int = 0  # items whose vectors were made
 
 
 def reindex_from_posts(
-    settings: Settings, *, bearer_token: str, client: httpx.Client | None = None
+    settings: Settings,
+    *,
+    bearer_token: str,
+    client: httpx.Client | None = None,
+    semantic: Semantic | None = None,
 ) -> ReindexReport:
-    """Rebuild the OpenSearch index from posts and swap it in (for the route and the CLI)."""
-    if engine_name(settings) != OPENSEARCH:
+    """Rebuild the OpenSearch index from posts and swap it in, and the vectors (for the route
+    and the CLI)."""
+    opensearch = engine_name(settings) == OPENSEARCH
+    if not opensearch and (semantic is None or not semantic.enabled):
         raise NotSupported(
             "the embedded engine needs no rebuild: its index is written in the same "
-            "transaction as the events it applies; reindexing needs KNOWFLOW_SEARCH_URL"
+            "transaction as the events it applies; reindexing needs KNOWFLOW_SEARCH_URL "
+            "(or the embedding model, whose vectors a rebuild makes)"
         )
-    engine = opensearch_engine(settings.search_url, settings.search_index_prefix)
     http = client or httpx.Client(base_url=settings.posts_url, timeout=30.0)
     try:
-        return rebuild(engine, http, bearer_token=bearer_token)
+        if not opensearch:
+            assert semantic is not None
+            return rebuild_vectors(semantic, http, bearer_token=bearer_token)
+        engine = opensearch_engine(settings.search_url, settings.search_index_prefix)
+        return rebuild(engine, http, bearer_token=bearer_token, semantic=semantic)
     finally:
         if client is None:
             http.close()
 
 
-def rebuild(engine: OpenSearchEngine, http: httpx.Client, *, bearer_token: str) -> ReindexReport:
+def _embed(semantic: Semantic | None, snapshots: list[ContentSnapshot]) -> int:
+    if semantic is None or not semantic.enabled:
+        return 0
+    return embed_operations(semantic, [operation_for(item) for item in snapshots])
+
+
+def rebuild_vectors(semantic: Semantic, http: httpx.Client, *, bearer_token: str) -> ReindexReport:
+    """The vectors of every live item that lacks current ones (the embedded engine's rebuild)."""
+    started = time.monotonic()
+    copied = vectors = 0
+    for snapshots in _content_pages(http, bearer_token):
+        vectors += _embed(semantic, snapshots)
+        copied += len(snapshots)
+    seconds = round(time.monotonic() - started, 3)
+    log.info("vectors rebuilt: %d of %d items embedded, %.1fs", vectors, copied, seconds)
+    return ReindexReport(
+        index="embedded", replaced=[], copied=copied, tombstones=0, seconds=seconds, vectors=vectors
+    )
+
+
+def rebuild(
+    engine: OpenSearchEngine,
+    http: httpx.Client,
+    *,
+    bearer_token: str,
+    semantic: Semantic | None = None,
+) -> ReindexReport:
     """Steps 1 to 4 above against one engine, reading posts through `http`."""
     started = time.monotonic()
+    vectors = 0
     try:
         new_index = engine.begin_rebuild()
     except RebuildInProgress as exc:
@@ -90,6 +133,7 @@ def rebuild(engine: OpenSearchEngine, http: httpx.Client, *, bearer_token: str) 
         copied = 0
         for snapshots in _content_pages(http, bearer_token):
             _check(engine.write_rebuild([doc_from_snapshot(item) for item in snapshots]))
+            vectors += _embed(semantic, snapshots)
             copied += len(snapshots)
         tombstones = 0
         for old in engine.indices_of(engine.alias):
@@ -111,7 +155,12 @@ def rebuild(engine: OpenSearchEngine, http: httpx.Client, *, bearer_token: str) 
     seconds = round(time.monotonic() - started, 3)
     log.info("content index rebuilt: %d items, %d tombstones, %.1fs", copied, tombstones, seconds)
     return ReindexReport(
-        index=new_index, replaced=replaced, copied=copied, tombstones=tombstones, seconds=seconds
+        index=new_index,
+        replaced=replaced,
+        copied=copied,
+        tombstones=tombstones,
+        seconds=seconds,
+        vectors=vectors,
     )
 
 

@@ -225,17 +225,19 @@ def experts(
     responses={
         403: {"description": "Not an administrator"},
         409: {"description": "A rebuild is already running"},
-        501: {"description": "The embedded engine has no rebuild"},
+        501: {"description": "The embedded engine without the embedding model: nothing to rebuild"},
         502: {"description": "Posts could not be read"},
     },
 )
-def rebuild_index(principal: CurrentUser, request: Request) -> ReindexResult:
-    """Rebuild the content index from posts into a fresh index and swap it in (OpenSearch)."""
+def rebuild_index(principal: CurrentUser, request: Request, semantic: SemanticDep) -> ReindexResult:
+    """Rebuild the content index from posts into a fresh index and swap it in (OpenSearch),
+    and make the vectors items lack (with the embedding model, on either engine)."""
     if not principal.is_admin:
         raise Forbidden("only administrators may rebuild the index")
     report = reindex.reindex_from_posts(
         request.app.state.settings,
         bearer_token=bearer_token(request.headers.get("authorization")),
+        semantic=semantic,
     )
     return ReindexResult(
         index=report.index,
@@ -243,4 +245,5 @@ def rebuild_index(principal: CurrentUser, request: Request) -> ReindexResult:
         copied=report.copied,
         tombstones=report.tombstones,
         seconds=report.seconds,
+        vectors=report.vectors,
     )

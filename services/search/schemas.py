@@ -92,6 +92,11 @@ class ReindexResult(BaseModel):
     copied: int = Field(description="Items read from posts.")
     tombstones: int = Field(description="Deletions carried over from the old index.")
     seconds: float
+    vectors: int = Field(
+        default=0,
+        description="Items whose vectors were made (missing, older, or another model's); "
+        "0 without the embedding model.",
+    )
 
 
 class SimilarRequest(BaseModel):

@@ -137,11 +137,12 @@ def _semantic(name: str, threads: int) -> Semantic:
     return Semantic(embedder, "", VectorIndex(embedder.dimensions, name))
 
 
-def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletion]) -> None:
-    """Store vectors for upserts and tombstones for deletions, each once per version."""
+def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletion]) -> int:
+    """Store vectors for upserts and tombstones for deletions, each once per version; how
+    many items were embedded (items already current are skipped)."""
     assert semantic.engine is not None, "bind the service's database first"
     if semantic.embedder is None:
-        return
+        return 0
     ids = [operation.id for operation in operations]
     with Session(semantic.engine) as session:
         stored = {
@@ -205,13 +206,14 @@ def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletio
         row.vectors = quantize(np.stack(flat[position : position + count]))
         position += count
     if not rows:
-        return
+        return 0
     with Session(semantic.engine) as session:
         for row in rows:
             session.merge(row)
         session.commit()
     if semantic.index is not None:
         semantic.index.apply(rows)  # this replica sees them at once; others on refresh
+    return len(to_embed)
 
 
 # The in-memory index follows the database this often (other replicas' writes; its own

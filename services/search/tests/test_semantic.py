@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.search.main import create_app
 from services.search.tests.conftest import (
     Headers,
     People,
@@ -17,11 +18,15 @@ from services.search.tests.conftest import (
     joined,
     post,
     question,
+    require_embedding_model,
     search_items,
     settle_content,
+    updated,
 )
+from services.search.tests.fake_posts import FakePosts, serve_fake_posts
+from shared.auth import TokenIssuer, TokenVerifier
 from shared.ids import new_id
-from shared.testing.fixtures import wait_for
+from shared.testing.fixtures import ServiceClientFactory, wait_for
 
 # No content word in common with the query ("laptop battery last longer"): only meaning.
 BATTERY = "Tips to extend notebook power life: dim the screen and close background apps"
@@ -172,3 +177,38 @@ def test_without_the_model_search_is_keyword_only_and_says_so(
     assert [i["id"] for i in search_items(search_client, me, "notebook power")] == [
         str(tips.content_id)
     ]
+
+
+def test_a_rebuild_makes_the_vectors_items_lack_and_only_those(
+    service_client: ServiceClientFactory,
+    engine_settings: dict[str, str],
+    people: People,
+    publish_events: Callable[..., None],
+    token_issuer: TokenIssuer,
+) -> None:
+    require_embedding_model()
+    posts = FakePosts(
+        TokenVerifier(issuer="knowflow-identity", audience="knowflow", jwks=token_issuer.jwks())
+    )
+    me = people.header(new_id())
+    admin = {
+        "Authorization": f"Bearer {token_issuer.issue(user_id=new_id(), handle='root', is_admin=True)}"
+    }
+    with (
+        serve_fake_posts(posts) as posts_url,
+        service_client(create_app, name="search", posts_url=posts_url, **engine_settings) as client,
+    ):
+        tips = post(body=BATTERY)
+        posts.put(tips)
+        settle_content(client, me, publish_events, tips)
+        embedded(client, me, publish_events)
+
+        first = client.post("/admin/reindex", headers=admin)
+        assert first.status_code == 200, first.text
+        assert (first.json()["copied"], first.json()["vectors"]) == (1, 0)  # current already
+
+        # Posts holds a newer version the events have not brought yet: it is embedded.
+        posts.put(updated(tips, version=2, body="Power saving settings for notebooks"))
+        second = client.post("/admin/reindex", headers=admin).json()
+        assert second["vectors"] == 1
+        assert client.post("/admin/reindex", headers=admin).json()["vectors"] == 0
