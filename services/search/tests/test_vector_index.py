@@ -86,7 +86,7 @@ def test_affinity_is_the_mean_of_each_authors_closest_items() -> None:
 
 def test_refresh_follows_what_any_replica_wrote(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'search.db'}")
-    SQLModel.metadata.create_all(engine, tables=[SearchVector.__table__])  # type: ignore[list-item]
+    SQLModel.metadata.create_all(engine, tables=[SearchVector.__table__])  # type: ignore[attr-defined]
     index = VectorIndex(DIMENSIONS, "m")
     first, second = new_id(), new_id()
 
@@ -124,7 +124,7 @@ def test_an_event_applied_twice_or_a_new_version_of_the_same_text_is_not_embedde
 ) -> None:
     loaded = require_embedding_model()
     engine = create_engine(f"sqlite:///{tmp_path / 'search.db'}")
-    SQLModel.metadata.create_all(engine, tables=[SearchVector.__table__])  # type: ignore[list-item]
+    SQLModel.metadata.create_all(engine, tables=[SearchVector.__table__])  # type: ignore[attr-defined]
     semantic = Semantic(loaded.embedder, "", VectorIndex(384, loaded.model), engine)
 
     def doc(version: int, body: str) -> IndexDoc:
