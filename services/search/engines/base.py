@@ -416,8 +416,13 @@ class SearchEngine(Protocol):
         principal_groups: Collection[UUID],
         cursor: str | None,
         limit: int,
+        *,
+        snippets: bool = True,
     ) -> SearchPage:
-        """One page of visible matches, best first; `next_cursor` continues after it."""
+        """One page of visible matches, best first; `next_cursor` continues after it.
+
+        Without `snippets` the hits' snippets are empty (a ranking only, for a caller
+        that shows a part of it through `hits_for`)."""
         ...
 
     def similar_questions(
@@ -432,9 +437,12 @@ class SearchEngine(Protocol):
         terms: Sequence[str],
         filters: SearchFilters,
         principal_groups: Collection[UUID],
+        *,
+        snippets: bool = True,
     ) -> list[SearchHit]:
         """Those of `ids` that are visible and pass `filters`, with snippets that highlight
-        `terms` where they match (the body's opening otherwise); scores are 0, order free.
+        `terms` where they match (the body's opening otherwise; none without `snippets`);
+        scores are 0, order free.
         Semantic retrieval finds items by meaning; this shows them like any other hit."""
         ...
 

@@ -278,6 +278,8 @@ class EmbeddedEngine:
         principal_groups: Collection[UUID],
         cursor: str | None,
         limit: int,
+        *,
+        snippets: bool = True,
     ) -> SearchPage:
         params: dict[str, Any] = {
             "match": _any_term_expression(query.terms),
@@ -295,7 +297,7 @@ class EmbeddedEngine:
         sql = f"""SELECT * FROM (
                 SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
                     d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of,
-                    {SNIPPET} AS snippet, {BM25} AS rank
+                    {SNIPPET if snippets else "''"} AS snippet, {BM25} AS rank
                 FROM search_fts JOIN search_document AS d ON d.seq = search_fts.rowid
                 WHERE {" AND ".join(conditions)}
             ) {after} ORDER BY rank, seq LIMIT :limit"""
@@ -313,6 +315,8 @@ class EmbeddedEngine:
         terms: Sequence[str],
         filters: SearchFilters,
         principal_groups: Collection[UUID],
+        *,
+        snippets: bool = True,
     ) -> list[SearchHit]:
         if not ids:
             return []
@@ -330,8 +334,10 @@ class EmbeddedEngine:
             FROM search_document AS d WHERE {" AND ".join(conditions)}""",
             params,
         ).all()
-        snippets = self._snippets_for(_any_term_expression(terms), [row.seq for row in rows])
-        return [replace(_hit(row, score=0.0), snippet=snippets.get(row.seq, "")) for row in rows]
+        if not snippets:
+            return [_hit(row, score=0.0) for row in rows]
+        marked = self._snippets_for(_any_term_expression(terms), [row.seq for row in rows])
+        return [replace(_hit(row, score=0.0), snippet=marked.get(row.seq, "")) for row in rows]
 
     def similar_questions(
         self, draft: SimilarQuery, principal_groups: Collection[UUID], limit: int

