@@ -15,8 +15,9 @@ import functools
 import hashlib
 import logging
 import re
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,6 @@ class Semantic:
     reason: str  # why semantic retrieval is off; empty when on
     index: VectorIndex | None
     engine: Engine | None = None  # the service's database, bound at start
-    warned: bool = field(default=False)
 
     @property
     def enabled(self) -> bool:
@@ -112,29 +112,43 @@ def _query_vector(embedder: Embedder, text: str) -> Vectors:
 @functools.cache
 def _load(name: str, cache: Path, threads: int) -> Embedder:
     """One model per process, shared by every app and thread (onnxruntime runs are safe)."""
-    return Embedder.load(name, cache, threads)
+    embedder = Embedder.load(name, cache, threads)
+    log.info("semantic search on: model %s", name)
+    return embedder
+
+
+# One per app (its database and index), found by the app's settings: the consumers are
+# made from the settings alone. The model itself is loaded once per process (`_load`).
+_apps: dict[int, Semantic] = {}
 
 
 def semantic_for(settings: Settings) -> Semantic:
-    """The process's semantic retrieval for these settings (one per model)."""
-    return _semantic(settings.semantic_model, settings.semantic_threads)
+    """The semantic retrieval of the app these settings configure."""
+    key = id(settings)
+    if key not in _apps:
+        _apps[key] = _semantic(settings.semantic_model, settings.semantic_threads)
+        weakref.finalize(settings, _apps.pop, key, None)
+    return _apps[key]
 
 
-@functools.cache
 def _semantic(name: str, threads: int) -> Semantic:
     if name.lower() in {OFF, "", "none"}:
         return Semantic(None, "turned off (KNOWFLOW_SEMANTIC_MODEL=off)", None)
     if name not in MODELS:
         reason = f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})"
-        log.warning("semantic search is off: %s; keyword search works", reason)
+        _warn_once(reason)
         return Semantic(None, reason, None)
     try:
         embedder = _load(name, DEFAULT_CACHE, threads)
     except Exception as exc:  # not fetched, or unreadable: keyword search still works
-        log.warning("semantic search is off: %s; keyword search works", exc)
+        _warn_once(str(exc))
         return Semantic(None, str(exc), None)
-    log.info("semantic search on: model %s", name)
     return Semantic(embedder, "", VectorIndex(embedder.dimensions, name))
+
+
+@functools.cache
+def _warn_once(reason: str) -> None:
+    log.warning("semantic search is off: %s; keyword search works", reason)
 
 
 def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletion]) -> int:
