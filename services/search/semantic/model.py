@@ -160,6 +160,20 @@ class Embedder:
     def dimensions(self) -> int:
         return self.spec.dimensions
 
+    def known_share(self, text: str) -> float:
+        """The share of the text's words the model knows whole (one vocabulary entry each).
+
+        An unknown word reaches the model as sub-word fragments ("zq4f1c" → "z", "##q",
+        "##4", …), and fragments of unrelated codes and names look alike to it: for a query
+        made of such words the model's nearest items are noise, and keywords do better."""
+        word_ids = [word for word in self.tokenizer.encode(text).word_ids if word is not None]
+        if not word_ids:
+            return 0.0
+        pieces: dict[int, int] = {}
+        for word in word_ids:
+            pieces[word] = pieces.get(word, 0) + 1
+        return sum(1 for count in pieces.values() if count == 1) / len(pieces)
+
     def embed_queries(self, texts: list[str]) -> Vectors:
         return self._embed([self.spec.query_prefix + text for text in texts])
 

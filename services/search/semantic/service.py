@@ -43,6 +43,9 @@ EMBEDDINGS = "search-embeddings"  # the consumer that embeds content
 CHUNK_WORDS = 160
 MAX_CHUNKS = 4  # a long article is found by its first ~640 words
 EMBED_BATCH = 32  # texts per model call: bounded padding, steady memory
+# At least this share of a query's words (about one in three) must be whole words of the
+# model's vocabulary for it to be searched by meaning too (see `Embedder.known_share`).
+MIN_KNOWN_SHARE = 0.3
 _SPACE = re.compile(r"\s+")
 
 
@@ -80,7 +83,9 @@ class Semantic:
         return self.embedder.spec.name if self.embedder else ""
 
     def query_vector(self, text: str) -> Vectors | None:
-        if self.embedder is None:
+        """The query's vector, or None where retrieval by meaning would be noise: without the
+        model, or for a query of words the model does not know (codes, names, ids)."""
+        if self.embedder is None or self.embedder.known_share(text) < MIN_KNOWN_SHARE:
             return None
         return _query_vector(self.embedder, text)
 

@@ -212,3 +212,19 @@ def test_a_rebuild_makes_the_vectors_items_lack_and_only_those(
         second = client.post("/admin/reindex", headers=admin).json()
         assert second["vectors"] == 1
         assert client.post("/admin/reindex", headers=admin).json()["vectors"] == 0
+
+
+def test_a_query_of_words_the_model_does_not_know_is_matched_by_keyword_only(
+    semantic_client: TestClient, people: People, publish_events: Callable[..., None]
+) -> None:
+    """Fragments of unknown words (codes, ids) look alike to the model: never a match."""
+    me = people.header(new_id())
+    code = post(body="Deploy failed with zq7f3a91c2 on the build agent")
+    settle_content(semantic_client, me, publish_events, code)
+    embedded(semantic_client, me, publish_events)
+
+    assert [i["id"] for i in search_items(semantic_client, me, "zq7f3a91c2")] == [
+        str(code.content_id)
+    ]
+    assert search_items(semantic_client, me, "zq0b4e8d17") == []
+    assert search_items(semantic_client, me, "zq7f3a91c2nothing") == []
