@@ -45,6 +45,9 @@ def require_opensearch() -> str:
     url = opensearch_url()
     if url:
         return url
+    if os.environ.get("KNOWFLOW_TEST_OPENSEARCH_ELSEWHERE"):
+        # CI runs the OpenSearch suites once, on the production stack (PostgreSQL).
+        pytest.skip(f"OpenSearch suites run in {os.environ['KNOWFLOW_TEST_OPENSEARCH_ELSEWHERE']}")
     reason = (
         "no OpenSearch node: start one with `bash deploy/opensearch/run.sh start` "
         "and set KNOWFLOW_TEST_OPENSEARCH_URL=http://127.0.0.1:9200"
