@@ -12,6 +12,7 @@ model alone in three of four site-and-draft pairs, as on CQADupStack
 """
 
 import math
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
@@ -71,13 +72,6 @@ def _heavier_first(
     return lists[::-1] if weight > 0.5 else lists
 
 
-def _ranked(fused: dict[K, float], found: dict[K, int], limit: int) -> list[tuple[K, float]]:
-    # Stable sort: equal scores go to the document more lists found, then to first seen
-    # (the heavier list's order, then the other's), so ties never depend on hashing.
-    order = sorted(fused, key=lambda key: (-fused[key], -found[key]))
-    return [(key, fused[key]) for key in order[: max(limit, 0)]]
-
-
 def fuse(
     keyword: Sequence[tuple[K, float]],
     dense: Sequence[tuple[K, float]],
@@ -91,14 +85,17 @@ def fuse(
         raise ValueError(f"weight must be within [0, 1], not {weight}")
     lists = _heavier_first(_first_of_each(keyword), _first_of_each(dense), weight)
     fused: dict[K, float] = {}
-    found: dict[K, int] = {}
+    found: Counter[K] = Counter()
     for ranking, _ in lists:
         for key, _score in ranking:
-            fused.setdefault(key, 0.0)
-            found[key] = found.get(key, 0) + 1
+            fused[key] = 0.0
+            found[key] += 1
     for ranking, share in lists:
         values, floor = normalise([score for _, score in ranking])
         present = dict(zip((key for key, _ in ranking), values, strict=True))
         for key in fused:
             fused[key] += share * present.get(key, floor)
-    return _ranked(fused, found, limit)
+    # Stable sort: equal scores go to the document more lists found, then to first seen
+    # (the heavier list's order, then the other's), so ties never depend on hashing.
+    order = sorted(fused, key=lambda key: (-fused[key], -found[key]))
+    return [(key, fused[key]) for key in order[: max(limit, 0)]]
