@@ -31,7 +31,7 @@ Per model: query embedding latency p50/p95 (one thread, one query at a time, eac
 passages/s (batches of 16, length-sorted, one thread), size on disk, licence, Maven artifact.
 Embeddings are cached per site and model under var/semantic-eval/ (the latencies measured
 when they were made are cached with them; `--fresh` measures again).
-Writes bench/results/semantic.md and semantic.json.
+Writes bench/results/semantic.md and semantic.json (`--output` names another pair).
 """
 
 import argparse
@@ -596,6 +596,7 @@ def write_results(
     chosen: str,
     found: dict[str, Any],
     meta: dict[str, Any],
+    name: str,
 ) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, list[Row]]] = found["rows"]
@@ -627,7 +628,7 @@ def write_results(
             for run in runs
         },
     }
-    (RESULTS / "semantic.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     lines = [
         "# Semantic retrieval: which model, which fusion (duplicate questions, offline)",
         "",
@@ -756,7 +757,7 @@ def write_results(
             )
     lines.append("")
     text = "\n".join(lines)
-    (RESULTS / "semantic.md").write_text(text)
+    (RESULTS / f"{name}.md").write_text(text)
     return text
 
 
@@ -767,6 +768,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--chosen", default=CHOSEN, help="the model the fusion.py rows use")
     parser.add_argument("--fresh", action="store_true", help="embed again, ignoring the cache")
+    parser.add_argument("--output", default="semantic", help="bench/results/<output>.md and .json")
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     started = time.monotonic()
@@ -782,7 +784,7 @@ def main() -> None:
         "seconds": round(time.monotonic() - started, 1),
         "config": {**vars(args), "data": str(args.data)},
     }
-    print(write_results(runs, models, args.chosen, found, meta))
+    print(write_results(runs, models, args.chosen, found, meta, args.output))
 
 
 if __name__ == "__main__":
