@@ -249,10 +249,17 @@ def words(text: str) -> list[str]:
 
 def bm25_rankings(site: Site, cases: Sequence[Case], with_body: bool) -> list[list[int]]:
     """Textbook BM25 over title + body, over the questions created before each asked one."""
+    return [[d for d, _ in scored] for scored in bm25_scored(site, cases, with_body, LIMIT)]
+
+
+def bm25_scored(
+    site: Site, cases: Sequence[Case], with_body: bool, depth: int
+) -> list[list[tuple[int, float]]]:
+    """The same BM25, each case's best `depth` questions with their scores (for fusion)."""
     k1, b = 1.2, 0.75
     ordered = sorted(site.questions.values(), key=lambda q: (q.created_at, q.id))
     docs = {q.id: Counter(words(f"{q.title} {q.text}")) for q in ordered}
-    rankings: list[list[int]] = []
+    rankings: list[list[tuple[int, float]]] = []
     for case in cases:
         asked = site.questions[case.asked]
         pool = [q.id for q in ordered if (q.created_at, q.id) < (asked.created_at, asked.id)]
@@ -274,7 +281,8 @@ def bm25_rankings(site: Site, cases: Sequence[Case], with_body: bool) -> list[li
                 total += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[d] / average))
             if total > 0:
                 scores[d] = total
-        rankings.append(sorted(scores, key=lambda d: (-scores[d], d))[:LIMIT])
+        best = sorted(scores, key=lambda d: (-scores[d], d))[:depth]
+        rankings.append([(d, scores[d]) for d in best])
     return rankings
 
 
