@@ -5,8 +5,8 @@ mask. Items found only by meaning are then shown by the engine (`hits_for`), whi
 applies the permission and the filters again and highlights any query words they contain,
 so every hit looks alike, and nothing the engine would not show is shown.
 
-Search pages: the first `WINDOW` results are the fused ranking, paged by offset; past it,
-the keyword ranking continues, without what the fused window already showed.
+Search pages: the fused ranking of both windows (at most `2 * WINDOW` results) is paged
+by offset; past it, the keyword ranking continues, without what the fused ranking showed.
 """
 
 from collections.abc import Collection, Sequence
@@ -21,12 +21,12 @@ from services.search.engines.base import (
     SimilarQuery,
     TextQuery,
 )
-from services.search.semantic.fusion import fuse
+from services.search.semantic.fusion import CANDIDATES, fuse
 from services.search.semantic.service import Semantic
 from shared.errors import BadRequest
 from shared.pagination import decode_cursor, encode_cursor
 
-WINDOW = 100  # candidates from each retrieval, and results ranked by the fusion
+WINDOW = CANDIDATES  # candidates from each retrieval (the depth the fusion was fitted at)
 # Nearest neighbours always exist; below this cosine they are not about the query, and a
 # search must not show them. Pairs of unrelated questions (one from each shared Stack
 # Exchange site, all-MiniLM-L6-v2) stay below 0.31 in 999 of 1,000 cases.
