@@ -64,6 +64,7 @@ from deploy.stackexchange import (
     load_site,
     user_id,
 )
+from services.search.semantic.model import DEFAULT_MODEL
 from shared.auth import TokenIssuer
 from shared.events.bus import Bus
 from shared.events.contracts import QuestionCreated
@@ -321,8 +322,9 @@ def encode(data: QuestionCreated, at: datetime) -> Message:
 class Publisher:
     """One bus connection: publish a batch, then wait until search has acked all of it."""
 
-    def __init__(self, nats_url: str) -> None:
+    def __init__(self, nats_url: str, semantic: bool) -> None:
         self.nats_url = nats_url
+        self.semantic = semantic  # the search-embeddings consumer must settle too
         self.loop = asyncio.new_event_loop()
         self.bus: Bus = self.loop.run_until_complete(
             Bus.connect(nats_url, stream="KNOWFLOW", name="bench-similar")
@@ -338,12 +340,16 @@ class Publisher:
         ]
         await asyncio.gather(*futures)
         deadline = time.monotonic() + timeout
+        consumers = ["search-content", *(["search-embeddings"] if self.semantic else [])]
         while time.monotonic() < deadline:
-            info = await self.bus.js.consumer_info("KNOWFLOW", "search-content")
-            if not info.num_pending and not info.num_ack_pending:
+            busy = False
+            for consumer in consumers:
+                info = await self.bus.js.consumer_info("KNOWFLOW", consumer)
+                busy = busy or bool(info.num_pending or info.num_ack_pending)
+            if not busy:
                 return
             await asyncio.sleep(0.02)
-        raise TimeoutError(f"search-content still busy after {timeout}s")
+        raise TimeoutError(f"{', '.join(consumers)} still busy after {timeout}s")
 
     def dead_letters(self) -> int:
         async def count() -> int:
@@ -381,6 +387,8 @@ def run_engine(
         "KNOWFLOW_SEARCH_INDEX_PREFIX": prefix,
         "KNOWFLOW_JWKS_URL": jwks_url,
         "KNOWFLOW_LOG_LEVEL": "WARNING",
+        # "on": the default model (it must have been fetched: `make setup`); "off": keywords.
+        "KNOWFLOW_SEMANTIC_MODEL": DEFAULT_MODEL if args.semantic == "on" else "off",
     }
     base = f"http://127.0.0.1:{http_port}"
     token = issuer.issue(user_id=new_id(), handle="bench")
@@ -398,7 +406,7 @@ def run_engine(
             log=workdir / "search.log",
         ):
             wait_ready(base, 60)
-            publisher = Publisher(nats_url)
+            publisher = Publisher(nats_url, semantic=args.semantic == "on")
             published = 0
             try:
                 with httpx.Client(
@@ -451,8 +459,13 @@ def run_engine(
         "query_ms_p95": round(timings[int(len(timings) * 0.95)], 1) if timings else 0.0,
         "dead_letters": parked,
     }
+    mode = "hybrid" if args.semantic == "on" else "keyword only"
     methods = [
-        method(f"Knowflow /questions/similar ({engine}), draft: {draft}", cases, rankings[draft])
+        method(
+            f"Knowflow /questions/similar ({engine}, {mode}), draft: {draft}",
+            cases,
+            rankings[draft],
+        )
         for draft in DRAFTS
     ]
     return methods, stats
@@ -512,8 +525,7 @@ def differences(sites: Sequence[SiteResult]) -> list[tuple[str, Difference]]:
                 pooled_ours += ours.ranks
                 pooled_theirs += theirs.ranks
             if len(sites) > 1 and pooled_ours:
-                name = f"Knowflow /questions/similar ({engine}), draft: {DRAFTS[position]}"
-                found.append(("pooled", difference(name, pooled_ours, pooled_theirs)))
+                found.append(("pooled", difference(ours.name, pooled_ours, pooled_theirs)))
     return found
 
 
@@ -609,6 +621,9 @@ def main() -> None:
         default=os.environ.get("KNOWFLOW_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200"),
     )
     parser.add_argument("--output", default="similar", help="bench/results/<output>.md and .json")
+    parser.add_argument(
+        "--semantic", choices=["on", "off"], default="on", help="hybrid (on) or keyword-only"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="bound per indexing step")
     args = parser.parse_args()
     args.engines = [name.strip() for name in args.engine.split(",") if name.strip()]
