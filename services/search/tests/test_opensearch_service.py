@@ -54,6 +54,7 @@ def opensearch_client(
             search_index_prefix=prefix,
             posts_url=posts_url,
             max_deliveries=3,
+            semantic_model="off",  # the keyword index's own behaviour (see test_semantic)
         ) as client,
     ):
         yield client, url, prefix
@@ -269,6 +270,7 @@ def test_an_opensearch_outage_pauses_indexing_reports_not_ready_and_loses_nothin
             search_index_prefix=prefix,
             posts_url=posts_url,
             max_deliveries=3,
+            semantic_model="off",  # the keyword index's own behaviour (see test_semantic)
         ) as client,
     ):
         me = people.header(new_id())
