@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # setup), or "off" for keyword-only; threads one model call may use.
     semantic_model: str = "all-minilm-l6-v2-q"
     semantic_threads: int = 1
+    # Downloads made at setup (the embedding model; OpenSearch for tests, by its script).
+    cache: Path = Path.home() / ".cache" / "knowflow"
 
     # Gateway upstreams.
     posts_url: str = "http://127.0.0.1:8002"

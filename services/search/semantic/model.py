@@ -23,6 +23,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from shared.settings import get_settings
+
 log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
@@ -30,7 +32,7 @@ MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 # Texts per model run: batches of 16 held 180 MB more memory than batches of 4 (attention
 # grows with batch * length^2) and were not faster on 2 cores (33 texts/s at 4, 28 at 8).
 BATCH = 4
-DEFAULT_CACHE = Path(os.environ.get("KNOWFLOW_CACHE", Path.home() / ".cache" / "knowflow"))
+DEFAULT_CACHE = get_settings().cache  # KNOWFLOW_CACHE
 
 
 @dataclass(frozen=True)

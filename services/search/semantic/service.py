@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from services.search.engines.base import Deletion, IndexDoc
 from services.search.semantic.index import VectorIndex, Vectors, quantize
-from services.search.semantic.model import DEFAULT_CACHE, MODELS, Embedder
+from services.search.semantic.model import MODELS, Embedder
 from services.search.semantic.models import SearchVector
 from shared.ids import utcnow
 from shared.schedule import run_every
@@ -131,12 +131,12 @@ def semantic_for(settings: Settings) -> Semantic:
     """The semantic retrieval of the app these settings configure."""
     key = id(settings)
     if key not in _apps:
-        _apps[key] = _semantic(settings.semantic_model, settings.semantic_threads)
+        _apps[key] = _semantic(settings.semantic_model, settings.semantic_threads, settings.cache)
         weakref.finalize(settings, _apps.pop, key, None)
     return _apps[key]
 
 
-def _semantic(name: str, threads: int) -> Semantic:
+def _semantic(name: str, threads: int, cache: Path) -> Semantic:
     if name.lower() in {OFF, "", "none"}:
         return Semantic(None, "turned off (KNOWFLOW_SEMANTIC_MODEL=off)", None)
     if name not in MODELS:
@@ -144,7 +144,7 @@ def _semantic(name: str, threads: int) -> Semantic:
         _warn_once(reason)
         return Semantic(None, reason, None)
     try:
-        embedder = _load(name, DEFAULT_CACHE, threads)
+        embedder = _load(name, cache, threads)
     except Exception as exc:  # not fetched, or unreadable: keyword search still works
         _warn_once(str(exc))
         return Semantic(None, str(exc), None)
