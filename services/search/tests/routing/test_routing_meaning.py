@@ -4,10 +4,12 @@ The real model embeds through the `search-embeddings` consumer (the publisher wa
 it); the question is routed by the routing consumer.
 """
 
+from collections import Counter
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from services.search.routing.ranking import explain
 from services.search.tests.conftest import People, answer_to, registered, require_embedding_model
 from services.search.tests.routing.conftest import (
     Publisher,
@@ -69,4 +71,20 @@ def test_routing_finds_answerers_by_meaning_only_in_the_questions_audience(
     publish(private)
     wait_for(lambda: routed_question(client, private.content_id) is not None, timeout=20)
     body = routing(client, people.header(asker), private.content_id)
-    assert asked_in_round(body, 1) == [str(insider)]
+    # The insider first (by meaning), then the owner (a member: a prior); never the knower.
+    assert asked_in_round(body, 1) == [str(insider), str(owner)]
+    assert "close in meaning" in body["rounds"][0]["people"][0]["reason"]
+
+
+def test_a_reason_says_how_many_answers_are_close_in_meaning() -> None:
+    both = explain(
+        kinds=Counter({"answer": 2}), thanks=0, label="#plutus", declines=0, declined_on=[], close=3
+    )
+    assert both == (
+        "you were asked because you wrote 2 answers on #plutus"
+        " and 3 answers of yours are close in meaning to it"
+    )
+    alone = explain(kinds=Counter(), thanks=1, label="#a", declines=0, declined_on=[], close=1)
+    assert alone == (
+        "you were asked because 1 answer of yours is close in meaning to it, thanked 1 time"
+    )
