@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.expertise_eval                          # both sites, both engines
     .venv/bin/python -m bench.expertise_eval --engines embedded --sites cardano
+    .venv/bin/python -m bench.expertise_eval --semantic off,on --out expertise-semantic
 
 Protocol (issue 8), per site (`deploy/stackexchange.py` turns its dump into the Q&A
 events: questions, answers, comments, votes, acceptances, users):
@@ -25,10 +26,16 @@ most active answerer; most answers on the question's tags (summed over its tags)
 person (their past questions and answers); most answers in the last 30 days. The asker
 is removed from every method's ranking; ties go to the smaller user id.
 
+`--semantic off,on` runs each engine twice, without and with the embedding model (issue 12:
+meaning as a feature of the ranking; the model embeds the replayed content through the
+`search-embeddings` consumer, which is settled too), and reports each figure with a 95 %
+bootstrap interval over the cases, and the paired difference with it ("+ meaning" minus
+without, resampling the same cases for both).
+
 Weights are fixed in `services/search/engines/expertise.py` by principle (see its
 docstring), not fitted to these sites; the "fit on one, test on the other" table picks
 the best baseline on one site and compares Knowflow with it on the other.
-Writes bench/results/expertise.md and expertise.json.
+Writes bench/results/expertise.md and expertise.json (`--out` names other files).
 """
 
 import argparse
@@ -37,6 +44,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import secrets
 import tempfile
@@ -67,6 +75,9 @@ from shared.natsserver import free_port, start_nats_server
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CONSUMERS = ("search-content", "search-users", "search-thanks", "search-votes")
+EMBEDDINGS = "search-embeddings"  # only with the model on
+MEANING = " + meaning"  # a run label's suffix with the embedding model on
+BOOTSTRAP = 2000
 EXPERTS_LIMIT = 100  # the endpoint's maximum
 TEST_SHARE = 0.2
 RECENT = timedelta(days=30)
@@ -112,6 +123,8 @@ class MethodFigures:
     warm: Scores
     cold: Scores
     empty: int = 0  # cases for which the method proposed nobody
+    # 95 % bootstrap intervals over the cases, per figure (mrr, hit5, hit10)
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +135,8 @@ class EngineRun:
     queries: int
     query_ms_p50: float
     dead_letters: int
+    semantic: str = "off"  # the model's state in /readyz (on: the model the run used)
+    meaning_cases: int = 0  # queries where someone's reason names meaning
 
 
 @dataclass
@@ -206,7 +221,49 @@ def evaluate(method: str, cases: Sequence[Case], rankings: Sequence[Ranking]) ->
         warm=score([r for case, r in zip(cases, ranks, strict=True) if not case.cold]),
         cold=score([r for case, r in zip(cases, ranks, strict=True) if case.cold]),
         empty=sum(1 for r in rankings if not r),
+        ci=interval(ranks),
     )
+
+
+FIGURES: dict[str, Callable[[int | None], float]] = {
+    "mrr": lambda r: 1 / r if r else 0.0,
+    "hit5": lambda r: 1.0 if r and r <= 5 else 0.0,
+    "hit10": lambda r: 1.0 if r and r <= 10 else 0.0,
+}
+
+
+def _bootstrap(values: Sequence[float], seed: int = 12) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the mean over resamples of the cases."""
+    if not values:
+        return (0.0, 0.0)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(BOOTSTRAP))
+    return (round(means[int(0.025 * BOOTSTRAP)], 3), round(means[int(0.975 * BOOTSTRAP) - 1], 3))
+
+
+def interval(ranks: Sequence[int | None]) -> dict[str, tuple[float, float]]:
+    return {name: _bootstrap([value(r) for r in ranks]) for name, value in FIGURES.items()}
+
+
+def paired_difference(
+    cases: Sequence[Case], without: Sequence[Ranking], with_: Sequence[Ranking]
+) -> dict[str, dict[str, float]]:
+    """Per figure: the mean difference (with minus without) and its 95 % paired bootstrap interval."""
+    a = [rank_of(r, case.accepted) for case, r in zip(cases, without, strict=True)]
+    b = [rank_of(r, case.accepted) for case, r in zip(cases, with_, strict=True)]
+    found = {}
+    for name, value in FIGURES.items():
+        deltas = [value(y) - value(x) for x, y in zip(a, b, strict=True)]
+        low, high = _bootstrap(deltas)
+        found[name] = {
+            "delta": round(sum(deltas) / len(deltas), 3) if deltas else 0.0,
+            "low": low,
+            "high": high,
+            "better": sum(1 for d in deltas if d > 0),
+            "worse": sum(1 for d in deltas if d < 0),
+        }
+    return found
 
 
 def ranked_by(totals: dict[UUID, float], asker: UUID) -> Ranking:
@@ -324,12 +381,12 @@ async def publish(bus: Bus, messages: Sequence[tuple[str, bytes, dict[str, str]]
         await asyncio.gather(*futures)
 
 
-async def settle(bus: Bus, timeout: float) -> int:
+async def settle(bus: Bus, timeout: float, consumers: Sequence[str] = CONSUMERS) -> int:
     """Wait until every search consumer has acked everything; the dead letters so far."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = False
-        for name in CONSUMERS:
+        for name in consumers:
             try:
                 info = await bus.js.consumer_info("KNOWFLOW", name)
             except NotFoundError:
@@ -355,10 +412,11 @@ async def ask_all(
     refresh_url: str | None,
     timeout: float,
     label: str,
-) -> tuple[list[Ranking], list[float], int]:
+    consumers: Sequence[str] = CONSUMERS,
+) -> tuple[list[Ranking], list[float], int, int]:
     """Replay in time order, asking each test question when it is asked."""
     bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="bench-expertise")
-    rankings, timings, position, parked = [], [], 0, 0
+    rankings, timings, position, parked, by_meaning = [], [], 0, 0, 0
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             for number, case in enumerate(cases, start=1):
@@ -367,7 +425,7 @@ async def ask_all(
                     batch.append(encode_at(timeline[position]))
                     position += 1
                 await publish(bus, batch)
-                parked = await settle(bus, timeout)
+                parked = await settle(bus, timeout, consumers)
                 if refresh_url:
                     (await client.post(refresh_url)).raise_for_status()
                 token = issuer.issue(user_id=case.asker, handle="asker")
@@ -384,13 +442,15 @@ async def ask_all(
                 timings.append((time.perf_counter() - began) * 1000)
                 if response.status_code != 200:
                     raise RuntimeError(f"{label} /experts {response.status_code}: {response.text}")
-                people = [UUID(e["user_id"]) for e in response.json()["experts"]]
+                experts = response.json()["experts"]
+                people = [UUID(e["user_id"]) for e in experts]
+                by_meaning += any("in meaning" in e["why"] for e in experts)
                 rankings.append([p for p in people if p != case.asker])
                 if number % 25 == 0:
                     print(f"{label} {number}/{len(cases)} asked", flush=True)
     finally:
         await bus.close()
-    return rankings, timings, parked
+    return rankings, timings, parked, by_meaning
 
 
 def run_engine(
@@ -405,6 +465,8 @@ def run_engine(
     workdir: Path,
 ) -> tuple[EngineRun, list[Ranking]]:
     workdir.mkdir(parents=True)
+    meaning = engine.endswith(MEANING)
+    engine = engine.removesuffix(MEANING)
     nats_port, http_port = free_port(), free_port()
     nats = start_nats_server(workdir / "nats", port=nats_port)
     nats_url = f"nats://127.0.0.1:{nats_port}"
@@ -417,9 +479,10 @@ def run_engine(
         "KNOWFLOW_SEARCH_INDEX_PREFIX": prefix,
         "KNOWFLOW_JWKS_URL": jwks_url,
         "KNOWFLOW_LOG_LEVEL": "WARNING",
+        "KNOWFLOW_SEMANTIC_MODEL": args.model if meaning else "off",
     }
     base = f"http://127.0.0.1:{http_port}"
-    label = f"[{site.host} {engine}]"
+    label = f"[{site.host} {engine}{MEANING if meaning else ''}]"
     started = time.monotonic()
     try:
         with uvicorn_process(
@@ -430,7 +493,11 @@ def run_engine(
             log=workdir / "search.log",
         ):
             wait_ready(base, 60)
-            rankings, timings, parked = asyncio.run(
+            semantic = httpx.get(f"{base}/readyz", timeout=10).json().get("semantic", {})
+            state = semantic.get("model", "") if semantic.get("state") == "on" else "off"
+            if meaning and state == "off":
+                raise RuntimeError(f"{label} the model is not on: {semantic}")
+            rankings, timings, parked, by_meaning = asyncio.run(
                 ask_all(
                     base=base,
                     nats_url=nats_url,
@@ -442,6 +509,7 @@ def run_engine(
                     else None,
                     timeout=args.timeout,
                     label=label,
+                    consumers=(*CONSUMERS, EMBEDDINGS) if meaning else CONSUMERS,
                 )
             )
     finally:
@@ -454,12 +522,14 @@ def run_engine(
     print(f"{label} {len(cases)} questions asked in {seconds:.0f}s", flush=True)
     published = sum(1 for event in timeline if event.at < cases[-1].asked_at) if cases else 0
     run = EngineRun(
-        engine=engine,
+        engine=engine + (MEANING if meaning else ""),
         events=published,
         seconds=round(seconds, 1),
         queries=len(cases),
         query_ms_p50=round(timings[len(timings) // 2], 1) if timings else 0.0,
         dead_letters=parked,
+        semantic=state,
+        meaning_cases=by_meaning,
     )
     return run, rankings
 
@@ -502,7 +572,7 @@ def run_site(
             args=args,
             issuer=issuer,
             jwks_url=jwks_url,
-            workdir=tmp / f"{name}-{engine}",
+            workdir=tmp / f"{name}-{engine}".replace(MEANING, "-meaning"),
         )
         figures.runs.append(run)
         rankings[f"{KNOWFLOW}, {engine}"] = found
@@ -522,6 +592,22 @@ def table(methods: Sequence[MethodFigures]) -> list[str]:
             f"| {m.warm.hit5} | {m.cold.n} | {m.cold.mrr} | {m.cold.hit10} | {m.empty} |"
         )
     return lines
+
+
+def ci_table(methods: Sequence[MethodFigures]) -> list[str]:
+    lines = [
+        "95 % bootstrap intervals over the cases:",
+        "",
+        "| method | MRR | hit@5 | hit@10 |",
+        "|---|---|---|---|",
+    ]
+    for m in methods:
+        cells = [
+            f"{value} [{m.ci[name][0]}, {m.ci[name][1]}]"
+            for name, value in (("mrr", m.all.mrr), ("hit5", m.all.hit5), ("hit10", m.all.hit10))
+        ]
+        lines.append(f"| {m.method} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def best_baseline(methods: Sequence[MethodFigures]) -> MethodFigures:
@@ -587,21 +673,71 @@ def transfer(sites: Sequence[SiteFigures], engines: Sequence[str]) -> list[dict[
     return rows
 
 
+def meaning_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """With minus without the model, per scope and engine: mean, 95 % paired interval."""
+    if not rows:
+        return []
+    lines = [
+        "## Meaning: with minus without the embedding model (paired over the same cases)",
+        "",
+        "Each cell: the difference of the means, [95 % paired bootstrap interval], and how "
+        "many cases got better / worse.",
+        "",
+        "| scope | engine | cases | MRR | hit@5 | hit@10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [
+            f"{d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({d['better']}/{d['worse']})"
+            for d in (row["figures"][name] for name in FIGURES)
+        ]
+        lines.append(
+            f"| {row['scope']} | {row['engine']} | {row['cases']} | " + " | ".join(cells) + " |"
+        )
+    return [*lines, ""]
+
+
+def meaning_rows(
+    scopes: Sequence[tuple[str, Sequence[Case], dict[str, list[Ranking]]]], engines: Sequence[str]
+) -> list[dict[str, Any]]:
+    rows = []
+    for scope, cases, rankings in scopes:
+        for engine in engines:
+            without = rankings.get(f"{KNOWFLOW}, {engine}")
+            with_ = rankings.get(f"{KNOWFLOW}, {engine}{MEANING}")
+            if without is None or with_ is None:
+                continue
+            rows.append(
+                {
+                    "scope": scope,
+                    "engine": engine,
+                    "cases": len(cases),
+                    "figures": paired_difference(cases, without, with_),
+                }
+            )
+    return rows
+
+
 def write_results(
-    sites: list[SiteFigures], pooled: list[MethodFigures], meta: dict[str, Any]
+    sites: list[SiteFigures],
+    pooled: list[MethodFigures],
+    meta: dict[str, Any],
+    meaning: Sequence[dict[str, Any]] = (),
 ) -> str:
     engines = meta["config"]["engines"]
     goals = targets(pooled, engines)
     moved = transfer(sites, engines) if len(sites) > 1 else []
     RESULTS.mkdir(parents=True, exist_ok=True)
+    out = meta["config"]["out"]
     payload = {
         **meta,
         "pooled": [asdict(m) for m in pooled],
         "targets": goals,
         "transfer": moved,
+        "meaning": list(meaning),
         "sites": [asdict(site) for site in sites],
     }
-    (RESULTS / "expertise.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    (RESULTS / f"{out}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     lines = [
         "# Who answers? Expert ranking against the accepted answerer (Stack Exchange)",
         "",
@@ -627,10 +763,12 @@ def write_results(
             for g in goals
         ),
         "",
+        *meaning_table(meaning),
         "## Pooled",
         "",
         *table(pooled),
         "",
+        *ci_table(pooled),
     ]
     if moved:
         lines += [
@@ -658,9 +796,16 @@ def write_results(
             "",
             *table(site.methods),
             "",
+            *ci_table(site.methods),
             *(
                 f"- {r.engine}: {r.events} events replayed and {r.queries} questions asked in "
-                f"{r.seconds} s; /experts p50 {r.query_ms_p50} ms; {r.dead_letters} dead letters."
+                f"{r.seconds} s; /experts p50 {r.query_ms_p50} ms; {r.dead_letters} dead letters; "
+                f"model {r.semantic}"
+                + (
+                    f", someone's reason names meaning in {r.meaning_cases} queries."
+                    if r.semantic != "off"
+                    else "."
+                )
                 for r in site.runs
             ),
             "",
@@ -668,7 +813,7 @@ def write_results(
             "",
         ]
     text = "\n".join(lines)
-    (RESULTS / "expertise.md").write_text(text)
+    (RESULTS / f"{out}.md").write_text(text)
     return text
 
 
@@ -682,8 +827,22 @@ def main() -> None:
         default=os.environ.get("KNOWFLOW_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200"),
     )
     parser.add_argument("--timeout", type=float, default=180.0, help="bound per settle")
+    parser.add_argument(
+        "--semantic",
+        default="off",
+        help="off, on, or off,on: each engine without and/or with the embedding model",
+    )
+    parser.add_argument("--model", default="all-minilm-l6-v2-q", help="the embedding model")
+    parser.add_argument("--out", default="expertise", help="bench/results/<out>.md and .json")
     args = parser.parse_args()
-    args.engines = [name.strip() for name in args.engines.split(",") if name.strip()]
+    modes = [mode.strip() for mode in args.semantic.split(",") if mode.strip()]
+    if not modes or set(modes) - {"off", "on"}:
+        parser.error("--semantic is off, on, or off,on")
+    args.engines = [
+        engine + (MEANING if mode == "on" else "")
+        for engine in (name.strip() for name in args.engines.split(",") if name.strip())
+        for mode in modes
+    ]
     issuer = TokenIssuer(
         Ed25519PrivateKey.generate(),
         issuer="knowflow-identity",
@@ -694,6 +853,7 @@ def main() -> None:
     sites: list[SiteFigures] = []
     all_cases: list[Case] = []
     all_rankings: dict[str, list[Ranking]] = defaultdict(list)
+    scopes: list[tuple[str, Sequence[Case], dict[str, list[Ranking]]]] = []
     with (
         tempfile.TemporaryDirectory(prefix="knowflow-expertise-") as tmp,
         jwks_server(issuer) as jwks_url,
@@ -703,6 +863,7 @@ def main() -> None:
                 name, args=args, issuer=issuer, jwks_url=jwks_url, tmp=Path(tmp)
             )
             sites.append(figures)
+            scopes.append((name, cases, rankings))
             all_cases += cases
             for method, found in rankings.items():
                 all_rankings[method] += found
@@ -713,7 +874,9 @@ def main() -> None:
         "seconds": round(time.monotonic() - started, 1),
         "config": {**vars(args), "data": str(args.data)},
     }
-    print(write_results(sites, pooled, meta))
+    engines = [engine for engine in args.engines if not engine.endswith(MEANING)]
+    meaning = meaning_rows([("pooled", all_cases, all_rankings), *scopes], engines)
+    print(write_results(sites, pooled, meta, meaning))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from services.search.routing.routes import router as routing_router
 from services.search.routing.settings import RoutingSettings
 from services.search.semantic.models import SearchVector
 from services.search.semantic.service import details as semantic_details
+from services.search.semantic.service import semantic_for
 from services.search.semantic.service import start as semantic_start
 from services.search.semantic.service import stop as semantic_stop
 from services.search.topic_routes import router as topic_router
@@ -51,7 +52,8 @@ async def stop(app: FastAPI) -> None:
 
 def all_consumers(settings: Settings) -> Sequence[Consumer]:
     """Content and projections, then routing (which ranks through the same engine)."""
-    return (*consumers(settings), *routing_consumers(engine_factory(settings), RoutingSettings()))
+    routing = routing_consumers(engine_factory(settings), RoutingSettings(), semantic_for(settings))
+    return (*consumers(settings), *routing)
 
 
 async def check_search_engine(app: FastAPI) -> None:

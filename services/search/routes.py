@@ -165,6 +165,7 @@ def experts(
     principal: CurrentUser,
     session: SessionDep,
     engine: SearchEngineDep,
+    semantic: SemanticDep,
     topic: Annotated[
         str | None, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="A word or tag.")
     ] = None,
@@ -184,7 +185,8 @@ def experts(
 ) -> ExpertResults:
     """Who knows about a topic, or who is likely to answer a question (free text and tags).
 
-    Judged only by what the caller may see.
+    Judged only by what the caller may see; with the embedding model on, also by how close
+    in meaning each person's answers are to what is asked (said in their `why`).
     """
     tags = tag or []
     if any(len(value) > MAX_TAG_CHARS for value in tags):
@@ -198,7 +200,14 @@ def experts(
     else:
         raise BadRequest("ask with `topic`, or with `q` and/or `tag`")
     ranked = service.find_experts(
-        session=session, engine=engine, principal=principal, topic=query, limit=limit
+        session=session,
+        engine=engine,
+        principal=principal,
+        topic=query,
+        # What is asked, in words, for meaning: the topic, the question, or its tags.
+        text=topic or q or " ".join(tags),
+        limit=limit,
+        semantic=semantic,
     )
     return ExpertResults(
         topic=topic,

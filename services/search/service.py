@@ -4,7 +4,8 @@ Functions here write through the caller's session (or an engine bound to it) and
 commit: the request, or the consumer runner, owns the transaction.
 """
 
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -27,7 +28,13 @@ from services.search.engines.base import (
     TextQuery,
     normalise_tag,
 )
-from services.search.engines.expertise import MEMBER_WEIGHT, SKILL_WEIGHT
+from services.search.engines.expertise import (
+    MEANING_KINDS,
+    MEANING_TOP,
+    MEMBER_WEIGHT,
+    SKILL_WEIGHT,
+    with_meaning,
+)
 from services.search.models import (
     SearchAcceptance,
     SearchGroup,
@@ -38,6 +45,8 @@ from services.search.models import (
     SearchUser,
 )
 from services.search.semantic import hybrid
+from services.search.semantic.index import VectorIndex, Vectors
+from services.search.semantic.models import SearchVector
 from services.search.semantic.service import Semantic
 from shared.auth import Principal
 from shared.errors import BadRequest
@@ -358,38 +367,86 @@ def find_similar_questions(
     return hybrid.similar_questions(engine, semantic, draft, text, groups, limit)
 
 
+# With meaning on, the engine ranks this many people before meaning reorders them (the
+# most `/experts` returns), so `limit` 10 is the first 10 of `limit` 100; and this many
+# of the question's closest answers let in people whose words differ.
+MEANING_POOL = 100
+MEANING_NEAREST = 100
+
+
 def find_experts(
     *,
     session: Session,
     engine: SearchEngine,
     principal: Principal,
     topic: ExpertQuery | TextQuery,
+    text: str,
     limit: int,
+    semantic: Semantic,
     groups: Collection[UUID] | None = None,
 ) -> list[tuple[Expert, SearchUser | None]]:
     """People ranked by the evidence the caller may see, with their profiles.
 
-    `topic` is a question as asked (`ExpertQuery`: words, tags, group) or a bare topic.
+    `topic` is a question as asked (`ExpertQuery`: words, tags, group) or a bare topic;
+    `text` the same in words (a question's title and body, or the topic), for meaning.
     `groups` narrows the evidence to these of the caller's groups (routing: a public
-    question is ranked on public content only); None means all of them.
+    question is ranked on public content only); None means all of them. With the model
+    on, how close each person's visible answers are in meaning reorders them (and lets
+    in people who answered it in other words; see `expertise.with_meaning`); without it
+    the ranking is the engine's.
     """
     query = ExpertQuery.of(topic)
     member_of = list_member_groups(session=session, user_id=principal.user_id)
     groups = member_of if groups is None else [group for group in member_of if group in groups]
+    vector = semantic.query_vector(text) if semantic.enabled and text.strip() else None
     experts = engine.experts(
         query,
         groups,
-        limit,
+        limit if vector is None else max(limit, MEANING_POOL),
         # Only the candidates (already filtered to what the caller may see) are looked up.
         signals=lambda content_ids: count_signals(session=session, content_ids=content_ids),
         priors=list_priors(session=session, query=query, groups=groups),
     )
+    if vector is not None and semantic.index is not None:
+        experts = _with_meaning(
+            session=session,
+            index=semantic.index,
+            vector=vector,
+            experts=experts,
+            groups=groups,
+            limit=limit,
+        )
     ids = [expert.user_id for expert in experts]
     users = {
         user.user_id: user
         for user in session.exec(select(SearchUser).where(col(SearchUser.user_id).in_(ids))).all()
     }
     return [(expert, users.get(expert.user_id)) for expert in experts]
+
+
+def _with_meaning(
+    *,
+    session: Session,
+    index: VectorIndex,
+    vector: Vectors,
+    experts: Sequence[Expert],
+    groups: Collection[UUID],
+    limit: int,
+) -> list[Expert]:
+    """The engine's ranking reordered by meaning, over answers in `groups` or public only."""
+    near = [
+        content_id
+        for content_id, score in index.nearest(vector, groups, MEANING_NEAREST, kinds=MEANING_KINDS)
+        if score >= hybrid.MIN_SIMILARITY
+    ]
+    # Authors of items the index just found visible (the same rows it was given).
+    authors = session.exec(
+        select(SearchVector.author_id).where(col(SearchVector.content_id).in_(near))
+    ).all()
+    close = Counter(author for author in authors if author is not None)
+    people = {expert.user_id for expert in experts} | set(close)
+    affinity = index.affinity(vector, people, groups, kinds=MEANING_KINDS, top=MEANING_TOP)
+    return with_meaning(experts, affinity, close, floor=hybrid.MIN_SIMILARITY, limit=limit)
 
 
 def list_tags(

@@ -327,6 +327,9 @@ class Expert:
     evidence: list[Evidence] = field(default_factory=list)
     thanks: int = 0  # on all their visible items on the topic
     why: str = ""  # every factor of the score, in words
+    # How many of their visible answers are among the query's closest in meaning (0 when
+    # semantic retrieval is off); see `expertise.with_meaning`.
+    close: int = 0
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,28 @@ outweigh many on the topic; a half-life of a year keeps old knowledge while favo
 the currently active. A prior is worth half of one plain on-topic answer: it ranks people
 with little history, never above someone with real evidence.
 
+Meaning (issue 12, with the embedding model on; `with_meaning`, applied by the service
+after the engine's ranking, so it is the same for every engine): the same topical match,
+judged by meaning rather than shared words. A person's affinity is the mean cosine of
+their `MEANING_TOP` visible answers closest to the question (title + body, or the topic);
+it multiplies their score, it does not add to it:
+
+    closeness(person) = (affinity - MIN_SIMILARITY) / (best affinity - MIN_SIMILARITY)
+                        clipped to 0..1 (the best among the people considered is 1)
+    score(person)    *= 1 + MEANING_BONUS * closeness
+
+A factor, not a term, because meaning is another view of the topical match the score
+already sums, not new evidence of quality or availability: a prolific answerer whose
+answers are about something else is not made an expert by one near sentence, and the
+factor is bounded (at most doubles), so it reorders people with evidence rather than
+replacing it. Below `MIN_SIMILARITY` two texts are not about the same thing (measured for
+hybrid search), so such affinity is no evidence at all. Normalising by the best person,
+as text relevance is normalised by the best item, keeps the factor model-neutral (each
+model has its own cosine scale). People with no keyword candidate at all but answers
+among the question's closest in meaning (it is asked in other words) are let in with
+`MEANING_WEIGHT` (a prior's worth) times the same factor: found, but ranked below
+people with real keyword evidence unless theirs is slight.
+
 Scores are compared at 9 significant digits (so summation order cannot break ties) and
 shown at 4 significant digits. People are ordered by score, then user id; each shows
 their `EVIDENCE_PER_PERSON` heaviest items. Items the caller may not see cannot
@@ -49,7 +71,7 @@ influence it: they are never candidates, and signals are only looked up for cand
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -80,6 +102,10 @@ FAST_SECONDS = 86_400.0
 SKILL_WEIGHT = 0.5
 MEMBER_WEIGHT = 0.25
 EVIDENCE_PER_PERSON = 3
+MEANING_BONUS = 1.0  # the closest person's score is doubled, as TEXT/TAG weigh a full match
+MEANING_WEIGHT = SKILL_WEIGHT  # a person found by meaning alone starts where a prior does
+MEANING_TOP = 3  # a person's affinity: the mean of their closest answers
+MEANING_KINDS = ("answer", "article", "reply")  # what shows knowledge (not asking)
 
 
 @dataclass(frozen=True)
@@ -341,3 +367,62 @@ def as_experts(ranked: Iterable[RankedPerson], snippets: Mapping[UUID, str]) -> 
         )
         for person in ranked
     ]
+
+
+def meaning_factor(affinity: float, best: float, floor: float) -> float:
+    """1 + MEANING_BONUS * closeness (see the module): 1 for no affinity, at most 2."""
+    if best <= floor or affinity <= floor:
+        return 1.0
+    return 1 + MEANING_BONUS * min((affinity - floor) / (best - floor), 1.0)
+
+
+def _close_why(close: int, affinity: float, factor: float) -> str:
+    if close:
+        answers = "answer" if close == 1 else "answers"
+        return f"close in meaning to {close} of your {answers} (similarity {affinity:.2f}, score +{factor - 1:.0%})"
+    return f"answers near in meaning (similarity {affinity:.2f}, score +{factor - 1:.0%})"
+
+
+def with_meaning(
+    experts: Sequence[Expert],
+    affinity: Mapping[UUID, float],
+    close: Mapping[UUID, int],
+    *,
+    floor: float,
+    limit: int,
+) -> list[Expert]:
+    """The top `limit` people once meaning counts (see the module).
+
+    `experts` are the engine's ranking; `affinity` each person's affinity (over items the
+    caller may see); `close` how many of each person's visible answers are among the
+    query's closest (these people may be absent from `experts`: they are let in).
+    """
+    best = max(affinity.values(), default=0.0)
+    ranked = []
+    for expert in experts:
+        value = affinity.get(expert.user_id, 0.0)
+        factor = meaning_factor(value, best, floor)
+        if factor == 1.0:
+            ranked.append(expert)
+            continue
+        count = close.get(expert.user_id, 0)
+        why = "; ".join(part for part in (expert.why, _close_why(count, value, factor)) if part)
+        ranked.append(
+            replace(expert, score=significant(expert.score * factor, 4), why=why, close=count)
+        )
+    known = {expert.user_id for expert in experts}
+    for user_id, count in close.items():
+        value = affinity.get(user_id, 0.0)
+        factor = meaning_factor(value, best, floor)
+        if user_id in known or factor == 1.0:
+            continue
+        ranked.append(
+            Expert(
+                user_id=user_id,
+                score=significant(MEANING_WEIGHT * factor, 4),
+                why=_close_why(count, value, factor),
+                close=count,
+            )
+        )
+    ranked.sort(key=lambda expert: (-expert.score, str(expert.user_id)))
+    return ranked[:limit]

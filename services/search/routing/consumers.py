@@ -15,6 +15,7 @@ from sqlmodel import Session
 from services.search.engines import EngineFactory
 from services.search.routing import service
 from services.search.routing.settings import RoutingSettings
+from services.search.semantic.service import Semantic
 from shared.events.consumer import Consumer
 from shared.events.contracts import (
     AnswerAccepted,
@@ -31,12 +32,19 @@ from shared.events.envelope import CloudEvent
 from shared.ids import as_utc, utcnow
 
 
-def routing_consumers(engines: EngineFactory, settings: RoutingSettings) -> Sequence[Consumer]:
+def routing_consumers(
+    engines: EngineFactory, settings: RoutingSettings, semantic: Semantic
+) -> Sequence[Consumer]:
     """The question consumer (routing and its stops) and the tag-follow projection."""
 
     def on_question_created(session: Session, _envelope: CloudEvent, data: QuestionCreated) -> None:
         service.do_route_new_question(
-            session=session, engine=engines(session), data=data, now=utcnow(), settings=settings
+            session=session,
+            engine=engines(session),
+            data=data,
+            now=utcnow(),
+            settings=settings,
+            semantic=semantic,
         )
 
     def on_question_updated(session: Session, _envelope: CloudEvent, data: QuestionUpdated) -> None:

@@ -21,6 +21,7 @@ from services.search.engines import EngineFactory
 from services.search.routing import service
 from services.search.routing.service import RoundReport
 from services.search.routing.settings import RoutingSettings
+from services.search.semantic.service import Semantic
 from shared.ids import utcnow
 from shared.schedule import run_every, run_once
 from shared.web import stop_tasks
@@ -29,7 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def escalate_due(
-    *, engine: Engine, engines: EngineFactory, now: datetime, settings: RoutingSettings
+    *,
+    engine: Engine,
+    engines: EngineFactory,
+    now: datetime,
+    settings: RoutingSettings,
+    semantic: Semantic,
 ) -> list[RoundReport]:
     """Give every question due at `now` its next round; the rounds this process recorded."""
     with Session(engine) as session:
@@ -45,6 +51,7 @@ def escalate_due(
                     question_id=question_id,
                     now=now,
                     settings=settings,
+                    semantic=semantic,
                 ),
             )
         except Exception:
@@ -69,6 +76,7 @@ def _escalate_one(
     question_id: UUID,
     now: datetime,
     settings: RoutingSettings,
+    semantic: Semantic,
 ) -> RoundReport | None:
     return service.do_escalate(
         session=session,
@@ -76,6 +84,7 @@ def _escalate_one(
         question_id=question_id,
         now=now,
         settings=settings,
+        semantic=semantic,
     )
 
 
@@ -84,11 +93,16 @@ async def start(app: FastAPI, settings: RoutingSettings) -> None:
     if settings.schedule_enabled:
         engine: Engine = app.state.engine
         engines: EngineFactory = app.state.engine_factory
+        semantic: Semantic = app.state.semantic  # set by the semantic start, which runs first
         app.state.routing_schedule = asyncio.create_task(
             run_every(
                 settings.tick_seconds,
                 lambda: escalate_due(
-                    engine=engine, engines=engines, now=utcnow(), settings=settings
+                    engine=engine,
+                    engines=engines,
+                    now=utcnow(),
+                    settings=settings,
+                    semantic=semantic,
                 ),
                 name="escalating questions",
             ),

@@ -24,6 +24,7 @@ from services.search.engines.base import ExpertQuery, SearchEngine
 from services.search.models import SearchGroup, SearchMembership
 from services.search.routing.models import RoutingAsk, RoutingQuestion, RoutingTagFollow
 from services.search.routing.settings import RoutingSettings
+from services.search.semantic.service import Semantic
 from shared.auth import Principal
 from shared.errors import BadRequest
 from shared.events.contracts import RoutedEvidence
@@ -81,12 +82,15 @@ def readers_among(
 # --- ranking ---------------------------------------------------------------------------
 
 
+def question_text(question: RoutingQuestion) -> str:
+    return " ".join(part for part in (question.title, question.body) if part)
+
+
 def question_query(question: RoutingQuestion) -> ExpertQuery | None:
     """The question as asked (title, body, tags, group) as one expert query; None if empty."""
-    text = " ".join(part for part in (question.title, question.body) if part)
     # A question of symbols only, without tags, has nothing to rank on.
     with suppress(BadRequest):
-        return ExpertQuery.parse(text, question.tags, question.group_id)
+        return ExpertQuery.parse(question_text(question), question.tags, question.group_id)
     return None
 
 
@@ -102,12 +106,30 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word[:-1]}ies" if word.endswith("y") else f"{count} {word}s"
 
 
+def _close(count: int) -> str:
+    return f"{_plural(count, 'answer')} of yours {'is' if count == 1 else 'are'} close in meaning to it"
+
+
 def explain(
-    *, kinds: Counter[str], thanks: int, label: str, declines: int, declined_on: list[str]
+    *,
+    kinds: Counter[str],
+    thanks: int,
+    label: str,
+    declines: int,
+    declined_on: list[str],
+    close: int = 0,
 ) -> str:
-    """The human reason: what the person wrote on the topic, and anything that demoted them."""
+    """The human reason: what the person wrote on the topic, and anything that demoted them.
+
+    `close`: how many of their answers are among the question's closest in meaning.
+    """
     written = ", ".join(_plural(count, kind) for kind, count in kinds.most_common())
-    reason = f"you were asked because you wrote {written or 'about'} on {label}"
+    if close and not written:  # found by meaning alone: the question is in other words
+        reason = f"you were asked because {_close(close)}"
+    else:
+        reason = f"you were asked because you wrote {written or 'about'} on {label}"
+        if close:
+            reason += f" and {_close(close)}"
     if thanks:
         reason += f", thanked {_plural(thanks, 'time')}"
     if declines:
@@ -184,13 +206,19 @@ def rank_people(
     now: datetime,
     settings: RoutingSettings,
     limit: int,
+    semantic: Semantic,
 ) -> list[Pick]:
-    """The best `limit` people to ask, ranked on evidence the asker and every reader may see."""
+    """The best `limit` people to ask, ranked on evidence the asker and every reader may see.
+
+    With the embedding model on, meaning counts too (`search_service.find_experts`), on
+    the same evidence: the question's title and body against the answers in its scope.
+    """
     asker = Principal(user_id=question.asker_id, handle="", is_admin=False)
     # The evidence's audience is the question's: a public question only public content.
     scope = [question.group_id] if question.group_id and question.visibility == "private" else []
     scores: dict[UUID, float] = defaultdict(float)
     thanks: dict[UUID, int] = defaultdict(int)
+    close: dict[UUID, int] = defaultdict(int)
     evidence: dict[UUID, dict[UUID, tuple[float, RoutedEvidence]]] = defaultdict(dict)
     query = question_query(question)
     ranked = (
@@ -199,7 +227,9 @@ def rank_people(
             engine=engine,
             principal=asker,
             topic=query,
+            text=question_text(question),
             limit=settings.candidates,
+            semantic=semantic,
             groups=scope,
         )
         if query is not None
@@ -207,6 +237,7 @@ def rank_people(
     )
     for expert, _user in ranked:
         scores[expert.user_id] += expert.score
+        close[expert.user_id] = max(close[expert.user_id], expert.close)
         thanks[expert.user_id] = max(thanks[expert.user_id], expert.thanks)
         for item in expert.evidence:
             if item.content_id == question.question_id:
@@ -239,6 +270,7 @@ def rank_people(
             label=topic_label(question),
             declines=count,
             declined_on=declined_on,
+            close=close[user_id],
         )
         picks.append(Pick(user_id=user_id, reason=reason, evidence=shown))
     return picks

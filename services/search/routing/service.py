@@ -34,6 +34,7 @@ from services.search.routing.ranking import (
     rank_people,
 )
 from services.search.routing.settings import RoutingSettings
+from services.search.semantic.service import Semantic
 from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.contracts import QuestionRouted, QuestionSnapshot
@@ -134,6 +135,7 @@ def do_route_new_question(
     data: QuestionSnapshot,
     now: datetime,
     settings: RoutingSettings,
+    semantic: Semantic,
 ) -> RoundReport | None:
     """Record a new question and ask the first round; a question seen before does nothing."""
     if session.get(RoutingQuestion, data.content_id) is not None:
@@ -167,6 +169,7 @@ def do_route_new_question(
         now=now,
         settings=settings,
         limit=settings.people_per_round,
+        semantic=semantic,
     )
     return do_record_round(
         session=session,
@@ -186,6 +189,7 @@ def do_escalate(
     question_id: UUID,
     now: datetime,
     settings: RoutingSettings,
+    semantic: Semantic,
 ) -> RoundReport | None:
     """The question's next round if it is still open and due; otherwise nothing."""
     question = session.get(RoutingQuestion, question_id)
@@ -202,6 +206,7 @@ def do_escalate(
             now=now,
             settings=settings,
             limit=settings.people_per_round,
+            semantic=semantic,
         )
         audience = "ranked"
     else:

@@ -251,6 +251,7 @@ def escalate(client: TestClient, *, after: timedelta, **settings: Any) -> list[R
         engines=engines_of(client),
         now=utcnow() + after,
         settings=RoutingSettings(**settings),
+        semantic=app_of(client).state.semantic,
     )
 
 

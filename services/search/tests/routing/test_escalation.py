@@ -311,6 +311,7 @@ def test_two_replicas_escalate_a_question_once(
                     engines=engine_factory(settings),
                     now=now,
                     settings=RoutingSettings(),
+                    semantic=app_of(client).state.semantic,
                 )
             )
         except BaseException as exc:
