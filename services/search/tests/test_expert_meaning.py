@@ -43,6 +43,26 @@ def experts(client: TestClient, headers: Headers, **params: Any) -> list[dict[st
     return found
 
 
+def two_answerers(
+    client: TestClient, headers: Headers, publish_events: Callable[..., None]
+) -> tuple[UUID, UUID]:
+    """One thread, two answers: (off-topic author, on-topic author), both embedded.
+
+    The off-topic author has the smaller id, so a tie puts them first."""
+    off, on = new_id(), new_id()
+    asked = question(title="Laptop battery", body="Mine is new")
+    settle_content(
+        client,
+        headers,
+        publish_events,
+        asked,
+        answer_to(asked, body=OFF_TOPIC, author_id=off),
+        answer_to(asked, body=ON_TOPIC, author_id=on),
+    )
+    embedded(client, headers, publish_events)
+    return off, on
+
+
 def ids(found: list[dict[str, Any]]) -> list[str]:
     return [entry["user_id"] for entry in found]
 
@@ -77,17 +97,7 @@ def test_meaning_ranks_the_on_topic_answerer_above_an_equal_off_topic_one(
     semantic_client: TestClient, people: People, publish_events: Callable[..., None]
 ) -> None:
     me = people.header(new_id())
-    off, on = new_id(), new_id()  # off first: the smaller id, first on a tie
-    asked = question(title="Laptop battery", body="Mine is new")
-    settle_content(
-        semantic_client,
-        me,
-        publish_events,
-        asked,
-        answer_to(asked, body=OFF_TOPIC, author_id=off),
-        answer_to(asked, body=ON_TOPIC, author_id=on),
-    )
-    embedded(semantic_client, me, publish_events)
+    off, on = two_answerers(semantic_client, me, publish_events)
 
     found = experts(semantic_client, me, q=QUESTION)
     without = keyword_only(semantic_client, QUESTION)
@@ -128,17 +138,7 @@ def test_without_the_model_the_ranking_is_the_engines(
 ) -> None:
     me = new_id()
     headers = people.header(me)
-    off, on = new_id(), new_id()
-    asked = question(title="Laptop battery", body="Mine is new")
-    settle_content(
-        semantic_client,
-        headers,
-        publish_events,
-        asked,
-        answer_to(asked, body=OFF_TOPIC, author_id=off),
-        answer_to(asked, body=ON_TOPIC, author_id=on),
-    )
-    embedded(semantic_client, headers, publish_events)
+    two_answerers(semantic_client, headers, publish_events)
     app: FastAPI = semantic_client.app  # type: ignore[assignment]
     query = ExpertQuery.parse(QUESTION)
     principal = Principal(user_id=me, handle="me", is_admin=False)
