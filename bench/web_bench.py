@@ -108,6 +108,7 @@ def measure(site: str, requests: int) -> dict[str, Any]:
     with running_platform(var_dir, Ports.free(), extra_env=environment) as running:
         if not import_once(running, DATA / site):
             raise SystemExit("the import did not finish; run again")
+        semantic = embedded_by_meaning(running.url("search"))
         with httpx.Client(base_url=running.gateway_url, timeout=30.0) as client:
             token = sign_in(client)["access_token"]
             pages = typical_pages(client, token)
@@ -138,7 +139,21 @@ def measure(site: str, requests: int) -> dict[str, Any]:
                     }
                 )
                 print(rows[-1], flush=True)
-    return {"site": site, "requests_per_page": requests, "pages": rows}
+    return {"site": site, "requests_per_page": requests, "pages": rows, "semantic": semantic}
+
+
+def embedded_by_meaning(search_url: str, timeout: float = 1200.0) -> dict[str, Any]:
+    """Wait until search has embedded everything (its backlog is empty): pages are measured
+    on an idle platform, with search by meaning complete."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = httpx.get(f"{search_url}/readyz", timeout=10).json()["semantic"]
+        if status["state"] != "on" or status["backlog"] == 0:
+            print(f"semantic search: {status}", flush=True)
+            return status
+        if time.monotonic() > deadline:
+            raise SystemExit(f"search still embedding after {timeout:.0f}s: {status}")
+        time.sleep(2)
 
 
 def write(result: dict[str, Any]) -> None:
@@ -156,7 +171,9 @@ def write(result: dict[str, Any]) -> None:
         "",
         f"{stamp}, {result['machine']}; {result['site']} imported (SQLite, embedded search); "
         f"{result['requests_per_page']} requests per page, one at a time, signed in; 1-minute "
-        f"load average at the end {result['load_average_1m']}.",
+        f"load average at the end {result['load_average_1m']}. Semantic search: "
+        f"{result['semantic'].get('model', 'off')} ({result['semantic'].get('items', 0)} items "
+        "embedded before measuring).",
         "",
         "Server: the web app's own time (`Server-Timing`), its API calls through the gateway "
         "included. Client: the whole request through the gateway, as the browser sees it.",
