@@ -175,14 +175,7 @@ def main() -> None:
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     with tempfile.TemporaryDirectory() as scratch:
         database, index, groups = build_corpus(args.docs, scratch)
-        arrays = (
-            index._matrix[: index._used].nbytes
-            + index._row_group[: index._used].nbytes
-            + index._row_kind[: index._used].nbytes
-            + index._row_author[: index._used].nbytes
-            + index._row_alive[: index._used].nbytes
-        )
-        per_100k_mb = round(arrays / args.docs * 100_000 / 2**20, 1)
+        per_100k_mb = round(index.nbytes / args.docs * 100_000 / 2**20, 1)
         semantic = Semantic(embedder, "", index)
         # Worst case: every vector candidate passes the similarity floor, so the engine
         # checks and shows all of them (random vectors are never that close to a query).

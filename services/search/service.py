@@ -46,7 +46,6 @@ from services.search.models import (
 )
 from services.search.semantic import hybrid
 from services.search.semantic.index import VectorIndex, Vectors
-from services.search.semantic.models import SearchVector
 from services.search.semantic.service import Semantic
 from shared.auth import Principal
 from shared.errors import BadRequest
@@ -434,16 +433,10 @@ def _with_meaning(
     limit: int,
 ) -> list[Expert]:
     """The engine's ranking reordered by meaning, over answers in `groups` or public only."""
-    near = [
-        content_id
-        for content_id, score in index.nearest(vector, groups, MEANING_NEAREST, kinds=MEANING_KINDS)
-        if score >= hybrid.MIN_SIMILARITY
-    ]
-    # Authors of items the index just found visible (the same rows it was given).
-    authors = session.exec(
-        select(SearchVector.author_id).where(col(SearchVector.content_id).in_(near))
-    ).all()
-    close = Counter(author for author in authors if author is not None)
+    near = index.nearest(
+        vector, groups, MEANING_NEAREST, kinds=MEANING_KINDS, floor=hybrid.MIN_SIMILARITY
+    )
+    close = Counter(index.authors(content_id for content_id, _ in near))
     people = {expert.user_id for expert in experts} | set(close)
     affinity = index.affinity(vector, people, groups, kinds=MEANING_KINDS, top=MEANING_TOP)
     return with_meaning(experts, affinity, close, floor=hybrid.MIN_SIMILARITY, limit=limit)

@@ -43,8 +43,7 @@ def _dense_candidates(
     vector = semantic.query_vector(text)
     if vector is None or semantic.index is None:
         return []
-    nearest = semantic.index.nearest(vector, groups, WINDOW, kinds=kinds)
-    return [(content_id, score) for content_id, score in nearest if score >= MIN_SIMILARITY]
+    return semantic.index.nearest(vector, groups, WINDOW, kinds=kinds, floor=MIN_SIMILARITY)
 
 
 def _fused(

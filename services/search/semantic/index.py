@@ -83,6 +83,12 @@ class VectorIndex:
         return content_id in self._items
 
     @property
+    def nbytes(self) -> int:
+        """Memory the rows in use take (vectors and their permission columns)."""
+        arrays = (self._matrix, self._row_group, self._row_kind, self._row_author, self._row_alive)
+        return sum(array[: self._used].nbytes for array in arrays)
+
+    @property
     def rows(self) -> int:
         return int(self._row_alive[: self._used].sum())
 
@@ -208,8 +214,10 @@ class VectorIndex:
         limit: int,
         *,
         kinds: Collection[str] | None = None,
+        floor: float = -1.0,
     ) -> list[tuple[UUID, float]]:
-        """The visible items closest to `query` (a unit vector), best chunk per item."""
+        """The visible items closest to `query` (a unit vector), best chunk per item, none
+        below the cosine `floor`."""
         with self._lock:
             mask = self._candidates(principal_groups, kinds)
             scores = self._scores(query, mask)
@@ -222,9 +230,17 @@ class VectorIndex:
             best: dict[UUID, float] = {}
             for row in top[np.argsort(-scores[top], kind="stable")]:
                 content_id = self._row_item[int(row)]
+                if scores[row] < floor:
+                    break
                 if content_id is not None and content_id not in best:
                     best[content_id] = float(scores[row])
             return sorted(best.items(), key=lambda pair: (-pair[1], str(pair[0])))[:limit]
+
+    def authors(self, content_ids: Iterable[UUID]) -> list[UUID]:
+        """The authors of those items the index holds (one entry per item)."""
+        with self._lock:
+            items = [self._items.get(content_id) for content_id in content_ids]
+        return [item.author_id for item in items if item is not None and item.author_id]
 
     def affinity(
         self,

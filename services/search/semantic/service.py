@@ -6,8 +6,9 @@ follow a moment later (the backlog is in `/readyz`). Each item's text (title + b
 cut into chunks the model can read whole; an item scores by its best chunk.
 
 Without the model (not fetched, or turned off with `KNOWFLOW_SEMANTIC_MODEL=off`) the
-service runs keyword-only, says so once in the log and in `/readyz`, and the consumer
-acknowledges content events without embedding them.
+service runs keyword-only and says so once in the log and in `/readyz`; the embedding
+consumer is not created, so once the model is there a new one embeds from the stream's
+start.
 """
 
 import asyncio
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -42,7 +42,6 @@ EMBEDDINGS = "search-embeddings"  # the consumer that embeds content
 # Words per chunk: with the title in front, a chunk stays within the model's 256 tokens.
 CHUNK_WORDS = 160
 MAX_CHUNKS = 4  # a long article is found by its first ~640 words
-EMBED_BATCH = 32  # texts per model call: bounded padding, steady memory
 # At least this share of a query's words (about one in three) must be whole words of the
 # model's vocabulary for it to be searched by meaning too (see `Embedder.known_share`).
 MIN_KNOWN_SHARE = 0.3
@@ -213,17 +212,12 @@ def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletio
         else:
             to_embed.append((row, texts))
         rows.append(row)
-    texts = [text for _, item_texts in to_embed for text in item_texts]
-    flat = [
-        vector
-        for start in range(0, len(texts), EMBED_BATCH)
-        for vector in semantic.embedder.embed_passages(texts[start : start + EMBED_BATCH])
-    ]
+    # One call: the embedder groups texts of similar length into small runs itself.
+    vectors = semantic.embedder.embed_passages([t for _, texts in to_embed for t in texts])
     position = 0
-    for row, item_texts in to_embed:
-        count = len(item_texts)
-        row.vectors = quantize(np.stack(flat[position : position + count]))
-        position += count
+    for row, texts in to_embed:
+        row.vectors = quantize(vectors[position : position + len(texts)])
+        position += len(texts)
     if not rows:
         return 0
     with Session(semantic.engine) as session:

@@ -1,5 +1,6 @@
 """The in-memory vector index and the embedding writes behind it (no services needed)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -142,8 +143,12 @@ def test_an_event_applied_twice_or_a_new_version_of_the_same_text_is_not_embedde
     assert embed_operations(semantic, [doc(2, "Changing the JWT key")]) == 0  # same text
     assert embed_operations(semantic, [doc(3, "The cafeteria menu")]) == 1
     assert embed_operations(semantic, [doc(2, "Changing the JWT key")]) == 0  # stale
+    empty = new_id()
+    at = datetime.now(UTC)
+    blank = replace(doc(1, ""), id=empty, created_at=at)  # no title, no body: no vectors
+    assert embed_operations(semantic, [blank]) == 1 and empty not in semantic.index  # type: ignore[operator]
     embed_operations(semantic, [Deletion(id=item, version=4)])
     with Session(engine) as session:
-        row = session.exec(select(SearchVector)).one()
+        row = session.exec(select(SearchVector).where(SearchVector.content_id == item)).one()
     assert (row.version, row.deleted) == (4, True)
     assert item not in semantic.index  # type: ignore[operator]
