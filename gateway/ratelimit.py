@@ -26,7 +26,6 @@ here; the tests parse them with http-sf.
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import logging
 import math
@@ -46,6 +45,7 @@ from gateway.routing import API_PREFIX, RouteTable
 from shared.auth import Principal, TokenVerifier
 from shared.observability import new_request_id
 from shared.settings import Quota, Settings
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +188,7 @@ class SharedBuckets:
         self._task = asyncio.create_task(self._run(), name="ratelimit-sync")
 
     async def stop(self) -> None:
-        for task in (self._task, self._watch_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks([self._task, self._watch_task])
         try:
             await self.sync()
         except Exception as exc:

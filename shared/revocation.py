@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from shared.events.bus import Bus, OutageLog, unsubscribe
 from shared.events.contracts import AccessRevoked
 from shared.events.envelope import CloudEvent, subject_for
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +154,8 @@ class RevocationFeed:
 
     async def stop(self) -> None:
         """Stop following and remove this process's consumer (else the server drops it later)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks([self._task])
+        self._task = None
         if self._subscription is not None:
             await unsubscribe(self._subscription)
             self._subscription = None

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from services.digests.delivery import send_due_digests
 from shared.ids import utcnow
 from shared.schedule import run_every
-from shared.web import stop_tasks
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ async def test_repeated_cancels_still_wait_for_the_round() -> None:
 
     loop = asyncio.create_task(run_every(0, round_of_work, name="test"))
     await asyncio.to_thread(started.wait, 5)
-    for _ in range(5):  # as shared.web.stop_tasks does
+    for _ in range(5):  # as shared.tasks.stop_tasks does
         loop.cancel()
         await asyncio.sleep(0.02)
     with pytest.raises(asyncio.CancelledError):

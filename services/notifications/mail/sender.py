@@ -47,7 +47,7 @@ from shared.events.contracts import DigestReadySection
 from shared.ids import utcnow
 from shared.schedule import run_every
 from shared.settings import Settings
-from shared.web import stop_tasks
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 

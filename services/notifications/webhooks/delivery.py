@@ -35,7 +35,7 @@ from services.notifications.webhooks.service import (
 from shared.ids import utcnow
 from shared.schedule import run_every
 from shared.settings import Settings
-from shared.web import stop_tasks
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 

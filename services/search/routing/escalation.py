@@ -24,7 +24,7 @@ from services.search.routing.settings import RoutingSettings
 from services.search.semantic.service import Semantic
 from shared.ids import utcnow
 from shared.schedule import run_every, run_once
-from shared.web import stop_tasks
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from services.search.semantic.models import SearchVector
 from shared.ids import utcnow
 from shared.schedule import run_every
 from shared.settings import Settings
-from shared.web import stop_tasks
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
