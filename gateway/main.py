@@ -6,7 +6,6 @@ resolution or middleware stack runs per forwarded request (see bench/README.md).
 """
 
 import asyncio
-import contextlib
 import logging
 import mimetypes
 import time
@@ -33,13 +32,14 @@ from gateway.security import (
 )
 from gateway.upstream import UpstreamUnavailable
 from shared.auth import TokenVerifier
+from shared.errors import problem_response
 from shared.events.asyncapi import PAGE_CSP, cached_document, render_page
 from shared.events.bus import Bus
 from shared.keyfiles import load_or_create_key
 from shared.observability import configure_logging, new_request_id, request_id_var
 from shared.revocation import RevocationFeed
 from shared.settings import Settings, get_settings
-from shared.web import problem_response
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +205,7 @@ class Gateway:
         await feed.run()
 
     async def stop_following_revocations(self) -> None:
-        if self._revocations_task is not None:
-            self._revocations_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._revocations_task
+        await stop_tasks([self._revocations_task])
         if self.revocation_feed is not None:
             await self.revocation_feed.stop()
         if self.bus is not None:

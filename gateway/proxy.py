@@ -40,9 +40,8 @@ from gateway.routing import (
 )
 from gateway.upstream import Connection, UpstreamPool, UpstreamUnavailable, UpstreamUnreachable
 from shared.auth import Principal, TokenVerifier, bearer_token
-from shared.errors import Unauthorized, Unavailable
+from shared.errors import Unauthorized, Unavailable, problem_response
 from shared.observability import child_traceparent, new_request_id, request_id_var
-from shared.web import problem_response
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.routing import FORWARDED_METHODS
+from shared.errors import problem_response
 from shared.observability import new_request_id
 from shared.settings import Settings
-from shared.web import problem_response
 
 # JSON answers are never a document to render: nothing may load, nobody may frame them.
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"

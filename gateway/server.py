@@ -22,9 +22,9 @@ from uvicorn.server import ServerState
 
 from gateway.proxy import EVENT_STREAM_SCOPE_KEY as EVENT_STREAM_KEY
 from gateway.security import edge_headers
+from shared.errors import problem_response
 from shared.observability import new_request_id, request_id_var
 from shared.settings import get_settings
-from shared.web import problem_response
 
 # `uvicorn.Config` options the gateway is served with (deploy/ passes the same flags).
 GATEWAY_UVICORN_OPTIONS: dict[str, Any] = {

@@ -1,4 +1,7 @@
-"""Domain errors that carry their HTTP status; one handler in `shared.web` renders them.
+"""Domain errors that carry their HTTP status, and their rendering as RFC 9457 problem+json.
+
+`problem_response` is the one renderer: the services' handler (`shared.web`) and the gateway
+use it, and it needs no database, bus or migration code.
 
 KnowflowError
  ├── BadRequest      400  the request is well-formed JSON but breaks a rule
@@ -10,6 +13,16 @@ KnowflowError
  ├── UnprocessableContent 422  valid JSON that a rule refuses (e.g. a common password)
  └── Unavailable     503  a dependency (e.g. identity's signing keys) cannot be reached
 """
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from shared.observability import forwarded_prefix_var, request_id_var
+
+PROBLEM_JSON = "application/problem+json"
 
 
 class KnowflowError(Exception):
@@ -63,3 +76,24 @@ class Unavailable(KnowflowError):
     status = 503
     title = "Service Unavailable"
     headers = {"Retry-After": "5"}  # an outage is worth retrying, shortly
+
+
+def problem_response(
+    status: int,
+    detail: str | None,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem+json response; `instance` gets the gateway's prefix, the body the request id."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": forwarded_prefix_var.get() + instance if instance else instance,
+        "request_id": request_id_var.get(),
+    }
+    body.update({key: value for key, value in extensions.items() if value is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)

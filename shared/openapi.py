@@ -21,9 +21,9 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from shared.auth import get_principal
+from shared.errors import PROBLEM_JSON
 from shared.idempotency import document_idempotency
 
-PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 KIT_ANSWERS = {

@@ -3,10 +3,9 @@
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import TokenVerifier
 from shared.db import check_database, create_tables, is_database_unavailable, make_engine
-from shared.errors import KnowflowError
+from shared.errors import KnowflowError, problem_response
 from shared.events.bus import Bus
 from shared.events.consumer import Consumer, ConsumerRunner, ProcessedEvent
 from shared.events.outbox import OutboxMessage, OutboxRelay, outbox_backlog
@@ -46,10 +45,11 @@ from shared.observability import (
     request_id_var,
     traceparent_var,
 )
-from shared.openapi import PROBLEM_JSON, install_contract_openapi
+from shared.openapi import install_contract_openapi
 from shared.query import declared_query_names
 from shared.revocation import RevocationFeed
 from shared.settings import Settings, get_settings
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -106,26 +106,6 @@ class Problem(BaseModel):
     instance: str | None = None
     request_id: str | None = None
     errors: list[dict[str, Any]] | None = None
-
-
-def problem_response(
-    status: int,
-    detail: str | None,
-    *,
-    instance: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    **extensions: Any,
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": forwarded_prefix_var.get() + instance if instance else instance,
-        "request_id": request_id_var.get(),
-    }
-    body.update({key: value for key, value in extensions.items() if value is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def allowed_methods(request: Request) -> str:
@@ -469,19 +449,6 @@ def create_service_app(
         unstored=spec.unstored_replies,
     )
     return app
-
-
-async def stop_tasks(tasks: Sequence[asyncio.Task[None]], timeout: float = 10.0) -> None:
-    """Cancel background tasks, again and again: a cancel landing inside nats-py's fetch
-    can be swallowed on Python 3.11, and a single cancel would then hang shutdown."""
-    pending = set(tasks)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while pending and asyncio.get_running_loop().time() < deadline:
-        for task in pending:
-            task.cancel()
-        _done, pending = await asyncio.wait(pending, timeout=0.2)
-    for task in pending:
-        log.warning("background task %s did not stop", task.get_name())
 
 
 def _count_outcomes(service: str, consumer: str) -> Callable[[str], None]:

@@ -38,8 +38,9 @@ from services.identity.scim.routes import on_scim_error
 from services.identity.scim.routes import router as scim_router
 from services.identity.session_routes import router as session_router
 from shared.auth import KeyFiles, TokenIssuer, TokenVerifier
+from shared.errors import problem_response
 from shared.settings import Settings
-from shared.web import ServiceSpec, create_service_app, problem_response
+from shared.web import ServiceSpec, create_service_app
 
 
 async def start(app: FastAPI) -> None:

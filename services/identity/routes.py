@@ -28,11 +28,10 @@ from services.identity.schemas import (
 from services.identity.sessions import SignIn, SignInMethod
 from shared.auth import CurrentUser, Principal, TokenIssuer
 from shared.db import SessionDep
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, problem_response
 from shared.idempotency import IdempotentRoute
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 from shared.settings import Settings
-from shared.web import problem_response
 
 router = APIRouter(route_class=IdempotentRoute)
 

@@ -16,10 +16,9 @@ from services.identity.session_schemas import (
 )
 from shared.auth import CurrentUser
 from shared.db import SessionDep
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, problem_response
 from shared.idempotency import IdempotentRoute
 from shared.settings import Settings
-from shared.web import problem_response
 
 router = APIRouter(route_class=IdempotentRoute, tags=["auth"])
 
