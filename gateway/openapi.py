@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
-import aiohttp
+import httpx
 
 from gateway.routing import RouteTable, is_public
 
@@ -126,15 +126,15 @@ class OpenAPICache:
     def __init__(self, urls: dict[str, str], table: RouteTable, *, timeout: float = 5.0) -> None:
         self.urls = urls
         self.table = table
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self._complete: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
 
-    async def _fetch(self, session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-        async with session.get(f"{url}/openapi.json") as response:
-            response.raise_for_status()
-            document: dict[str, Any] = await response.json()
-            return document
+    async def _fetch(self, client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+        response = await client.get(f"{url}/openapi.json")
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
 
     async def document(self) -> tuple[dict[str, Any], list[str]]:
         """The merged document and the services that could not be reached (never cached)."""
@@ -143,10 +143,10 @@ class OpenAPICache:
         async with self._lock:
             if self._complete is not None:
                 return self._complete, []
-            async with aiohttp.ClientSession(timeout=self.timeout, trust_env=False) as session:
+            async with httpx.AsyncClient(timeout=self.timeout, trust_env=False) as client:
                 names = list(self.urls)
                 results = await asyncio.gather(
-                    *(self._fetch(session, self.urls[name]) for name in names),
+                    *(self._fetch(client, self.urls[name]) for name in names),
                     return_exceptions=True,
                 )
             documents: dict[str, dict[str, Any]] = {}
