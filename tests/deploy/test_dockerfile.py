@@ -85,17 +85,66 @@ def test_base_images_are_pinned_slim_python_311() -> None:
         )
 
 
-def test_is_multi_stage_and_the_final_stage_copies_only_app_code(final: Stage) -> None:
-    _args, parsed = stages(DOCKERFILE.read_text())
-    assert len(parsed) >= 2
+def copied_sources(stage: Stage) -> set[str]:
+    """What a stage copies from the build context (not from another stage)."""
     sources: set[str] = set()
-    for args in final.arguments("COPY"):
+    for args in stage.arguments("COPY"):
         if args.startswith("--from="):
             continue
         *from_context, _target = args.split()
         sources.update(from_context)
-    assert sources <= APP_SOURCES
-    assert {"shared/", "services/", "gateway/"} <= sources
+    return sources
+
+
+def test_is_multi_stage_and_the_final_stage_copies_only_the_built_venv(final: Stage) -> None:
+    _args, parsed = stages(DOCKERFILE.read_text())
+    assert len(parsed) >= 2
+    assert copied_sources(final) == set()
+    assert final.arguments("COPY") == ["--from=deps /opt/venv /opt/venv"]
+
+
+def test_the_project_is_installed_from_its_sources_so_the_admin_cli_exists() -> None:
+    _args, parsed = stages(DOCKERFILE.read_text())
+    deps = parsed[0]
+    assert copied_sources(deps) - {"requirements.lock"} == APP_SOURCES
+    installs = [run for run in deps.arguments("RUN") if re.search(r"pip .*install", run)]
+    assert any(run.endswith("--no-deps /src") for run in installs), installs
+
+
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def ignored_by_docker(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or a parent of it decides."""
+    parts = path.rstrip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.lstrip("!").rstrip("/")
+        regex = re.escape(body).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
+        if any(re.fullmatch(regex, prefix) for prefix in prefixes):
+            ignored = not negated
+    return ignored
+
+
+def test_every_file_the_image_copies_is_in_the_build_context() -> None:
+    """A COPY of a path .dockerignore leaves out fails the build (stackexchange.py did)."""
+    patterns = dockerignore_patterns()
+    assert ignored_by_docker("services/posts/tests/test_x.py", patterns)
+    _args, parsed = stages(DOCKERFILE.read_text())
+    for stage in parsed:
+        for source in copied_sources(stage):
+            files = [REPO / source] if (REPO / source).is_file() else (REPO / source).rglob("*.py")
+            for file in files:
+                relative = file.relative_to(REPO).as_posix()
+                if "/tests/" not in f"/{relative}" and "__pycache__" not in relative:
+                    assert not ignored_by_docker(relative, patterns), relative
 
 
 def test_final_stage_runs_as_a_non_root_user(final: Stage) -> None:
@@ -115,8 +164,10 @@ def test_dependencies_come_from_the_lock_with_hashes_only() -> None:
     ]
     assert installs, "no pip install"
     for run in installs:
-        assert "--require-hashes" in run and "--no-deps" in run, run
-        assert re.search(r"-r \S*requirements\.lock", run), run
+        assert "--no-deps" in run, run  # nothing is resolved in the image
+        if not run.endswith(" /src"):  # else the project itself, from its sources
+            assert "--require-hashes" in run, run
+            assert re.search(r"-r \S*requirements\.lock", run), run
 
 
 def test_final_stage_installs_no_build_tools(final: Stage) -> None:
