@@ -3,10 +3,13 @@
 import base64
 import json
 import math
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlmodel import Session
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from shared.errors import BadRequest
 
@@ -19,6 +22,7 @@ CursorParam = Annotated[
 
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 # What a database column can hold (SQLite INTEGER, PostgreSQL BIGINT): a crafted
 # cursor with a larger integer would fail when bound, as a 500.
@@ -56,3 +60,42 @@ def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
         if isinstance(value, float) and not math.isfinite(value):
             raise BadRequest("malformed cursor")
     return values
+
+
+@overload
+def paginate(
+    session: Session,
+    query: SelectOfScalar[T],
+    *,
+    limit: int,
+    cursor_of: Callable[[T], list[Any]],
+) -> tuple[list[T], str | None]: ...
+
+
+@overload
+def paginate(
+    session: Session,
+    query: Select[Unpack[Ts]],
+    *,
+    limit: int,
+    cursor_of: Callable[[tuple[Unpack[Ts]]], list[Any]],
+) -> tuple[list[tuple[Unpack[Ts]]], str | None]: ...
+
+
+def paginate(
+    session: Session,
+    query: Any,
+    *,
+    limit: int,
+    cursor_of: Callable[[Any], list[Any]],
+) -> tuple[list[Any], str | None]:
+    """One keyset page of an ordered, already filtered query, and the next page's cursor.
+
+    One row more than the page is read, to know whether another page follows; the cursor
+    holds `cursor_of(last row)`, the values the next query continues after.
+    """
+    rows = list(session.exec(query.limit(limit + 1)).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(cursor_of(rows[-1]))

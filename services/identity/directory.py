@@ -13,7 +13,7 @@ from services.identity.models import User
 from shared.auth import Principal
 from shared.errors import BadRequest
 from shared.events.contracts import OrganisationRole
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,5 @@ def list_people(
         if not isinstance(after[0], str):
             raise BadRequest("malformed cursor")
         statement = statement.where(col(User.handle) > after[0])
-    rows = list(session.exec(statement.order_by(col(User.handle)).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], encode_cursor([rows[limit - 1].handle])
+    statement = statement.order_by(col(User.handle))
+    return paginate(session, statement, limit=limit, cursor_of=lambda row: [row.handle])

@@ -22,7 +22,7 @@ from services.identity.service import add_membership, check_visible_group, is_me
 from shared.auth import Principal
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.ids import utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 
 # Pending requests come first (oldest first: a queue), then decided ones (latest request first).
 _PENDING_RANK, _DECIDED_RANK = 0, 1
@@ -105,12 +105,13 @@ def list_for_group(
     statement = statement.order_by(
         rank, case((_is_pending(), col(JoinRequest.id))), col(JoinRequest.id).desc()
     )
-    rows = [(request, user) for request, user in session.exec(statement.limit(limit + 1)).all()]
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1][0]
-    last_rank = _PENDING_RANK if last.status == "pending" else _DECIDED_RANK
-    return rows[:limit], encode_cursor([last_rank, str(last.id)])
+
+    def cursor_of(last: tuple[JoinRequest, User]) -> list[Any]:
+        request = last[0]
+        return [_PENDING_RANK if request.status == "pending" else _DECIDED_RANK, str(request.id)]
+
+    rows, next_cursor = paginate(session, statement, limit=limit, cursor_of=cursor_of)
+    return [(request, user) for request, user in rows], next_cursor
 
 
 def list_own(
@@ -121,10 +122,8 @@ def list_own(
     after = decode_cursor(cursor, 1)
     if after is not None:
         statement = statement.where(col(JoinRequest.id) < _cursor_id(after[0]))
-    rows = list(session.exec(statement.order_by(col(JoinRequest.id).desc()).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], encode_cursor([str(rows[limit - 1].id)])
+    statement = statement.order_by(col(JoinRequest.id).desc())
+    return paginate(session, statement, limit=limit, cursor_of=lambda row: [str(row.id)])
 
 
 def do_decide(

@@ -18,7 +18,7 @@ from services.notifications.models import (
 )
 from shared.errors import BadRequest, NotFound
 from shared.ids import as_utc, utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, encode_cursor, paginate
 
 
 def visible() -> ColumnElement[bool]:
@@ -75,11 +75,8 @@ def list_notifications(
             query = query.where(col(Notification.id) < UUID(str(after[0])))
         except ValueError:
             raise BadRequest("malformed cursor") from None
-    rows = list(session.exec(query.order_by(col(Notification.id).desc()).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor([str(rows[-1].id)])
+    query = query.order_by(col(Notification.id).desc())
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [str(row.id)])
 
 
 def check_notification(*, session: Session, user_id: UUID, notification_id: UUID) -> Notification:

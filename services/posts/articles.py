@@ -38,7 +38,7 @@ from shared.events.contracts import (
 from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
 from shared.observability import forwarded_prefix_var
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 
 
 def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
@@ -244,10 +244,8 @@ def list_revisions(
         if not isinstance(values[0], int):
             raise BadRequest("malformed cursor")
         query = query.where(col(ArticleRevision.number) > values[0])
-    rows = list(session.exec(query.order_by(col(ArticleRevision.number)).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], encode_cursor([rows[limit - 1].number])
+    query = query.order_by(col(ArticleRevision.number))
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [row.number])
 
 
 def check_revision(*, session: Session, article: Article, number: int) -> ArticleRevision:

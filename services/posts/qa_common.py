@@ -16,7 +16,7 @@ from services.posts.qa_schemas import Origin
 from shared.auth import Principal
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.ids import utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 
 # Scores are 32-bit integers (PostgreSQL INTEGER): a cursor holding another is forged.
 SCORE_MAX = 2**31 - 1
@@ -148,10 +148,8 @@ def list_revisions(
         if not isinstance(values[0], int):
             raise BadRequest("malformed cursor")
         query = query.where(col(QARevision.number) > values[0])
-    rows = list(session.exec(query.order_by(col(QARevision.number)).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], encode_cursor([rows[limit - 1].number])
+    query = query.order_by(col(QARevision.number))
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [row.number])
 
 
 def check_revision(*, session: Session, item_id: UUID, number: int) -> QARevision:

@@ -47,7 +47,7 @@ from shared.events.contracts import (
 )
 from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 
 QuestionSnapshotT = TypeVar("QuestionSnapshotT", bound=QuestionSnapshot)
 # A page of a sort is ordered by (value, id), both descending; the cursor holds both.
@@ -362,11 +362,9 @@ def list_questions(
         value, after_id = after
         query = query.where(or_(column < value, and_(column == value, col(Question.id) < after_id)))
     query = query.order_by(column.desc(), col(Question.id).desc())
-    rows = list(session.exec(query.limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    value = getattr(last, attribute)
-    encoded = value if sort == "votes" else as_utc(value).isoformat()
-    return rows, encode_cursor([encoded, str(last.id)])
+
+    def cursor_of(last: Question) -> list[Any]:
+        value = getattr(last, attribute)
+        return [value if sort == "votes" else as_utc(value).isoformat(), str(last.id)]
+
+    return paginate(session, query, limit=limit, cursor_of=cursor_of)

@@ -42,7 +42,7 @@ from shared.events.contracts import (
 )
 from shared.events.outbox import record_event
 from shared.ids import as_utc, new_id, utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 
 SOURCE = "/knowflow/posts"
 
@@ -78,11 +78,7 @@ def page_by_id(
     if after is not None:
         query = query.where(id_column < after if newest_first else id_column > after)
     query = query.order_by(id_column.desc() if newest_first else id_column.asc())
-    rows = list(session.exec(query.limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor([str(cast(Any, rows[-1]).id)])
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [str(cast(Any, row).id)])
 
 
 def do_set_tags(*, session: Session, content_id: UUID, tags: list[str]) -> None:

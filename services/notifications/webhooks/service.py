@@ -33,7 +33,7 @@ from shared.events.contracts import UserErasureRequested, WebhookEndpointDisable
 from shared.events.envelope import CloudEvent
 from shared.events.outbox import record_event
 from shared.ids import as_utc, new_id, utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, paginate
 from shared.settings import Settings
 
 SOURCE = "/knowflow/notifications"
@@ -175,10 +175,8 @@ def list_endpoints(
     query = select(WebhookEndpoint)
     if values is not None:
         query = query.where(col(WebhookEndpoint.id) > _uuid(values[0]))
-    rows = list(session.exec(query.order_by(col(WebhookEndpoint.id)).limit(limit + 1)).all())
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], encode_cursor([str(rows[limit - 1].id)])
+    query = query.order_by(col(WebhookEndpoint.id))
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [str(row.id)])
 
 
 def list_deliveries(
@@ -196,10 +194,8 @@ def list_deliveries(
         query = query.where(WebhookDelivery.status == status)
     if values is not None:
         query = query.where(col(WebhookDelivery.id) < _uuid(values[0]))
-    rows = list(session.exec(query.order_by(col(WebhookDelivery.id).desc()).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], encode_cursor([str(rows[limit - 1].id)])
+    query = query.order_by(col(WebhookDelivery.id).desc())
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [str(row.id)])
 
 
 def _uuid(value: Any) -> UUID:

@@ -1,0 +1,42 @@
+"""`paginate`: the one keyset-pagination step every list uses."""
+
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from shared.pagination import decode_cursor, paginate
+
+
+class Numbered(SQLModel, table=True):
+    __tablename__ = "test_pagination_numbered"
+    number: int = Field(primary_key=True)
+
+
+def walk(count: int, limit: int) -> list[list[int]]:
+    """Every page of `count` rows, `limit` at a time, following the cursors."""
+    engine = create_engine("sqlite://")
+    SQLModel.metadata.create_all(engine, tables=[Numbered.__table__])  # type: ignore[attr-defined]
+    pages: list[list[int]] = []
+    with Session(engine) as session:
+        session.add_all(Numbered(number=number) for number in range(count))
+        session.commit()
+        cursor: str | None = None
+        while True:
+            query = select(Numbered).order_by(col(Numbered.number))
+            after = decode_cursor(cursor, 1)
+            if after is not None:
+                query = query.where(col(Numbered.number) > after[0])
+            rows, cursor = paginate(session, query, limit=limit, cursor_of=lambda row: [row.number])
+            pages.append([row.number for row in rows])
+            if cursor is None:
+                return pages
+
+
+def test_pages_cover_every_row_once_in_order() -> None:
+    assert walk(7, 3) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_a_last_page_that_is_exactly_full_has_no_next_cursor() -> None:
+    assert walk(6, 3) == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_an_empty_list_is_one_empty_page() -> None:
+    assert walk(0, 3) == [[]]
