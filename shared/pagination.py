@@ -4,7 +4,7 @@ import base64
 import json
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, Generic, TypeVar, TypeVarTuple, Unpack, overload
+from typing import Annotated, Any, Generic, TypeVar, TypeVarTuple, overload
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -75,11 +75,11 @@ def paginate(
 @overload
 def paginate(
     session: Session,
-    query: Select[Unpack[Ts]],
+    query: Select[*Ts],
     *,
     limit: int,
-    cursor_of: Callable[[tuple[Unpack[Ts]]], list[Any]],
-) -> tuple[list[tuple[Unpack[Ts]]], str | None]: ...
+    cursor_of: Callable[[tuple[*Ts]], list[Any]],
+) -> tuple[list[tuple[*Ts]], str | None]: ...
 
 
 def paginate(
