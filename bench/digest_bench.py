@@ -31,6 +31,7 @@ Writes bench/results/digests.json and digests.md (`--label` names the run in the
 """
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -57,11 +58,11 @@ NOW = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
 
 def zipf_picker(rng: random.Random, count: int, skew: float = 1.1) -> Any:
     """Draws indexes 0..count-1, index k with weight 1/(k+1)**skew."""
-    weights = [1.0 / (k + 1) ** skew for k in range(count)]
+    cumulative = list(itertools.accumulate(1.0 / (k + 1) ** skew for k in range(count)))
     population = range(count)
 
     def pick(k: int) -> list[int]:
-        return rng.choices(population, weights=weights, k=k)
+        return rng.choices(population, cum_weights=cumulative, k=k)
 
     return pick
 

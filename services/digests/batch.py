@@ -65,7 +65,7 @@ class Reader:
     sent_before: frozenset[UUID] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """A live item's columns, as the ranking needs them (no title or excerpt)."""
 
@@ -133,7 +133,7 @@ def _live_replies(since: datetime, until: datetime) -> list[ColumnElement[bool]]
     ]
 
 
-@dataclass
+@dataclass(slots=True)
 class Thread:
     """A root and its live replies in the window, with what everyone may read pre-folded."""
 
