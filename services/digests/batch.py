@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, false, or_, union
@@ -140,7 +140,7 @@ class Thread:
     root: Item
     public_replies: int = 0
     public_authors: dict[UUID, int] = field(default_factory=dict)
-    public_mentions: set[str] = field(default_factory=set)
+    public_mentions: frozenset[str] = frozenset()
     # Replies only some may read (in a private group, or not public): checked per person.
     gated: list[Item] = field(default_factory=list)
     # The matches the root can give, made once for everyone (as `matches_for` makes them).
@@ -180,7 +180,18 @@ class Sources:
     by_group: dict[UUID, list[UUID]]
     by_tag: dict[str, list[UUID]]
     # Roots of threads a person replied in (live replies in the window), by replier.
-    replied_by: dict[UUID, list[tuple[UUID, Item]]]
+    # (root, reply public, reply's group): enough to tell who may read the reply.
+    replied_by: dict[UUID, list[tuple[UUID, bool, UUID | None]]]
+
+
+NO_MENTIONS: frozenset[str] = frozenset()
+# Rows are streamed in batches of this many, not fetched all at once.
+YIELD_PER = 1000
+
+
+def _public(visibility: str, group_id: UUID | None, private_groups: frozenset[UUID]) -> bool:
+    """Readable by anyone: public, and not in a private group."""
+    return visibility == "public" and group_id not in private_groups
 
 
 def _item(row: Sequence[Any], private_groups: frozenset[UUID]) -> Item:
@@ -190,10 +201,10 @@ def _item(row: Sequence[Any], private_groups: frozenset[UUID]) -> Item:
         kind=kind,
         author_id=author_id,
         group_id=group_id,
-        public=visibility == "public" and group_id not in private_groups,
+        public=_public(visibility, group_id, private_groups),
         created_at=to_utc(created_at),
         tags=tuple(tags or ()),
-        mentions=frozenset(mentions or ()),
+        mentions=frozenset(mentions) if mentions else NO_MENTIONS,
     )
 
 
@@ -223,15 +234,20 @@ def load_sources(
     private_groups = frozenset(
         session.exec(select(DigestGroup.group_id).where(DigestGroup.visibility == "private")).all()
     )
-    replied_by: dict[UUID, list[tuple[UUID, Item]]] = defaultdict(list)
+    replied_by: dict[UUID, list[tuple[UUID, bool, UUID | None]]] = defaultdict(list)
     if users:
         for row in session.execute(
-            select_columns(col(DigestContent.thread_root_id), *ITEM_COLUMNS).where(
-                *_live_replies(since, until), _in(DigestContent.author_id, users)
-            )
+            select_columns(
+                col(DigestContent.thread_root_id),
+                col(DigestContent.author_id),
+                col(DigestContent.group_id),
+                col(DigestContent.visibility),
+            ).where(*_live_replies(since, until), _in(DigestContent.author_id, users))
         ):
-            reply = _item(row[1:], private_groups)
-            replied_by[reply.author_id].append((row[0], reply))
+            root_id, author_id, group_id, visibility = cast(Sequence[Any], row)
+            replied_by[author_id].append(
+                (root_id, _public(visibility, group_id, private_groups), group_id)
+            )
     # The threads any of them may see: roots of followed sources, and threads a followed
     # person replied in.
     followed = union(
@@ -252,7 +268,8 @@ def load_sources(
     followed_ids = select(followed.c[0])
     active_threads = select(DigestContent.thread_root_id).where(*_live_replies(since, until))
     roots = session.execute(
-        select_columns(*ITEM_COLUMNS).where(
+        select_columns(*ITEM_COLUMNS)
+        .where(
             col(DigestContent.thread_root_id) == col(DigestContent.content_id),
             col(DigestContent.deleted).is_(False),
             col(DigestContent.hidden).is_(False),
@@ -263,6 +280,7 @@ def load_sources(
             ),
             col(DigestContent.content_id).in_(followed_ids),
         )
+        .execution_options(yield_per=YIELD_PER)
     )
     threads: dict[UUID, Thread] = {}
     by_author: dict[UUID, list[UUID]] = defaultdict(list)
@@ -279,23 +297,26 @@ def load_sources(
             if tag in tags:
                 by_tag[tag].append(root.content_id)
     for row in session.execute(
-        select_columns(col(DigestContent.thread_root_id), *ITEM_COLUMNS).where(
+        select_columns(col(DigestContent.thread_root_id), *ITEM_COLUMNS)
+        .where(
             *_live_replies(since, until),
             col(DigestContent.thread_root_id).in_(followed_ids),
         )
+        .execution_options(yield_per=YIELD_PER)
     ):
         thread = threads.get(row[0])
         if thread is None:
             continue
-        reply = _item(row[1:], private_groups)
-        if reply.public:
+        _root, _id, _kind, author_id, group_id, visibility, _at, _tags, mentions = cast(
+            Sequence[Any], row
+        )
+        if _public(visibility, group_id, private_groups):
             thread.public_replies += 1
-            thread.public_authors[reply.author_id] = (
-                thread.public_authors.get(reply.author_id, 0) + 1
-            )
-            thread.public_mentions |= reply.mentions
+            thread.public_authors[author_id] = thread.public_authors.get(author_id, 0) + 1
+            if mentions:
+                thread.public_mentions = thread.public_mentions.union(mentions)
         else:
-            thread.gated.append(reply)
+            thread.gated.append(_item(row[1:], private_groups))
     return Sources(threads, by_author, by_group, by_tag, replied_by)
 
 
@@ -324,8 +345,9 @@ def _activity(thread: Thread, reader: Reader) -> ThreadActivity:
     )
 
 
-def _readable(item: Item, reader: Reader) -> bool:
-    return item.public or (item.group_id is not None and item.group_id in reader.member_of)
+def _readable(public: bool, group_id: UUID | None, reader: Reader) -> bool:
+    """Content the reader may read now: public outside private groups, or in their groups."""
+    return public or (group_id is not None and group_id in reader.member_of)
 
 
 def candidates_for(
@@ -337,7 +359,9 @@ def candidates_for(
     for user in follows.users:
         ids.update(sources.by_author.get(user, ()))
         ids.update(
-            root for root, reply in sources.replied_by.get(user, ()) if _readable(reply, reader)
+            root
+            for root, public, group_id in sources.replied_by.get(user, ())
+            if _readable(public, group_id, reader)
         )
     for group in follows.groups:
         ids.update(sources.by_group.get(group, ()))
@@ -349,7 +373,7 @@ def candidates_for(
         if thread is None or content_id in exclude:
             continue
         root = thread.root
-        if root.author_id == reader.user_id or not _readable(root, reader):
+        if root.author_id == reader.user_id or not _readable(root.public, root.group_id, reader):
             continue
         info = _activity(thread, reader)
         if root.created_at < since and not info.replied_by_others:
