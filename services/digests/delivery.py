@@ -16,10 +16,11 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
-from services.digests.digest import PERIODS, build_digest
+from services.digests.batch import Request, build_digests
+from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestPeriod, DigestPublic
 from services.digests.service import to_utc
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 SOURCE = "/knowflow/digests"
 # Events of the last moments of a window may still be on the bus when it ends.
 SETTLE = timedelta(minutes=1)
+# People whose digests are built together (their follows and the content of what they
+# follow held in memory at once) and recorded in one transaction.
+CHUNK = 200
 
 
 @dataclass(frozen=True)
@@ -189,26 +193,14 @@ def digest_ready(digest: DigestPublic) -> DigestReady:
     )
 
 
-def do_send_digest(*, session: Session, due: DueDigest, now: datetime) -> int:
-    """Record one person's digest for one window (no event if nothing new); never commits.
+def do_record_digest(
+    *, session: Session, due: DueDigest, digest: DigestPublic, now: datetime
+) -> int:
+    """Record one person's built digest for one window (no event if nothing new); never commits.
 
     Returns the items sent. A concurrent sender of the same window makes the flush (or
     the caller's commit) raise `IntegrityError` on the `digests_sent` key.
     """
-    sent_before = frozenset(
-        session.exec(
-            select(DigestSentItem.content_id).where(DigestSentItem.user_id == due.user_id)
-        ).all()
-    )
-    digest = build_digest(
-        session=session,
-        user_id=due.user_id,
-        period=due.period,
-        now=now,
-        until=due.until,
-        since=due.since,
-        exclude=sent_before,
-    )
     row = DigestSent(
         user_id=due.user_id,
         period=due.period,
@@ -219,33 +211,58 @@ def do_send_digest(*, session: Session, due: DueDigest, now: datetime) -> int:
     if digest.total_items:
         row.event_id = record_event(session, digest_ready(digest), source=SOURCE).id
         shown = {item.content_id for section in digest.sections for item in section.items}
-        for content_id in sorted(shown):
-            session.add(
-                DigestSentItem(user_id=due.user_id, content_id=content_id, sent_at=to_utc(now))
-            )
+        session.execute(
+            insert(DigestSentItem),
+            [
+                {"user_id": due.user_id, "content_id": content_id, "sent_at": to_utc(now)}
+                for content_id in sorted(shown)
+            ],
+        )
     session.add(row)
     session.flush()
     return digest.total_items
 
 
-def _sender(due: DueDigest, now: datetime) -> Callable[[Session], int]:
-    def send(session: Session) -> int:
-        return do_send_digest(session=session, due=due, now=now)
+def _recorder(
+    dues: list[DueDigest], digests: dict[UUID, DigestPublic], now: datetime
+) -> Callable[[Session], list[int]]:
+    def record(session: Session) -> list[int]:
+        return [
+            do_record_digest(session=session, due=due, digest=digests[due.user_id], now=now)
+            for due in dues
+        ]
 
-    return send
+    return record
 
 
 def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestRunReport:
-    """Send each due digest in a transaction of its own (one person's failure stops nobody)."""
+    """Send the due digests, built a chunk of people at a time and recorded in one transaction
+    per chunk; if another sender recorded one of them first, each of the chunk's digests is
+    recorded in a transaction of its own (one person's window stops nobody else's)."""
     sent = nothing_new = lost = 0
-    for one in due:
-        items, committed = run_once(engine, _sender(one, now))
-        if not committed:
-            lost += 1
-        elif items:
-            sent += 1
+    for start in range(0, len(due), CHUNK):
+        chunk = due[start : start + CHUNK]
+        with Session(engine) as session:
+            digests = build_digests(
+                session=session,
+                requests=[Request(d.user_id, d.period, d.until, d.since) for d in chunk],
+                now=now,
+            )
+        items, committed = run_once(engine, _recorder(chunk, digests, now))
+        if committed and items is not None:
+            outcomes: list[int | None] = list(items)
         else:
-            nothing_new += 1
+            outcomes = []
+            for one in chunk:
+                alone, _ = run_once(engine, _recorder([one], digests, now))
+                outcomes.append(alone[0] if alone else None)
+        for outcome in outcomes:
+            if outcome is None:
+                lost += 1
+            elif outcome:
+                sent += 1
+            else:
+                nothing_new += 1
     if sent or lost:
         log.info("sent %d digest(s); %d were sent by another process", sent, lost)
     return DigestRunReport(sent=sent, nothing_new=nothing_new, already_sent=lost)

@@ -6,9 +6,10 @@ access by itself, so following a private group one has left yields nothing.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, or_
@@ -70,6 +71,11 @@ def load_follows(*, session: Session, user_id: UUID) -> Follows:
             DigestFollow.follower_id == user_id, col(DigestFollow.active).is_(True)
         )
     ).all()
+    return follows_from(user_id, rows)
+
+
+def follows_from(user_id: UUID, rows: Iterable[tuple[str, str]]) -> Follows:
+    """The person's active follow rows (target type, target) as a `Follows`."""
     users: set[UUID] = set()
     tags: set[str] = set()
     groups: set[UUID] = set()
@@ -203,7 +209,18 @@ def load_candidate_roots(
     return list(session.exec(query).all())
 
 
-def matches_for(row: DigestContent, follows: Follows, activity: ThreadActivity) -> list[Match]:
+class Followable(Protocol):
+    """What decides the follows an item matches (a `DigestContent` row or a batch's item)."""
+
+    @property
+    def author_id(self) -> UUID: ...
+    @property
+    def group_id(self) -> UUID | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+
+
+def matches_for(row: Followable, follows: Follows, activity: ThreadActivity) -> list[Match]:
     """Every follow that brings this item into the digest."""
     matches: list[Match] = []
     if row.author_id in follows.users:
@@ -238,15 +255,13 @@ def _load_labels(
 
 
 def _render_sections(
-    session: Session, sections: list[Section], rows: Mapping[UUID, DigestContent], period: str
+    sections: list[Section],
+    rows: Mapping[UUID, DigestContent],
+    period: str,
+    people: Mapping[UUID, DigestUser],
+    groups: Mapping[UUID, DigestGroup],
 ) -> list[DigestSection]:
     """Sections with labels, author handles and the reason for each item, in words."""
-    people, groups = _load_labels(
-        session,
-        [row.author_id for row in rows.values()]
-        + [UUID(s.key) for s in sections if s.reason == "person"],
-        [UUID(s.key) for s in sections if s.reason == "group"],
-    )
     out: list[DigestSection] = []
     for section in sections:
         if section.reason == "person":
@@ -285,6 +300,32 @@ def _render_sections(
             )
         )
     return out
+
+
+def render_digest(
+    *,
+    user_id: UUID,
+    period: DigestPeriod,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    sections: list[Section],
+    rows: Mapping[UUID, DigestContent],
+    people: Mapping[UUID, DigestUser],
+    groups: Mapping[UUID, DigestGroup],
+) -> DigestPublic:
+    """The digest of ranked sections; `rows`, `people` and `groups` hold what they show."""
+    rendered = _render_sections(sections, rows, period, people, groups)
+    return DigestPublic(
+        user_id=user_id,
+        period=period,
+        since=since,
+        until=until,
+        generated_at=to_utc(now),
+        sections=rendered,
+        total_items=sum(len(s.items) for s in rendered),
+        omitted_items=sum(s.omitted for s in rendered),
+    )
 
 
 def build_digest(
@@ -344,14 +385,20 @@ def build_digest(
                 )
             )
         sections = rank(candidates, since=since, until=end, cap=SECTION_CAP)
-    rendered = _render_sections(session, sections, rows, period)
-    return DigestPublic(
+    people, groups = _load_labels(
+        session,
+        [row.author_id for row in rows.values()]
+        + [UUID(s.key) for s in sections if s.reason == "person"],
+        [UUID(s.key) for s in sections if s.reason == "group"],
+    )
+    return render_digest(
         user_id=user_id,
         period=period,
         since=since,
         until=end,
-        generated_at=to_utc(now),
-        sections=rendered,
-        total_items=sum(len(s.items) for s in rendered),
-        omitted_items=sum(s.omitted for s in rendered),
+        now=now,
+        sections=sections,
+        rows=rows,
+        people=people,
+        groups=groups,
     )

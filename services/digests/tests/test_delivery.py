@@ -226,7 +226,7 @@ def test_a_sender_that_loses_the_race_at_commit_sends_nothing(
     world = World(publish)
     publish(daily_now(world.alice))
     now = utcnow()
-    build = delivery.build_digest
+    build = delivery.build_digests
     raced = threading.Event()
     rival: list[DigestRunReport] = []
 
@@ -240,7 +240,7 @@ def test_a_sender_that_loses_the_race_at_commit_sends_nothing(
             thread.join(timeout=60)
         return build(**kwargs)
 
-    monkeypatch.setattr(delivery, "build_digest", rival_commits_first)
+    monkeypatch.setattr(delivery, "build_digests", rival_commits_first)
     report = send_due_digests(engine=engine_of(client), now=now)
     assert sum(r.sent for r in rival) + report.sent == 1
     assert report.already_sent >= 1
