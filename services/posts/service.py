@@ -237,9 +237,10 @@ def do_create_post(
         parent_id=parent.id if parent else None,
         thread_id=parent.thread_id if parent else post_id,
     )
+    # One round of inserts at commit: the post, its tags (a new post has none to replace)
+    # and the outbox row.
     session.add(post)
-    session.flush()
-    do_set_tags(session=session, content_id=post.id, tags=post.tags)
+    session.add_all(ContentTag(content_id=post.id, tag=tag) for tag in post.tags)
     record_event(session, post_snapshot(post, PostCreated), source=SOURCE)
     return post
 
