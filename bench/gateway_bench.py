@@ -10,6 +10,7 @@ Writes bench/results/gateway.md and gateway.json.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import httpx
@@ -85,9 +86,14 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, *, token: str | None, duration: int, connections: int) -> Run:
-    """One wrk run; parses req/s, p50/p99 and non-2xx/socket errors."""
+def run_wrk(
+    url: str, *, token: str | None, duration: int, connections: int, script: Path | None = None
+) -> Run:
+    """One wrk run (with a Lua `script` that builds the requests, if given); parses req/s,
+    p50/p99 and non-2xx/socket errors."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if script is not None:
+        command[-1:-1] = ["-s", str(script)]
     if token:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     output = subprocess.run(
@@ -228,7 +234,8 @@ def register(base_url: str) -> str:
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp", "httpx"):
-        found[package] = version(package)
+        with contextlib.suppress(PackageNotFoundError):  # aiohttp is no longer locked
+            found[package] = version(package)
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     found["wrk"] = (wrk.stdout or wrk.stderr).split("\n")[0].strip()
     return found

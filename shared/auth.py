@@ -29,6 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from jwt.algorithms import OKPAlgorithm
 
 from shared.errors import Unauthorized, Unavailable
@@ -468,9 +469,14 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
+    """The caller. A token already verified is answered on the event loop (a dict hit, no
+    thread hop); a new one is verified in a thread, since that may fetch the JWKS."""
     verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(bearer_token(request.headers.get("authorization")))
+    token = bearer_token(request.headers.get("authorization"))
+    if (principal := verifier.cached(token)) is not None:
+        return principal
+    return await run_in_threadpool(verifier.verify, token)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -107,8 +107,9 @@ class IdentityGroups:
         )
 
 
-def get_identity_groups(request: Request) -> IdentityGroups:
-    """The per-request identity client (one pooled HTTP client per process)."""
+async def get_identity_groups(request: Request) -> IdentityGroups:
+    """The per-request identity client (one pooled HTTP client per process); async: no I/O
+    here, so no thread hop."""
     return IdentityGroups(
         client=request.app.state.identity_http,
         base_url=request.app.state.settings.identity_url,

@@ -46,6 +46,28 @@ FORMALIZED: dict[str, Any] = {
 TagParam = Annotated[str | None, Query(max_length=51, description="A tag, with or without '#'.")]
 
 
+def post_public(
+    post: Post,
+    *,
+    formalized_as: list[UUID] | None = None,
+    reactions: dict[str, int] | None = None,
+    my_reactions: list[str] | None = None,
+    reply_count: int = 0,
+) -> PostPublic:
+    return PostPublic.model_validate(
+        {
+            **post.model_dump(),
+            "created_at": as_utc(post.created_at),
+            "updated_at": as_utc(post.updated_at),
+            "hidden_at": as_utc(post.hidden_at) if post.hidden_at else None,
+            "formalized_as": formalized_as or [],
+            "reactions": reactions or {},
+            "my_reactions": my_reactions or [],
+            "reply_count": reply_count,
+        }
+    )
+
+
 def posts_public(session: Session, principal: Principal, posts: list[Post]) -> list[PostPublic]:
     """Posts with their formalized articles, reactions and replies (four queries for all)."""
     ids = [post.id for post in posts]
@@ -54,17 +76,12 @@ def posts_public(session: Session, principal: Principal, posts: list[Post]) -> l
     mine = service.own_reactions(session=session, principal=principal, post_ids=ids)
     replies = service.reply_counts(session=session, post_ids=ids)
     return [
-        PostPublic.model_validate(
-            {
-                **post.model_dump(),
-                "created_at": as_utc(post.created_at),
-                "updated_at": as_utc(post.updated_at),
-                "hidden_at": as_utc(post.hidden_at) if post.hidden_at else None,
-                "formalized_as": links.get(post.id, []),
-                "reactions": counts.get(post.id, {}),
-                "my_reactions": mine.get(post.id, []),
-                "reply_count": replies.get(post.id, 0),
-            }
+        post_public(
+            post,
+            formalized_as=links.get(post.id),
+            reactions=counts.get(post.id),
+            my_reactions=mine.get(post.id),
+            reply_count=replies.get(post.id, 0),
         )
         for post in posts
     ]
@@ -115,7 +132,8 @@ def create_post(
     post = service.do_create_post(
         session=session, principal=principal, request=body, identity=identity
     )
-    return posts_public(session, principal, [post])[0]
+    # Written just now: no replies, reactions or articles yet, so nothing to look up.
+    return post_public(post)
 
 
 @router.get("/posts", tags=["posts"])

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, delete, select
@@ -237,9 +237,15 @@ def do_create_post(
         parent_id=parent.id if parent else None,
         thread_id=parent.thread_id if parent else post_id,
     )
-    session.add(post)
-    session.flush()
-    do_set_tags(session=session, content_id=post.id, tags=post.tags)
+    # One round of inserts: the post and its tags (a new post has none to replace) as two
+    # statements, not through the unit of work (it sorted and diffed every object), and
+    # the outbox row at commit.
+    session.execute(insert(Post.__table__), [post.model_dump()])  # type: ignore[attr-defined]
+    if post.tags:
+        session.execute(
+            insert(ContentTag.__table__),  # type: ignore[attr-defined]
+            [{"content_id": post.id, "tag": tag} for tag in post.tags],
+        )
     record_event(session, post_snapshot(post, PostCreated), source=SOURCE)
     return post
 
