@@ -33,6 +33,7 @@ Writes bench/results/search.md and search.json (`--output` for another name).
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -399,11 +400,10 @@ def run_engine(
                     encode(synthetic_post(rng, groups, authors))
                     for _ in range(int(args.ingest_rate * args.ingest_seconds))
                 ]
-                sent_count = [0]
-                publisher = threading.Thread(
-                    target=lambda: asyncio.run(
-                        publish_paced(nats_url, ingest, args.ingest_rate, sent_count)
-                    )
+                # Its own process: in a thread it would share the GIL with the probes.
+                sent_count = multiprocessing.get_context("spawn").Value("l", 0)
+                publisher = multiprocessing.get_context("spawn").Process(
+                    target=paced_publisher, args=(nats_url, ingest, args.ingest_rate, sent_count)
                 )
                 began_ingest = time.monotonic()
                 publisher.start()
@@ -413,7 +413,7 @@ def run_engine(
                     time.sleep(0.05)
                 publisher.join()
                 figures.ingest_rate_achieved = round(
-                    sent_count[0] / (time.monotonic() - began_ingest), 1
+                    sent_count.value / (time.monotonic() - began_ingest), 1
                 )
                 figures.searchable_under_ingest_ms = percentiles(loaded)
                 figures.load["ingest_probes"] = load_average()
@@ -461,24 +461,28 @@ def run_engine(
             drop_prefix(args.opensearch_url, prefix)
 
 
-async def publish_paced(
-    nats_url: str, messages: list[tuple[str, bytes, dict[str, str]]], rate: float, sent: list[int]
+def paced_publisher(
+    nats_url: str, messages: list[tuple[str, bytes, dict[str, str]]], rate: float, sent: Any
 ) -> None:
     """Publish at `rate` messages/s in ticks of 20 ms, as a steady write load would."""
-    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="bench-ingest")
-    try:
-        began = time.monotonic()
-        while sent[0] < len(messages):
-            due = min(len(messages), int((time.monotonic() - began) * rate) + 1)
-            futures = [
-                await bus.js.publish_async(subject, payload, headers=headers)
-                for subject, payload, headers in messages[sent[0] : due]
-            ]
-            await asyncio.gather(*futures)
-            sent[0] = due
-            await asyncio.sleep(0.02)
-    finally:
-        await bus.close()
+
+    async def publish() -> None:
+        bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="bench-ingest")
+        try:
+            began = time.monotonic()
+            while sent.value < len(messages):
+                due = min(len(messages), int((time.monotonic() - began) * rate) + 1)
+                futures = [
+                    await bus.js.publish_async(subject, payload, headers=headers)
+                    for subject, payload, headers in messages[sent.value : due]
+                ]
+                await asyncio.gather(*futures)
+                sent.value = due
+                await asyncio.sleep(0.02)
+        finally:
+            await bus.close()
+
+    asyncio.run(publish())
 
 
 def wait_until_settled(nats_url: str, timeout: float) -> None:
