@@ -365,14 +365,22 @@ def run_engine(
             if note:
                 wait_until_settled(nats_url, 600)
 
+            # One connection for every probe: timed from its publish, not from a connect.
+            probe_loop = asyncio.new_event_loop()
+            probe_bus = probe_loop.run_until_complete(
+                Bus.connect(nats_url, stream="KNOWFLOW", name="bench-probes")
+            )
+
             def probe() -> float:
                 word = f"sample{secrets.token_hex(6)}"
                 item = synthetic_post(rng, groups, authors)
                 item = item.model_copy(update={"body": f"{item.body} {word}", "group_id": None})
                 item = item.model_copy(update={"visibility": "public"})
-                message = encode(item)
+                subject, payload, message_headers = encode(item)
                 sent = time.monotonic()
-                asyncio.run(publish_all(nats_url, [message]))
+                probe_loop.run_until_complete(
+                    probe_bus.js.publish(subject, payload, headers=message_headers)
+                )
                 while not client.get("/search", params={"q": word}).json().get("items"):
                     if time.monotonic() - sent > 30:
                         figures.errors += 1
@@ -418,6 +426,8 @@ def run_engine(
                     flush=True,
                 )
                 wait_until_settled(nats_url, 600)
+            probe_loop.run_until_complete(probe_bus.close())
+            probe_loop.close()
 
             query_rng = random.Random(7)
             pools = [COMMON, MEDIUM, RARE[:200]]
