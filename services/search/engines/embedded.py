@@ -297,12 +297,10 @@ class EmbeddedEngine:
                 raise BadRequest("malformed cursor")
             after = "WHERE (rank, seq) > (:after_rank, :after_seq)"
             params.update(after_rank=float(rank), after_seq=seq)
-        # Snippets are made for the page only, after ranking: made inside the ranked query,
-        # they cost a snippet() per match (every match is ranked: FTS5 has no top-k).
         sql = f"""SELECT * FROM (
                 SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
                     d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of,
-                    '' AS snippet, {BM25} AS rank
+                    {SNIPPET if snippets else "''"} AS snippet, {BM25} AS rank
                 FROM search_fts JOIN search_document AS d ON d.seq = search_fts.rowid
                 WHERE {" AND ".join(conditions)}
             ) {after} ORDER BY rank, seq LIMIT :limit"""
@@ -312,14 +310,7 @@ class EmbeddedEngine:
         if len(rows) > limit:
             rows = rows[:limit]
             next_cursor = encode_cursor([rows[-1].rank, rows[-1].seq])
-        hits = [_hit(row) for row in rows]
-        if snippets and rows:
-            marked = self._snippets_for(params["match"], [row.seq for row in rows])
-            hits = [
-                replace(hit, snippet=marked.get(row.seq, ""))
-                for hit, row in zip(hits, rows, strict=True)
-            ]
-        return SearchPage(hits=hits, next_cursor=next_cursor)
+        return SearchPage(hits=[_hit(row) for row in rows], next_cursor=next_cursor)
 
     def hits_for(
         self,
