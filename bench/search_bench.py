@@ -58,6 +58,7 @@ from uuid import UUID
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 
 from bench.gateway_bench import uvicorn_process
@@ -378,9 +379,13 @@ def run_engine(
                 item = item.model_copy(update={"visibility": "public"})
                 subject, payload, message_headers = encode(item)
                 sent = time.monotonic()
-                probe_loop.run_until_complete(
-                    probe_bus.js.publish(subject, payload, headers=message_headers)
-                )
+                try:
+                    probe_loop.run_until_complete(
+                        probe_bus.js.publish(subject, payload, headers=message_headers)
+                    )
+                except NatsTimeoutError:  # JetStream too busy to ack: counted, not fatal
+                    figures.errors += 1
+                    return (time.monotonic() - sent) * 1000
                 while not client.get("/search", params={"q": word}).json().get("items"):
                     if time.monotonic() - sent > 30:
                         figures.errors += 1
@@ -410,10 +415,14 @@ def run_engine(
                 began_ingest = time.monotonic()
                 publisher.start()
                 loaded = []
-                while publisher.is_alive():
-                    loaded.append(probe())
-                    time.sleep(0.05)
-                publisher.join()
+                try:
+                    while publisher.is_alive():
+                        loaded.append(probe())
+                        time.sleep(0.05)
+                finally:
+                    publisher.join(timeout=args.ingest_seconds + 30)
+                    if publisher.is_alive():
+                        publisher.terminate()
                 figures.ingest_rate_achieved = round(
                     sent_count.value / (time.monotonic() - began_ingest), 1
                 )
