@@ -2,8 +2,9 @@
 
 Each handler runs in the runner's transaction with the processed-event record, so an
 event is applied once; versions (content, membership: shared/projections.py) and event
-times (people, thanks) make late or reordered events harmless. With OpenSearch, content events are applied in
-batches (one bulk request per fetch) and external versions make them idempotent.
+times (people, thanks) make late or reordered events harmless. Content events are applied in
+batches: with the embedded engine, a fetch in one transaction with its processed-event
+records; with OpenSearch, one bulk request per fetch, external versions making it idempotent.
 """
 
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from services.search.engines import (
     engine_name,
     opensearch_engine,
 )
+from services.search.engines.embedded import EmbeddedEngine
 from services.search.engines.opensearch import OpenSearchEngine
 from services.search.semantic.service import EMBEDDINGS, embed_operations, semantic_for
 from shared.events.consumer import BatchHandler, BatchItem, Consumer, Handler
@@ -53,6 +55,15 @@ def content_handlers(engines: EngineFactory) -> dict[type[EventData], Handler]:
     handlers: dict[type[EventData], Handler] = {model: on_upsert for model in CONTENT_UPSERTS}
     handlers.update({model: on_delete for model in CONTENT_DELETES})
     return handlers
+
+
+def content_in_one_transaction(session: Session, items: Sequence[BatchItem]) -> None:
+    """The content events of one fetch as one batch of index writes (embedded engine)."""
+    operations = []
+    for _envelope, data in items:
+        assert isinstance(data, ContentEvent)
+        operations.append(service.operation_for(data))
+    EmbeddedEngine(session.connection()).apply(operations)
 
 
 def embedding_consumer(settings: Settings) -> Consumer:
@@ -191,7 +202,13 @@ def consumers(settings: Settings) -> Sequence[Consumer]:
             "search-content", {}, batch_handler=content_batch_handler(engine), batch_size=500
         )
     else:
-        content = Consumer("search-content", content_handlers(engine_factory(settings)))
+        # A fetch in one transaction: ~0.2 ms per event instead of ~2.5 ms one by one.
+        content = Consumer(
+            "search-content",
+            content_handlers(engine_factory(settings)),
+            in_one_transaction=content_in_one_transaction,
+            batch_size=500,
+        )
     return (
         content,
         # Only with the model: turned on later, a new durable consumer embeds from the start.

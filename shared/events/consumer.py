@@ -19,6 +19,13 @@ like a failing per-message handler (an item failing transiently, e.g. OpenSearch
 answering 429, pauses the consumer like any transient failure). A batch handler writes outside the runner's
 transaction, so it must be idempotent on its own (e.g. external versions): an event
 applied but not yet recorded is applied again after a crash.
+
+A consumer whose handlers write only to its own database may instead apply a whole fetch
+in one transaction (`in_one_transaction`, e.g. the embedded search index): the events not
+yet processed go to it together, and are recorded as processed in that same transaction,
+so each still takes effect once. If that transaction fails for a reason other than an
+unavailable dependency, the fetch is settled one message at a time with the per-message
+handlers, so a bad event fails (and is parked) alone.
 """
 
 import asyncio
@@ -34,7 +41,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -62,6 +69,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, CloudEvent, Any], None]
 BatchItem = tuple[CloudEvent, EventData]
+TransactionHandler = Callable[[Session, Sequence[BatchItem]], None]
 Outcome = Literal["processed", "duplicate", "ignored", "retry", "parked"]
 
 ORIGINAL_SUBJECT_HEADER = "Knowflow-Original-Subject"
@@ -116,6 +124,9 @@ class Consumer:
     batch_size: int = 100
     on_outcome: Callable[[Outcome], None] | None = field(default=None, repr=False)
     batch_handler: BatchHandler | None = None
+    # Applies a fetch's events that have a handler, in one transaction of the runner's
+    # session (the handlers above stay: a failed batch is retried one message at a time).
+    in_one_transaction: TransactionHandler | None = None
 
     @property
     def event_types(self) -> set[type[EventData]]:
@@ -174,6 +185,46 @@ def handle_one(engine: Engine, consumer: Consumer, payload: bytes) -> Outcome:
             session.rollback()
             return "duplicate"
     return "processed"
+
+
+def handle_in_one_transaction(
+    engine: Engine, consumer: Consumer, items: Sequence[BatchItem]
+) -> list[Outcome]:
+    """Apply the events not yet processed together, recorded as processed in one commit."""
+    assert consumer.in_one_transaction is not None
+    ids = [str(envelope.id) for envelope, _ in items]
+    outcomes: list[Outcome] = []
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(ProcessedEvent.event_id).where(
+            ProcessedEvent.consumer == consumer.durable, col(ProcessedEvent.event_id).in_(ids)
+        )
+        seen = set(session.exec(query).all())
+        todo: list[BatchItem] = []
+        for envelope, data in items:
+            if type(data) not in consumer.handlers:
+                outcomes.append("ignored")
+            elif str(envelope.id) in seen:
+                outcomes.append("duplicate")  # also a second copy within this fetch
+            else:
+                seen.add(str(envelope.id))
+                todo.append((envelope, data))
+                outcomes.append("processed")
+        if todo:
+            consumer.in_one_transaction(session, todo)
+            now = utcnow()
+            session.execute(
+                insert(ProcessedEvent),
+                [
+                    {
+                        "consumer": consumer.durable,
+                        "event_id": str(envelope.id),
+                        "processed_at": now,
+                    }
+                    for envelope, _ in todo
+                ],
+            )
+        session.commit()
+    return outcomes
 
 
 def unprocessed(engine: Engine, consumer: Consumer, event_ids: Sequence[str]) -> set[str]:
@@ -313,7 +364,9 @@ class ConsumerRunner:
         pending: Sequence[Msg] = messages
         attempt = 0
         while pending:
-            if self.consumer.batch_handler is None:
+            if self.consumer.in_one_transaction is not None:
+                pending, cause = await self.settle_in_one_transaction(pending)
+            elif self.consumer.batch_handler is None:
                 pending, cause = await self.settle_in_order(pending)
             else:
                 pending, cause = await self.settle_batch(pending)
@@ -331,6 +384,42 @@ class ConsumerRunner:
             result = await self.settle(message)
             if isinstance(result, Held):
                 return messages[position:], result.cause
+        return [], None
+
+    async def settle_in_one_transaction(
+        self, messages: Sequence[Msg]
+    ) -> tuple[Sequence[Msg], BaseException | None]:
+        """Settle one fetch in one transaction; one message at a time if that fails."""
+        decoded: list[tuple[Msg, BatchItem]] = []
+        for message in messages:
+            try:
+                decoded.append((message, decode(message.data)))
+            except PoisonMessage as exc:
+                self._count(await self.park(message, str(exc)))
+        if not decoded:
+            return [], None
+        try:
+            outcomes = await asyncio.to_thread(
+                handle_in_one_transaction,
+                self.engine,
+                self.consumer,
+                [item for _, item in decoded],
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                return [message for message, _ in decoded], exc
+            log.warning(
+                "batch of %d failed for %s, settling one at a time: %s",
+                len(decoded),
+                self.consumer.durable,
+                exc,
+            )
+            return await self.settle_in_order([message for message, _ in decoded])
+        for (message, _), outcome in zip(decoded, outcomes, strict=True):
+            await self.ack(message)
+            self._count(outcome)
         return [], None
 
     async def settle(self, message: Msg) -> Outcome | Held:

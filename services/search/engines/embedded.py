@@ -182,94 +182,97 @@ class EmbeddedEngine:
     def _run(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         return self.connection.execute(text(sql), params or {})
 
-    def _stored(self, content_id: UUID) -> Row[Any] | None:
-        result: Row[Any] | None = self._run(
-            "SELECT seq, version, deleted FROM search_document WHERE id = :id",
-            {"id": str(content_id)},
-        ).first()
-        return result
-
-    def _forget_text(self, seq: int) -> None:
-        self._run("DELETE FROM search_fts WHERE rowid = :seq", {"seq": seq})
-        self._run("DELETE FROM search_document_tag WHERE doc_seq = :seq", {"seq": seq})
-
     def index(self, docs: Sequence[IndexDoc]) -> None:
-        for doc in docs:
-            stored = self._stored(doc.id)
-            if stored is not None and (
-                doc.version < stored.version or (doc.version == stored.version and stored.deleted)
-            ):
-                continue  # stale or replayed: what we hold is as new or newer
-            tags = sorted(set(doc.tags))
-            params = {
-                "id": str(doc.id),
-                "version": doc.version,
-                "kind": doc.kind,
-                "title": doc.title,
-                "author_id": str(doc.author_id),
-                "group_id": str(doc.group_id) if doc.group_id else None,
-                "visibility": doc.visibility,
-                "parent_id": str(doc.parent_id) if doc.parent_id else None,
-                "thread_id": str(doc.thread_id) if doc.thread_id else None,
-                "tags": json.dumps(tags),
-                "created_at": _stamp(doc.created_at),
-                "updated_at": _stamp(doc.updated_at),
-                "accepted_answer_id": _text_or_none(doc.accepted_answer_id),
-                "duplicate_of": _text_or_none(doc.duplicate_of),
-            }
-            if stored is None:
-                seq = self._run(
-                    """INSERT INTO search_document (id, version, deleted, kind, title, author_id,
-                        group_id, visibility, parent_id, thread_id, tags, created_at, updated_at,
-                        accepted_answer_id, duplicate_of)
-                    VALUES (:id, :version, 0, :kind, :title, :author_id, :group_id, :visibility,
-                        :parent_id, :thread_id, :tags, :created_at, :updated_at,
-                        :accepted_answer_id, :duplicate_of)
-                    RETURNING seq""",
-                    params,
-                ).scalar_one()
-            else:
-                seq = stored.seq
-                self._run(
-                    """UPDATE search_document SET version = :version, deleted = 0, kind = :kind,
-                        title = :title, author_id = :author_id, group_id = :group_id,
-                        visibility = :visibility, parent_id = :parent_id, thread_id = :thread_id,
-                        tags = :tags, created_at = :created_at, updated_at = :updated_at,
-                        accepted_answer_id = :accepted_answer_id, duplicate_of = :duplicate_of
-                    WHERE seq = :seq""",
-                    {**params, "seq": seq},
-                )
-                self._forget_text(seq)
-            self._run(
-                "INSERT INTO search_fts (rowid, title, body, tags) VALUES (:seq, :t, :b, :g)",
-                {
-                    "seq": seq,
-                    "t": clean(doc.title or ""),
-                    "b": clean(doc.body),
-                    "g": " ".join(tags),
-                },
-            )
-            for tag in tags:
-                self._run(
-                    "INSERT INTO search_document_tag (tag, doc_seq) VALUES (:tag, :seq)",
-                    {"tag": tag, "seq": seq},
-                )
+        self.apply(docs)
 
     def delete(self, deletions: Sequence[Deletion]) -> None:
-        for deletion in deletions:
-            stored = self._stored(deletion.id)
-            if stored is None:
-                # Deleted before we saw it: the tombstone stops a late create.
-                self._run(
-                    "INSERT INTO search_document (id, version, deleted) VALUES (:id, :version, 1)",
-                    {"id": str(deletion.id), "version": deletion.version},
+        self.apply(deletions)
+
+    def apply(self, ops: Sequence[IndexDoc | Deletion]) -> None:
+        """Upserts and deletions in order, each skipped if the index holds as new a version.
+
+        A few statements for the whole batch (one read of what is stored, then one
+        executemany per table), not a few per document: SQLAlchemy's per-statement cost
+        (~0.4 ms) was most of the time an event took, the SQLite work itself ~0.1 ms.
+        """
+        if not ops:
+            return
+        ids = list(dict.fromkeys(str(op.id) for op in ops))
+        stored = {
+            row.id: row
+            for row in self._run(
+                "SELECT id, seq, version, deleted FROM search_document"
+                " WHERE id IN (SELECT value FROM json_each(:ids))",
+                {"ids": json.dumps(ids)},
+            )
+        }
+        state = {key: (row.version, bool(row.deleted)) for key, row in stored.items()}
+        final: dict[str, IndexDoc | Deletion] = {}
+        for op in ops:
+            key = str(op.id)
+            held = state.get(key)
+            if held is not None and (
+                op.version < held[0]
+                # A replayed upsert never revives what the same version deleted.
+                or (isinstance(op, IndexDoc) and op.version == held[0] and held[1])
+            ):
+                continue  # stale or replayed: what we hold is as new or newer
+            state[key] = (op.version, isinstance(op, Deletion))
+            final[key] = op
+        if not final:
+            return
+        docs = {key: op for key, op in final.items() if isinstance(op, IndexDoc)}
+        gone = {key: op for key, op in final.items() if isinstance(op, Deletion)}
+        # Whatever text a changed row had goes; its new text (if any) follows.
+        changed = [(stored[key].seq,) for key in final if key in stored]
+        self._many("DELETE FROM search_fts WHERE rowid = ?", changed)
+        self._many("DELETE FROM search_document_tag WHERE doc_seq = ?", changed)
+        self._many(
+            "UPDATE search_document SET version = ?, deleted = 1 WHERE seq = ?",
+            [(op.version, stored[key].seq) for key, op in gone.items() if key in stored],
+        )
+        # Deleted before we saw it: the tombstone stops a late create.
+        self._many(
+            "INSERT INTO search_document (id, version, deleted) VALUES (?, ?, 1)",
+            [(key, op.version) for key, op in gone.items() if key not in stored],
+        )
+        self._many(
+            f"""UPDATE search_document SET {", ".join(f"{name} = ?" for name in _DOC_COLUMNS)},
+                deleted = 0 WHERE seq = ?""",
+            [(*_doc_values(op), stored[key].seq) for key, op in docs.items() if key in stored],
+        )
+        new = [key for key in docs if key not in stored]
+        self._many(
+            f"""INSERT INTO search_document ({", ".join(_DOC_COLUMNS)}, deleted)
+                VALUES ({", ".join("?" for _ in _DOC_COLUMNS)}, 0)""",
+            [_doc_values(docs[key]) for key in new],
+        )
+        seqs = {key: row.seq for key, row in stored.items()}
+        if new:
+            seqs.update(
+                (row.id, row.seq)
+                for row in self._run(
+                    "SELECT id, seq FROM search_document"
+                    " WHERE id IN (SELECT value FROM json_each(:ids))",
+                    {"ids": json.dumps(new)},
                 )
-            elif deletion.version >= stored.version:
-                self._run(
-                    "UPDATE search_document SET version = :version, deleted = 1 WHERE seq = :seq",
-                    {"version": deletion.version, "seq": stored.seq},
-                )
-                self._forget_text(stored.seq)
+            )
+        self._many(
+            "INSERT INTO search_fts (rowid, title, body, tags) VALUES (?, ?, ?, ?)",
+            [
+                (seqs[key], clean(doc.title or ""), clean(doc.body), " ".join(_tags(doc)))
+                for key, doc in docs.items()
+            ],
+        )
+        self._many(
+            "INSERT INTO search_document_tag (tag, doc_seq) VALUES (?, ?)",
+            [(tag, seqs[key]) for key, doc in docs.items() for tag in _tags(doc)],
+        )
+
+    def _many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement for many rows, straight to the driver (executemany)."""
+        if rows:
+            self.connection.exec_driver_sql(sql, list(rows))
 
     def search(
         self,
@@ -586,6 +589,48 @@ class EmbeddedEngine:
 
 def _text_or_none(value: UUID | None) -> str | None:
     return str(value) if value else None
+
+
+# What an upsert stores about a document, in this order (see `_doc_values`).
+_DOC_COLUMNS = (
+    "id",
+    "version",
+    "kind",
+    "title",
+    "author_id",
+    "group_id",
+    "visibility",
+    "parent_id",
+    "thread_id",
+    "tags",
+    "created_at",
+    "updated_at",
+    "accepted_answer_id",
+    "duplicate_of",
+)
+
+
+def _tags(doc: IndexDoc) -> list[str]:
+    return sorted(set(doc.tags))
+
+
+def _doc_values(doc: IndexDoc) -> tuple[Any, ...]:
+    return (
+        str(doc.id),
+        doc.version,
+        doc.kind,
+        doc.title,
+        str(doc.author_id),
+        _text_or_none(doc.group_id),
+        doc.visibility,
+        _text_or_none(doc.parent_id),
+        _text_or_none(doc.thread_id),
+        json.dumps(_tags(doc)),
+        _stamp(doc.created_at),
+        _stamp(doc.updated_at),
+        _text_or_none(doc.accepted_answer_id),
+        _text_or_none(doc.duplicate_of),
+    )
 
 
 def _hit(row: Row[Any], score: float | None = None) -> SearchHit:

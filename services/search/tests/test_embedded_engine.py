@@ -91,6 +91,55 @@ def test_a_stale_delete_does_not_remove_a_newer_version(connection: Connection) 
     assert found(engine, "sturdy") == [str(item.id)]
 
 
+def test_a_batch_ends_as_its_operations_applied_one_at_a_time(tmp_path: Path) -> None:
+    kept, gone, late, stale, twice = (new_id() for _ in range(5))
+    ops: list[IndexDoc | Deletion] = [
+        doc("kept first words", version=1, content_id=kept, tags=["alpha"]),
+        doc("gone words", version=1, content_id=gone),
+        Deletion(id=late, version=2),  # deleted before its create arrives
+        doc("stale newer words", version=3, content_id=stale),
+        doc("kept second words", version=2, content_id=kept, tags=["beta"]),
+        Deletion(id=gone, version=2),
+        doc("late words", version=1, content_id=late),
+        doc("stale older words", version=2, content_id=stale),
+        doc("twice words", version=1, content_id=twice),
+        doc("twice words", version=1, content_id=twice),  # a replay
+    ]
+    states = []
+    for name, batches in (("batch", [ops[:4], ops[4:]]), ("one", [[op] for op in ops])):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        with engine.begin() as connection:
+            create_schema(connection)
+            embedded = EmbeddedEngine(connection)
+            embedded.index([doc("already here", version=1, content_id=gone)])
+            for batch in batches:
+                embedded.apply(batch)
+            states.append(
+                (
+                    sorted(
+                        found(embedded, f"{word}")
+                        for word in ("kept", "first", "second", "gone", "late", "stale", "older")
+                    ),
+                    connection.execute(
+                        text(
+                            "SELECT d.id, d.version, d.deleted, d.tags, f.body,"
+                            " (SELECT group_concat(tag) FROM search_document_tag AS t"
+                            "  WHERE t.doc_seq = d.seq) FROM search_document AS d"
+                            " LEFT JOIN search_fts AS f ON f.rowid = d.seq ORDER BY d.id"
+                        )
+                    ).all(),
+                )
+            )
+        engine.dispose()
+    assert states[0] == states[1]
+    rows = {row[0]: row[1:] for row in states[0][1]}
+    assert rows[str(kept)] == (2, 0, '["beta"]', "kept second words", "beta")
+    assert rows[str(gone)][:2] == (2, 1) and rows[str(gone)][3] is None
+    assert rows[str(late)][:2] == (2, 1)
+    assert rows[str(stale)][0] == 3 and rows[str(stale)][3] == "stale newer words"
+    assert rows[str(twice)][:2] == (1, 0)
+
+
 def test_a_visible_reply_in_a_thread_the_caller_cannot_see_is_no_evidence(
     connection: Connection,
 ) -> None:
