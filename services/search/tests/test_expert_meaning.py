@@ -29,6 +29,7 @@ from services.search.tests.conftest import (
 from services.search.tests.test_semantic import embedded
 from shared.auth import Principal
 from shared.ids import new_id
+from shared.testing.fixtures import wait_for
 
 # No content word in common with the question: only meaning connects them.
 QUESTION = "how can I make my laptop battery last longer"
@@ -82,6 +83,8 @@ def test_someone_who_answered_in_other_words_is_found_by_meaning(
         answer_to(asked, body=ON_TOPIC, author_id=knower),
     )
     embedded(semantic_client, me, publish_events)
+    # People are a projection of their own, consumed apart from content: wait for the handle.
+    wait_for(lambda: any(e["handle"] == "knower" for e in experts(semantic_client, me, q=QUESTION)))
 
     found = experts(semantic_client, me, q=QUESTION)
 
