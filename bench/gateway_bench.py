@@ -225,7 +225,7 @@ def register(base_url: str) -> str:
             "password": "correct horse battery staple",
             "display_name": "Bench",
         },
-        timeout=10,
+        timeout=30,  # argon2 on a loaded machine
     )
     response.raise_for_status()
     return str(response.json()["access_token"])

@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from bench.gateway_bench import Run, cpu_seconds, run_wrk, versions
+from bench.gateway_bench import Run, cpu_seconds, register, run_wrk, versions
 from bench.search_bench import consumer_settled
 from deploy.launch import Platform, Ports, running_platform
 
@@ -97,21 +97,6 @@ class Backlog:
 
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def register(gateway: str) -> str:
-    response = httpx.post(
-        f"{gateway}/api/v1/auth/register",
-        json={
-            "handle": "bench",
-            "email": "bench@example.org",
-            "password": "correct horse battery staple",
-            "display_name": "Bench",
-        },
-        timeout=30,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
 
 
 def unsent(database: Path) -> int:
@@ -401,7 +386,7 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         with running_platform(work / "var", Ports.free(), extra_env=extra) as running:
-            token = register(running.gateway_url)
+            token = register(f"{running.gateway_url}/api/v1")
             print(
                 f"platform up; pids { ({n: p.pid for n, p in running.processes.items()}) }",
                 flush=True,
