@@ -211,13 +211,14 @@ def do_record_digest(
     if digest.total_items:
         row.event_id = record_event(session, digest_ready(digest), source=SOURCE).id
         shown = {item.content_id for section in digest.sections for item in section.items}
-        session.execute(
-            insert(DigestSentItem),
-            [
-                {"user_id": due.user_id, "content_id": content_id, "sent_at": to_utc(now)}
-                for content_id in sorted(shown)
-            ],
-        )
+        if shown:  # an empty executemany would be one INSERT of nothing
+            session.execute(
+                insert(DigestSentItem),
+                [
+                    {"user_id": due.user_id, "content_id": content_id, "sent_at": to_utc(now)}
+                    for content_id in sorted(shown)
+                ],
+            )
     session.add(row)
     session.flush()
     return digest.total_items
