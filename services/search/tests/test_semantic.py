@@ -41,12 +41,18 @@ def similar(client: TestClient, headers: Headers, **draft: Any) -> list[dict[str
 
 
 def embedded(client: TestClient, headers: Headers, publish: Callable[..., None]) -> None:
-    """Wait until the embedding consumer has caught up with everything published so far."""
+    """Wait until the embedding consumer has caught up with everything published so far.
+
+    The marker comes after everything else in the stream, and the query shares no word
+    with it: only its vector can find it (a query sharing a word would find it as soon as
+    it is keyword-indexed, before any vector exists)."""
     marker = post(title="zebra crossing", body="pedestrians cross the road at the zebra")
+    query = "where should walkers get over a street safely"
+    assert not set(query.split()) & set(f"{marker.title} {marker.body}".split())
     publish(marker)
     wait_for(
         lambda: str(marker.content_id)
-        in [item["id"] for item in search_items(client, headers, "a road crossing for walkers")],
+        in [item["id"] for item in search_items(client, headers, query)],
         timeout=30,
     )
 
