@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -13,8 +14,8 @@ from shared.events.bus import Bus
 from shared.events.consumer import Consumer, ConsumerRunner, ProcessedEvent
 from shared.events.contracts import FollowCreated, UserRegistered
 from shared.events.envelope import CloudEvent, dead_letter_subject
-from shared.events.outbox import OutboxMessage, OutboxRelay, record_event
-from shared.ids import new_id
+from shared.events.outbox import SENT_ROWS_KEPT_FOR, OutboxMessage, OutboxRelay, record_event
+from shared.ids import new_id, utcnow
 
 
 class SeenUser(SQLModel, table=True):
@@ -168,6 +169,33 @@ async def test_relay_keeps_unacknowledged_rows_and_everything_after_them(
             "after",
             "stray",
         ]
+    finally:
+        await bus.close()
+
+
+@pytest.mark.asyncio
+async def test_relay_marks_what_it_published_sent_and_prunes_rows_sent_over_a_day_ago(
+    tmp_path: Path, nats_url: str
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
+    create_tables(engine, [OutboxMessage])
+    bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
+    try:
+        with Session(engine) as session:
+            old = record_event(session, registered("old"), source="/test")
+            old.sent_at = utcnow() - SENT_ROWS_KEPT_FOR - timedelta(minutes=1)
+            recent = record_event(session, registered("recent"), source="/test")
+            recent.sent_at = utcnow() - SENT_ROWS_KEPT_FOR + timedelta(minutes=5)
+            new = record_event(session, registered("new"), source="/test")
+            session.commit()
+            recent_id, new_id_ = recent.id, new.id
+        relay = OutboxRelay(engine, bus)
+        assert await relay.publish_pending() == 1
+        with Session(engine) as session:
+            rows = {row.id: row for row in session.exec(select(OutboxMessage))}
+        assert set(rows) == {recent_id, new_id_}
+        assert rows[new_id_].sent_at is not None
+        assert await relay.publish_pending() == 0
     finally:
         await bus.close()
 
