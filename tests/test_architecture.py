@@ -6,6 +6,8 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
@@ -55,3 +57,14 @@ def test_import_contracts_catch_a_service_importing_another(tmp_path: Path) -> N
     result = run_lint_imports(tmp_path, config)
     assert result.returncode != 0
     assert "services.posts.service -> services.identity.models" in result.stdout
+
+
+@pytest.mark.parametrize("service", ["posts", "identity", "digests", "notifications", "search"])
+def test_a_service_on_embedded_defaults_does_not_load_the_opensearch_client(service: str) -> None:
+    # The client and its dependencies cost a process ~20 MB; only the search service with
+    # KNOWFLOW_SEARCH_URL set talks to OpenSearch (issue 13's memory goal).
+    probe = f"import sys, services.{service}.main; print('opensearchpy' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

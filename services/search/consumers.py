@@ -8,6 +8,7 @@ records; with OpenSearch, one bulk request per fetch, external versions making i
 """
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
@@ -20,7 +21,6 @@ from services.search.engines import (
     opensearch_engine,
 )
 from services.search.engines.embedded import EmbeddedEngine
-from services.search.engines.opensearch import OpenSearchEngine
 from services.search.semantic.service import EMBEDDINGS, embed_operations, semantic_for
 from shared.events.consumer import BatchHandler, BatchItem, Consumer, Handler
 from shared.events.contracts import (
@@ -43,6 +43,9 @@ from shared.events.erasure import erasure_consumer
 from shared.ids import as_utc
 from shared.projections import UNVERSIONED
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # only the OpenSearch engine's consumer needs it (services/search/engines)
+    from services.search.engines.opensearch import OpenSearchEngine
 
 
 def content_handlers(engines: EngineFactory) -> dict[type[EventData], Handler]:
@@ -88,7 +91,7 @@ def embedding_consumer(settings: Settings) -> Consumer:
     )
 
 
-def content_batch_handler(engine: OpenSearchEngine) -> BatchHandler:
+def content_batch_handler(engine: "OpenSearchEngine") -> BatchHandler:
     """Content events of one fetch as one bulk request, with a result per event."""
 
     def handle(items: Sequence[BatchItem]) -> Sequence[BaseException | None]:

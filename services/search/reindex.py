@@ -29,17 +29,20 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from services.search.engines import OPENSEARCH, engine_name, opensearch_engine
-from services.search.engines.opensearch import OpenSearchEngine, RebuildInProgress
+from services.search.engines.base import RebuildInProgress
 from services.search.semantic.service import Semantic, embed_operations
 from services.search.service import doc_from_snapshot, operation_for
 from shared.errors import Conflict, KnowflowError
 from shared.events.contracts import ContentSnapshot, QuestionSnapshot
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # only a rebuild of the OpenSearch index needs it (services/search/engines)
+    from services.search.engines.opensearch import OpenSearchEngine
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ def rebuild_vectors(semantic: Semantic, http: httpx.Client, *, bearer_token: str
 
 
 def rebuild(
-    engine: OpenSearchEngine,
+    engine: "OpenSearchEngine",
     http: httpx.Client,
     *,
     bearer_token: str,

@@ -8,6 +8,7 @@ database, PostgreSQL included.
 
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -15,9 +16,10 @@ from sqlmodel import Session
 
 from services.search.engines.base import SearchEngine
 from services.search.engines.embedded import EmbeddedEngine, create_schema
-from services.search.engines.opensearch import OpenSearchEngine
-from services.search.engines.opensearch_schema import connect
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # imported when used: the client costs the embedded engine ~20 MB
+    from services.search.engines.opensearch import OpenSearchEngine
 
 EngineFactory = Callable[[Session], SearchEngine]
 
@@ -40,8 +42,11 @@ def engine_name(settings: Settings) -> str:
 
 
 @lru_cache(maxsize=16)
-def opensearch_engine(url: str, prefix: str) -> OpenSearchEngine:
+def opensearch_engine(url: str, prefix: str) -> "OpenSearchEngine":
     """One client per cluster and prefix in a process (the client is thread-safe)."""
+    from services.search.engines.opensearch import OpenSearchEngine
+    from services.search.engines.opensearch_schema import connect
+
     return OpenSearchEngine(connect(url), prefix)
 
 

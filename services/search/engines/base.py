@@ -480,3 +480,7 @@ class SearchEngine(Protocol):
         the tag or sitting in a thread that does; most first, then by name.
         """
         ...
+
+
+class RebuildInProgress(Exception):
+    """Another rebuild holds the rebuild alias (OpenSearch)."""

@@ -45,6 +45,7 @@ from services.search.engines.base import (
     ExpertQuery,
     IndexDoc,
     Prior,
+    RebuildInProgress,
     SearchFilters,
     SearchHit,
     SearchPage,
@@ -660,10 +661,6 @@ _HIGHLIGHT_BODY: dict[str, Any] = {
 def _lucene_literal(text: str) -> str:
     """`text` as a Lucene regular expression matching itself (every non-alphanumeric escaped)."""
     return "".join(char if char.isalnum() else "\\" + char for char in text)
-
-
-class RebuildInProgress(Exception):
-    """Another rebuild holds the rebuild alias."""
 
 
 def _hit(hit: dict[str, Any]) -> SearchHit:
