@@ -6,7 +6,6 @@ An answer or comment is readable exactly when its question is.
 
 from collections import defaultdict
 from datetime import datetime
-from typing import cast
 from uuid import UUID
 
 from sqlalchemy import and_, or_
@@ -40,7 +39,6 @@ from shared.events.contracts import (
     CommentDeleted,
     CommentUpdated,
     ContentSnapshot,
-    Visibility,
 )
 from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
@@ -73,7 +71,7 @@ def answer_snapshot(
         kind="answer",
         author_id=answer.author_id,
         group_id=answer.group_id,
-        visibility=cast(Visibility, answer.visibility),
+        visibility=answer.visibility,
         version=answer.version,
         title=question.title,
         body=answer.body,
@@ -220,7 +218,7 @@ def do_delete_answer(
             kind="answer",
             author_id=answer.author_id,
             group_id=answer.group_id,
-            visibility=cast(Visibility, answer.visibility),
+            visibility=answer.visibility,
             version=answer.version,
             deleted_at=now,
         ),
@@ -297,7 +295,7 @@ def comment_snapshot(comment: Comment, event: type[ContentSnapshot]) -> ContentS
         kind="comment",
         author_id=comment.author_id,
         group_id=comment.group_id,
-        visibility=cast(Visibility, comment.visibility),
+        visibility=comment.visibility,
         version=comment.version,
         title=None,
         body=comment.body,
@@ -316,7 +314,7 @@ def comment_deleted(comment: Comment) -> CommentDeleted:
         kind="comment",
         author_id=comment.author_id,
         group_id=comment.group_id,
-        visibility=cast(Visibility, comment.visibility),
+        visibility=comment.visibility,
         version=comment.version,
         deleted_at=as_utc(comment.updated_at),
     )

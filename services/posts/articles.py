@@ -4,7 +4,7 @@ Functions here add rows and outbox events to the caller's session and never comm
 """
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from sqlmodel import Session, col, select
@@ -48,7 +48,7 @@ def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
         kind="article",
         author_id=article.author_id,
         group_id=article.group_id,
-        visibility=cast(Visibility, article.visibility),
+        visibility=article.visibility,
         version=article.version,
         title=article.title,
         body=article.body,
@@ -226,7 +226,7 @@ def do_delete_article(*, session: Session, article: Article) -> None:
             kind="article",
             author_id=article.author_id,
             group_id=article.group_id,
-            visibility=cast(Visibility, article.visibility),
+            visibility=article.visibility,
             version=article.version,
             deleted_at=now,
         ),

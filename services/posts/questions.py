@@ -43,7 +43,6 @@ from shared.events.contracts import (
     QuestionDeleted,
     QuestionSnapshot,
     QuestionUpdated,
-    Visibility,
 )
 from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
@@ -61,7 +60,7 @@ def question_snapshot(question: Question, event: type[QuestionSnapshotT]) -> Que
         kind="question",
         author_id=question.author_id,
         group_id=question.group_id,
-        visibility=cast(Visibility, question.visibility),
+        visibility=question.visibility,
         version=question.version,
         title=question.title,
         body=question.body,
@@ -215,7 +214,7 @@ def do_delete_question(*, session: Session, question: Question) -> None:
                 kind=kind,
                 author_id=item.author_id,
                 group_id=item.group_id,
-                visibility=cast(Visibility, item.visibility),
+                visibility=item.visibility,
                 version=item.version,
                 deleted_at=now,
             ),
@@ -244,7 +243,7 @@ def do_set_accepted(
         AnswerAccepted(
             question_id=question.id,
             group_id=question.group_id,
-            visibility=cast(Visibility, question.visibility),
+            visibility=question.visibility,
             answer_id=answer.id if answer else None,
             answer_author_id=answer.author_id if answer else None,
             previous_answer_id=previous,
@@ -290,7 +289,7 @@ def do_close_as_duplicate(
         QuestionClosed(
             question_id=question.id,
             group_id=question.group_id,
-            visibility=cast(Visibility, question.visibility),
+            visibility=question.visibility,
             duplicate_of=original.id,
             closed_by=principal.user_id,
             version=question.version,

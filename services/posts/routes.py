@@ -8,18 +8,16 @@ from sqlmodel import Session
 
 from services.posts import articles, content, service
 from services.posts.access import IdentityDep
-from services.posts.models import Article, ArticleRevision, Post
+from services.posts.models import Article, ArticleRevision, Post, PostKind, ReactionKind
 from services.posts.schemas import (
     ArticleCreate,
     ArticlePublic,
     ArticleUpdate,
     Formalize,
     PostCreate,
-    PostKind,
     PostPublic,
     PostUpdate,
     ReactionCreate,
-    ReactionKind,
     RevisionPublic,
     RevisionSummary,
 )

@@ -6,11 +6,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from services.posts.models import ArticleBase, PostBase, ReactionKind
 from services.posts.parsing import MAX_TAGS, TAG_PATTERN, normalise_tag
-from shared.events.contracts import Visibility
-
-PostKind = Literal["post", "reply"]
-ReactionKind = Literal["like", "thanks"]
 
 POST_BODY_MAX = 5000
 ARTICLE_BODY_MAX = 100_000
@@ -79,21 +76,10 @@ class PostUpdate(Strict):
     body: PostBody
 
 
-class PostPublic(BaseModel):
-    id: UUID
-    kind: PostKind
-    author_id: UUID
-    author_handle: str
-    group_id: UUID | None
-    visibility: Visibility
-    body: str
-    tags: list[str]
-    mentions: list[str]
-    parent_id: UUID | None
-    thread_id: UUID
-    version: int
-    created_at: datetime
-    updated_at: datetime
+class PostPublic(PostBase):
+    # Every field is always in the answer, so the schema says it is required.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
     formalized_as: list[UUID] = Field(
         default_factory=list, description="Articles formalized from this thread."
     )
@@ -141,16 +127,9 @@ class Contributor(BaseModel):
     handle: str
 
 
-class ArticlePublic(BaseModel):
-    id: UUID
-    author_id: UUID
-    author_handle: str
-    group_id: UUID | None
-    visibility: Visibility
-    title: str
-    body: str
-    tags: list[str]
-    mentions: list[str]
+class ArticlePublic(ArticleBase):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
     source_thread_id: UUID | None = Field(
         description="The thread (post or question) this article formalizes."
     )
@@ -162,9 +141,7 @@ class ArticlePublic(BaseModel):
         default_factory=list,
         description="Everyone credited: the thread's authors and who formalized it.",
     )
-    version: int = Field(description="The number of the latest revision.")
-    created_at: datetime
-    updated_at: datetime
+    version: int = Field(default=1, description="The number of the latest revision.")
 
 
 class RevisionSummary(BaseModel):
