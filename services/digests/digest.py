@@ -25,7 +25,6 @@ from services.digests.models import (
 )
 from services.digests.ranking import SECTION_CAP, Candidate, Match, Section, explain, rank
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic, DigestSection
-from services.digests.service import to_utc
 from shared.errors import BadRequest
 
 PERIODS: Mapping[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
@@ -52,9 +51,8 @@ def check_window(
     """The `[since, until)` window of a digest; an unknown period or a bad `until` is a 400."""
     if period not in PERIODS:
         raise BadRequest(f"period must be one of {', '.join(PERIODS)}")
-    now = to_utc(now)
     try:
-        end = now if until is None else to_utc(until)
+        end = now if until is None else until
     except OverflowError:
         raise BadRequest("until is out of range") from None
     if end > now + CLOCK_SKEW:
@@ -284,7 +282,7 @@ def _render_sections(
                     author_handle=author.handle if author else None,
                     group_id=row.group_id,
                     tags=list(row.tags),
-                    created_at=to_utc(row.created_at),
+                    created_at=row.created_at,
                     replies=ranked.candidate.replies,
                     score=ranked.score,
                     why=explain(ranked, label=label, period_word=PERIOD_WORDS[period]),
@@ -321,7 +319,7 @@ def render_digest(
         period=period,
         since=since,
         until=until,
-        generated_at=to_utc(now),
+        generated_at=now,
         sections=rendered,
         total_items=sum(len(s.items) for s in rendered),
         omitted_items=sum(s.omitted for s in rendered),
@@ -345,7 +343,7 @@ def build_digest(
     by an earlier digest) are left out before ranking, so new items fill their places.
     """
     start, end = check_window(period=period, now=now, until=until)
-    since = to_utc(since) if since is not None else start
+    since = since if since is not None else start
     follows = load_follows(session=session, user_id=user_id)
     sections: list[Section] = []
     rows: dict[UUID, DigestContent] = {}
@@ -377,7 +375,7 @@ def build_digest(
                 Candidate(
                     content_id=row.content_id,
                     kind=row.kind,
-                    created_at=to_utc(row.created_at),
+                    created_at=row.created_at,
                     replies=info.replies,
                     mentions_caller=info.mentions_caller
                     or bool(mention_keys.intersection(row.mentions)),

@@ -79,8 +79,8 @@ def answer_snapshot(
         mentions=list(answer.mentions),
         parent_id=question.id,
         thread_id=question.id,
-        created_at=as_utc(answer.created_at),
-        updated_at=as_utc(answer.updated_at),
+        created_at=answer.created_at,
+        updated_at=answer.updated_at,
     )
 
 
@@ -283,7 +283,7 @@ def list_answers(
     last = rows[-1]
     if last.id == question.accepted_answer_id:
         return rows, encode_cursor(AFTER_ACCEPTED)
-    return rows, encode_cursor([last.score, as_utc(last.created_at).isoformat(), str(last.id)])
+    return rows, encode_cursor([last.score, last.created_at.isoformat(), str(last.id)])
 
 
 # --- comments -------------------------------------------------------------------------
@@ -303,8 +303,8 @@ def comment_snapshot(comment: Comment, event: type[ContentSnapshot]) -> ContentS
         mentions=list(comment.mentions),
         parent_id=comment.parent_id,
         thread_id=comment.question_id,
-        created_at=as_utc(comment.created_at),
-        updated_at=as_utc(comment.updated_at),
+        created_at=comment.created_at,
+        updated_at=comment.updated_at,
     )
 
 
@@ -316,7 +316,7 @@ def comment_deleted(comment: Comment) -> CommentDeleted:
         group_id=comment.group_id,
         visibility=comment.visibility,
         version=comment.version,
-        deleted_at=as_utc(comment.updated_at),
+        deleted_at=comment.updated_at,
     )
 
 

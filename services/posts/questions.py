@@ -45,7 +45,7 @@ from shared.events.contracts import (
     QuestionUpdated,
 )
 from shared.events.outbox import record_event
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 from shared.pagination import decode_cursor, paginate
 
 QuestionSnapshotT = TypeVar("QuestionSnapshotT", bound=QuestionSnapshot)
@@ -69,8 +69,8 @@ def question_snapshot(question: Question, event: type[QuestionSnapshotT]) -> Que
         parent_id=None,
         thread_id=question.id,
         source_thread_id=None,
-        created_at=as_utc(question.created_at),
-        updated_at=as_utc(question.updated_at),
+        created_at=question.created_at,
+        updated_at=question.updated_at,
         accepted_answer_id=question.accepted_answer_id,
         duplicate_of=question.duplicate_of,
     )
@@ -364,6 +364,6 @@ def list_questions(
 
     def cursor_of(last: Question) -> list[Any]:
         value = getattr(last, attribute)
-        return [value if sort == "votes" else as_utc(value).isoformat(), str(last.id)]
+        return [value if sort == "votes" else value.isoformat(), str(last.id)]
 
     return paginate(session, query, limit=limit, cursor_of=cursor_of)

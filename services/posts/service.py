@@ -39,7 +39,7 @@ from shared.events.contracts import (
     ReactionRemoved,
 )
 from shared.events.outbox import record_event
-from shared.ids import as_utc, new_id, utcnow
+from shared.ids import new_id, utcnow
 from shared.pagination import decode_cursor, paginate
 
 SOURCE = "/knowflow/posts"
@@ -123,8 +123,8 @@ def post_snapshot(post: Post, event: type[SnapshotT]) -> SnapshotT:
         parent_id=post.parent_id,
         thread_id=post.thread_id,
         source_thread_id=None,
-        created_at=as_utc(post.created_at),
-        updated_at=as_utc(post.updated_at),
+        created_at=post.created_at,
+        updated_at=post.updated_at,
         hidden=hidden,
     )
 

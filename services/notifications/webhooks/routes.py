@@ -25,7 +25,6 @@ from shared.db import SessionDep
 from shared.errors import Forbidden
 from shared.events.contracts import EVENT_TYPES
 from shared.idempotency import IdempotentRoute
-from shared.ids import as_utc
 from shared.pagination import CursorParam, Page, PageSize
 from shared.query import StrictQuery
 from shared.settings import Settings
@@ -66,12 +65,12 @@ def delivery_public(delivery: WebhookDelivery) -> DeliveryPublic:
         replay=delivery.replay,
         status=delivery.status,
         attempts=delivery.attempts,
-        next_attempt_at=as_utc(delivery.next_attempt_at) if waiting else None,
+        next_attempt_at=delivery.next_attempt_at if waiting else None,
         last_status_code=delivery.last_status_code,
         last_error=delivery.last_error,
-        last_attempt_at=as_utc(delivery.last_attempt_at) if delivery.last_attempt_at else None,
-        delivered_at=as_utc(delivery.delivered_at) if delivery.delivered_at else None,
-        created_at=as_utc(delivery.created_at),
+        last_attempt_at=delivery.last_attempt_at,
+        delivered_at=delivery.delivered_at,
+        created_at=delivery.created_at,
     )
 
 
