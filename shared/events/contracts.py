@@ -730,9 +730,3 @@ CONTENT_DELETES: tuple[type[ContentEvent], ...] = (
     AnswerDeleted,
     CommentDeleted,
 )
-GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
-    GroupCreated,
-    GroupUpdated,
-    GroupMemberAdded,
-    GroupMemberRemoved,
-)
