@@ -150,7 +150,26 @@ class Reaction(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Question(SQLModel, table=True):
+class QuestionBase(SQLModel):
+    """What a question's row and its HTTP summary (`QuestionSummary`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    title: str
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: Visibility = Field(sa_type=AutoString)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    score: int = Field(default=0, index=True)
+    answer_count: int = 0
+    accepted_answer_id: UUID | None = None
+    duplicate_of: UUID | None = Field(default=None, foreign_key="posts_question.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
+    version: int = 1
+
+
+class Question(QuestionBase, table=True):
     """A question; `version` grows with every change of it (edit, acceptance, close, delete).
 
     `score`, `answer_count` and `last_activity_at` are kept by atomic UPDATEs (votes and
@@ -159,28 +178,14 @@ class Question(SQLModel, table=True):
 
     __tablename__ = "posts_question"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    author_id: UUID = Field(index=True)
-    author_handle: str = ""
-    group_id: UUID | None = Field(default=None, index=True)
-    visibility: Visibility = Field(sa_type=AutoString)
-    title: str
     body: str
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     base_score: int = 0  # votes from an imported source site, anonymous
-    score: int = Field(default=0, index=True)
     vote_version: int = 0
-    answer_count: int = 0
-    accepted_answer_id: UUID | None = None
     accepted_at: datetime | None = None
-    duplicate_of: UUID | None = Field(default=None, foreign_key="posts_question.id", index=True)
     closed_at: datetime | None = None
     source: str | None = Field(default=None, unique=True, max_length=200)
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
-    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]
@@ -188,26 +193,31 @@ class Question(SQLModel, table=True):
         return versioned(cls)
 
 
-class Answer(SQLModel, table=True):
+class AnswerBase(SQLModel):
+    """What an answer's row and its HTTP shape (`AnswerPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    body: str
+    score: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: Visibility = Field(sa_type=AutoString)
+
+
+class Answer(AnswerBase, table=True):
     """An answer to a question, in its question's group and visibility."""
 
     __tablename__ = "posts_answer"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
-    author_id: UUID = Field(index=True)
-    author_handle: str = ""
-    group_id: UUID | None = Field(default=None, index=True)
-    visibility: Visibility = Field(sa_type=AutoString)
-    body: str
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     base_score: int = 0
-    score: int = 0
     vote_version: int = 0
     source: str | None = Field(default=None, unique=True, max_length=200)
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]
@@ -215,25 +225,30 @@ class Answer(SQLModel, table=True):
         return versioned(cls)
 
 
-class Comment(SQLModel, table=True):
+class CommentBase(SQLModel):
+    """What a comment's row and its HTTP shape (`CommentPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    parent_id: UUID = Field(index=True)
+    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    body: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+
+
+class Comment(CommentBase, table=True):
     """A short comment on a question or an answer (`parent_id`), in the question's thread."""
 
     __tablename__ = "posts_comment"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    parent_id: UUID = Field(index=True)
     parent_kind: str  # "question" | "answer"
-    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
-    author_id: UUID = Field(index=True)
-    author_handle: str = ""
     group_id: UUID | None = None
     visibility: Visibility = Field(sa_type=AutoString)
-    body: str
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     source: str | None = Field(default=None, unique=True, max_length=200)
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlmodel import SQLModel
 
 from services.posts.models import ArticleBase, PostBase, ReactionKind
 from services.posts.parsing import MAX_TAGS, TAG_PATTERN, normalise_tag
@@ -60,6 +61,13 @@ Tag = Annotated[str, Field(min_length=1, max_length=51, pattern=TAG_INPUT), Afte
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX)]
 
 
+class AlwaysPresent(SQLModel):
+    """A response built from a table's base: every field is always in the answer (the
+    defaults are the table's), so its schema says each is required."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -76,10 +84,7 @@ class PostUpdate(Strict):
     body: PostBody
 
 
-class PostPublic(PostBase):
-    # Every field is always in the answer, so the schema says it is required.
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
-
+class PostPublic(PostBase, AlwaysPresent):
     formalized_as: list[UUID] = Field(
         default_factory=list, description="Articles formalized from this thread."
     )
@@ -127,9 +132,7 @@ class Contributor(BaseModel):
     handle: str
 
 
-class ArticlePublic(ArticleBase):
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
-
+class ArticlePublic(ArticleBase, AlwaysPresent):
     source_thread_id: UUID | None = Field(
         description="The thread (post or question) this article formalizes."
     )
