@@ -8,7 +8,7 @@ access by itself, so following a private group one has left yields nothing.
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from services.digests.models import (
 from services.digests.ranking import SECTION_CAP, Candidate, Match, Section, explain, rank
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic, DigestSection
 from shared.errors import BadRequest
+from shared.ids import as_utc
 
 PERIODS: Mapping[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 PERIOD_WORDS: Mapping[str, str] = {"daily": "in the day", "weekly": "in the week"}
@@ -52,7 +53,8 @@ def check_window(
     if period not in PERIODS:
         raise BadRequest(f"period must be one of {', '.join(PERIODS)}")
     try:
-        end = now if until is None else until
+        # `until` comes from a client: naive means UTC, another offset is converted.
+        end = now if until is None else as_utc(until).astimezone(UTC)
     except OverflowError:
         raise BadRequest("until is out of range") from None
     if end > now + CLOCK_SKEW:

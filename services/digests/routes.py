@@ -1,5 +1,6 @@
 """Digests' endpoints: parse, call `build_digest` (or the senders in delivery), return."""
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotentRoute
-from shared.ids import UtcDatetime, utcnow
+from shared.ids import utcnow
 
 router = APIRouter(prefix="/digests", tags=["digests"], route_class=IdempotentRoute)
 admin_router = APIRouter(prefix="/admin/digests", tags=["admin"], route_class=IdempotentRoute)
@@ -22,7 +23,7 @@ PeriodParam = Annotated[
     DigestPeriod, Query(description="`daily` is the last 24 hours, `weekly` the last 7 days.")
 ]
 UntilParam = Annotated[
-    UtcDatetime | None,
+    datetime | None,
     Query(description="End of a past window (ISO 8601; UTC if no offset). Defaults to now."),
 ]
 
