@@ -20,9 +20,13 @@ from sqlalchemy import Engine, delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from services.notifications.webhooks.grants import Grant, check_types, public_types
-from services.notifications.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from services.notifications.webhooks.schemas import (
+from services.notifications.webhooks.models import (
     DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from services.notifications.webhooks.schemas import (
     EndpointCreate,
     EndpointPublic,
     EndpointUpdate,
