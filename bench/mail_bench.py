@@ -40,7 +40,7 @@ from services.notifications.main import SPEC
 from services.notifications.models import MailDelivery, NotifiedUser
 from services.notifications.service import do_notify
 from shared.db import make_engine
-from shared.ids import as_utc, new_id
+from shared.ids import new_id
 from shared.natsserver import free_port
 from shared.settings import Settings
 
@@ -120,7 +120,7 @@ def run(count: int, senders: int, batch: int, database_url: str | None) -> dict[
                 select(MailDelivery).where(col(MailDelivery.status) == "sent")
             ).all()
         latencies = [
-            (as_utc(row.sent_at) - as_utc(row.created_at)).total_seconds()
+            (row.sent_at - row.created_at).total_seconds()
             for row in rows
             if row.sent_at is not None
         ]

@@ -100,7 +100,6 @@ CHUNK_TOKENS = 200  # body tokens per chunk; with the title on top, within MiniL
 Scored = list[tuple[int, float]]
 Passages = tuple[Vectors, npt.NDArray[np.int64]]  # vectors, and the question of each row
 Variant = tuple[list[str], list[int]]
-Fuser = Callable[[Scored, Scored, float], Scored]
 
 
 # --- embeddings, cached ---------------------------------------------------------------

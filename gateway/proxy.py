@@ -86,7 +86,6 @@ UNREACHABLE_RETRY_AFTER = "2"
 
 # Responses up to this size (with a Content-Length) are sent in one message; others stream.
 BUFFER_LIMIT = 256 * 1024
-STREAM_CHUNK = 64 * 1024
 
 # Long-lived event streams, bounded per user; a refused one is told to retry after this.
 STREAM_PATHS = frozenset({"/api/v1/notifications/stream"})

@@ -4,6 +4,12 @@ Errors from the database mean one of three things to a client (see `shared.web`)
 a unique constraint or a concurrent write decided a race (409, mapped once in
 `get_session`), the database cannot be reached or is stalled (503,
 `is_database_unavailable`), or a bug (500).
+
+Times: SQLModel maps every `datetime` field to its `UTCDateTime` column type
+(DateTime(timezone=True)), which refuses a naive value on the way in (a time of
+unknown zone is a bug, loud at flush) and reads back aware UTC on SQLite (which keeps
+no offset) as on PostgreSQL (`shared/tests/test_datetimes.py`). Code that reads a row
+never converts its times; `shared.ids.as_utc` is for times parsed from outside.
 """
 
 import sqlite3

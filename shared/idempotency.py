@@ -31,7 +31,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, col
 
 from shared.auth import TokenVerifier, bearer_token
 from shared.errors import BadRequest, KnowflowError, Unauthorized
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 from shared.observability import client_address
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def load_record(engine: Engine, scope: str, key: str) -> IdempotencyRecord | Non
     """The live record for (scope, key), if any (an expired one counts as none)."""
     with Session(engine) as session:
         record = session.get(IdempotencyRecord, (scope, key))
-    if record is None or as_utc(record.created_at) < utcnow() - RETENTION:
+    if record is None or record.created_at < utcnow() - RETENTION:
         return None
     return record
 

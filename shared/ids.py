@@ -18,7 +18,11 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
+    """A time parsed from outside (a cursor, a client's text) with no offset is UTC.
+
+    Not for times read from the database: every datetime column is read back aware UTC
+    (see `shared.db`).
+    """
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -41,7 +41,6 @@ from services.digests.models import (
 )
 from services.digests.ranking import SECTION_CAP, Candidate, Match, Section, rank
 from services.digests.schemas import DigestPeriod, DigestPublic
-from services.digests.service import to_utc
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ def _item(row: Sequence[Any], private_groups: frozenset[UUID]) -> Item:
         author_id=author_id,
         group_id=group_id,
         public=_public(visibility, group_id, private_groups),
-        created_at=to_utc(created_at),
+        created_at=created_at,
         tags=tuple(tags or ()),
         mentions=frozenset(mentions) if mentions else NO_MENTIONS,
     )
@@ -411,7 +410,7 @@ def build_digests(
     windows: dict[tuple[str, datetime, datetime], list[Request]] = defaultdict(list)
     for request in requests:
         start, end = check_window(period=request.period, now=now, until=request.until)
-        since = to_utc(request.since) if request.since is not None else start
+        since = request.since if request.since is not None else start
         windows[(request.period, since, end)].append(request)
     ranked: dict[UUID, tuple[DigestPeriod, datetime, datetime, list[Section]]] = {}
     for (_period, since, end), group in windows.items():

@@ -23,7 +23,6 @@ from services.digests.batch import Request, build_digests
 from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestPeriod, DigestPublic
-from services.digests.service import to_utc
 from shared.events.contracts import (
     DigestFrequency,
     DigestReady,
@@ -84,7 +83,6 @@ def _step(period: DigestPeriod) -> timedelta:
 
 def local_boundary(*, period: DigestPeriod, hour: int, zone: tzinfo, now: datetime) -> datetime:
     """The last window end at or before `now`: `hour`:00 local daily, or on local Mondays."""
-    now = to_utc(now)
     day = now.astimezone(zone).date()
     if period == "weekly":
         day -= timedelta(days=day.weekday())
@@ -97,7 +95,7 @@ def previous_boundary(
     *, period: DigestPeriod, hour: int, zone: tzinfo, boundary: datetime
 ) -> datetime:
     """The window end before `boundary` (23 or 25 hours earlier across a DST change)."""
-    day = to_utc(boundary).astimezone(zone).date() - _step(period)
+    day = boundary.astimezone(zone).date() - _step(period)
     return _local_hour(day, hour, zone)
 
 
@@ -140,11 +138,11 @@ def find_due_digests(
 
     `period` limits it to the people on that frequency (the admin's "send now").
     """
-    settled = to_utc(now) - SETTLE
+    settled = now - SETTLE
     users = load_recipients(session=session)
     schedules = _schedules(session, users)
     recent = {
-        (user, kind, to_utc(end))
+        (user, kind, end)
         for user, kind, end in session.exec(
             select(DigestSent.user_id, DigestSent.period, DigestSent.window_end).where(
                 col(DigestSent.window_end) > settled - timedelta(days=8)
@@ -204,8 +202,8 @@ def do_record_digest(
     row = DigestSent(
         user_id=due.user_id,
         period=due.period,
-        window_end=to_utc(due.until),
-        sent_at=to_utc(now),
+        window_end=due.until,
+        sent_at=now,
         items=digest.total_items,
     )
     if digest.total_items:
@@ -215,7 +213,7 @@ def do_record_digest(
             session.execute(
                 insert(DigestSentItem),
                 [
-                    {"user_id": due.user_id, "content_id": content_id, "sent_at": to_utc(now)}
+                    {"user_id": due.user_id, "content_id": content_id, "sent_at": now}
                     for content_id in sorted(shown)
                 ],
             )
@@ -273,7 +271,7 @@ def send_due_digests(
     *, engine: Engine, now: datetime | None = None, period: DigestPeriod | None = None
 ) -> DigestRunReport:
     """Send every person's digest whose latest settled window has none yet."""
-    now = to_utc(now or utcnow())
+    now = now or utcnow()
     with Session(engine) as session:
         due, already = find_due_digests(session=session, now=now, period=period)
     report = send_each(engine=engine, due=due, now=now)
@@ -286,7 +284,6 @@ def send_due_digests(
 
 def send_digests_now(*, engine: Engine, period: DigestPeriod, now: datetime) -> DigestRunReport:
     """Send everyone on `period` the window ending now (an admin's forced send)."""
-    now = to_utc(now)
     end = now.replace(second=0, microsecond=0)
     with Session(engine) as session:
         users = load_recipients(session=session)

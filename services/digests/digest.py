@@ -8,7 +8,7 @@ access by itself, so following a private group one has left yields nothing.
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -25,8 +25,8 @@ from services.digests.models import (
 )
 from services.digests.ranking import SECTION_CAP, Candidate, Match, Section, explain, rank
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic, DigestSection
-from services.digests.service import to_utc
 from shared.errors import BadRequest
+from shared.ids import as_utc
 
 PERIODS: Mapping[str, timedelta] = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 PERIOD_WORDS: Mapping[str, str] = {"daily": "in the day", "weekly": "in the week"}
@@ -52,9 +52,9 @@ def check_window(
     """The `[since, until)` window of a digest; an unknown period or a bad `until` is a 400."""
     if period not in PERIODS:
         raise BadRequest(f"period must be one of {', '.join(PERIODS)}")
-    now = to_utc(now)
     try:
-        end = now if until is None else to_utc(until)
+        # `until` comes from a client: naive means UTC, another offset is converted.
+        end = now if until is None else as_utc(until).astimezone(UTC)
     except OverflowError:
         raise BadRequest("until is out of range") from None
     if end > now + CLOCK_SKEW:
@@ -284,7 +284,7 @@ def _render_sections(
                     author_handle=author.handle if author else None,
                     group_id=row.group_id,
                     tags=list(row.tags),
-                    created_at=to_utc(row.created_at),
+                    created_at=row.created_at,
                     replies=ranked.candidate.replies,
                     score=ranked.score,
                     why=explain(ranked, label=label, period_word=PERIOD_WORDS[period]),
@@ -321,7 +321,7 @@ def render_digest(
         period=period,
         since=since,
         until=until,
-        generated_at=to_utc(now),
+        generated_at=now,
         sections=rendered,
         total_items=sum(len(s.items) for s in rendered),
         omitted_items=sum(s.omitted for s in rendered),
@@ -345,7 +345,7 @@ def build_digest(
     by an earlier digest) are left out before ranking, so new items fill their places.
     """
     start, end = check_window(period=period, now=now, until=until)
-    since = to_utc(since) if since is not None else start
+    since = since if since is not None else start
     follows = load_follows(session=session, user_id=user_id)
     sections: list[Section] = []
     rows: dict[UUID, DigestContent] = {}
@@ -377,7 +377,7 @@ def build_digest(
                 Candidate(
                     content_id=row.content_id,
                     kind=row.kind,
-                    created_at=to_utc(row.created_at),
+                    created_at=row.created_at,
                     replies=info.replies,
                     mentions_caller=info.mentions_caller
                     or bool(mention_keys.intersection(row.mentions)),

@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 from services.digests.digest import Follows, load_follows, visible_to
 from services.digests.models import DigestContent, DigestContentTag, DigestGroup, DigestUser
 from services.digests.schemas import FeedItem, FeedPage, FeedReason, FeedReasonKind
-from services.digests.service import to_utc
 from shared.errors import BadRequest
+from shared.ids import as_utc
 from shared.pagination import decode_cursor, encode_cursor
 
 
@@ -29,7 +29,7 @@ def _cursor_after(cursor: str | None) -> tuple[datetime, UUID] | None:
     if not isinstance(created, str) or not isinstance(content_id, str):
         raise BadRequest("malformed cursor")
     try:
-        return to_utc(datetime.fromisoformat(created)), UUID(content_id)
+        return as_utc(datetime.fromisoformat(created)), UUID(content_id)
     except (ValueError, OverflowError) as exc:
         raise BadRequest("malformed cursor") from exc
 
@@ -137,12 +137,12 @@ def build_feed(*, session: Session, user_id: UUID, cursor: str | None, limit: in
                 group_name=group_name,
                 thread_root_id=row.thread_root_id,
                 tags=list(row.tags),
-                created_at=to_utc(row.created_at),
+                created_at=row.created_at,
                 reasons=reasons,
             )
         )
     next_cursor = None
     if more:
         last = rows[-1]
-        next_cursor = encode_cursor([to_utc(last.created_at).isoformat(), str(last.content_id)])
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.content_id)])
     return FeedPage(items=items, next_cursor=next_cursor, follows_anything=True)

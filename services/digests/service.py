@@ -7,7 +7,7 @@ overwrites a newer one. Functions here add rows to the caller's session and neve
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -34,16 +34,10 @@ from shared.events.contracts import (
     UserProfileUpdated,
     UserRegistered,
 )
-from shared.ids import as_utc
 from shared.projections import do_apply_fact
 
 EXCERPT_CHARS = 200
 _WHITESPACE = re.compile(r"\s+")
-
-
-def to_utc(value: datetime) -> datetime:
-    """Any datetime as aware UTC (stored values are UTC wall-clock times)."""
-    return as_utc(value).astimezone(UTC)
 
 
 def normalise_tag(tag: str) -> str:
@@ -93,7 +87,7 @@ def do_project_content(*, session: Session, data: ContentSnapshot) -> bool:
         "mentions": sorted({normalise_mention(m) for m in data.mentions} - {""}),
         "parent_id": data.parent_id,
         "thread_root_id": thread_root_of(data),
-        "created_at": to_utc(data.created_at),
+        "created_at": data.created_at,
         "version": data.version,
         "hidden": data.hidden,
     }
@@ -118,7 +112,7 @@ def do_project_deletion(*, session: Session, data: ContentEvent, deleted_at: dat
             group_id=data.group_id,
             visibility=data.visibility,
             thread_root_id=data.content_id,
-            created_at=to_utc(deleted_at),
+            created_at=deleted_at,
             version=data.version,
         )
     # What was deleted should not linger here either.
@@ -134,7 +128,6 @@ def do_project_deletion(*, session: Session, data: ContentEvent, deleted_at: dat
 
 def do_project_follow(*, session: Session, data: FollowEvent, active: bool, at: datetime) -> bool:
     """Record a follow or unfollow unless a newer event about it was already applied."""
-    at = to_utc(at)
     target = normalise_tag(data.target) if data.target_type == "tag" else data.target.lower()
     row = session.get(DigestFollow, (data.follower_id, data.target_type, target))
     if row is None:
@@ -145,7 +138,7 @@ def do_project_follow(*, session: Session, data: FollowEvent, active: bool, at: 
             active=active,
             changed_at=at,
         )
-    elif to_utc(row.changed_at) > at:
+    elif row.changed_at > at:
         return False
     else:
         row.active = active
@@ -187,7 +180,7 @@ def do_project_membership(
             "user_id": user_id,
             "active": active,
             "version": data.version,
-            "changed_at": to_utc(at),
+            "changed_at": at,
         },
     )
 
@@ -196,7 +189,6 @@ def do_project_user(
     *, session: Session, data: UserRegistered | UserProfileUpdated, at: datetime
 ) -> bool:
     """Keep a person's handle and display name for labels and mentions."""
-    at = to_utc(at)
     row = session.get(DigestUser, data.user_id)
     if row is None:
         row = DigestUser(
@@ -205,7 +197,7 @@ def do_project_user(
             display_name=data.display_name,
             changed_at=at,
         )
-    elif to_utc(row.changed_at) > at:
+    elif row.changed_at > at:
         return False
     else:
         row.handle = data.handle.lower()
@@ -229,6 +221,6 @@ def do_project_preference(
             "hour": data.digest_hour,
             "timezone": data.timezone,
             "version": data.version,
-            "changed_at": to_utc(at),
+            "changed_at": at,
         },
     )

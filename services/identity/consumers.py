@@ -14,7 +14,6 @@ from services.identity.audit import Origin, record_audit
 from shared.events.consumer import Consumer
 from shared.events.contracts import AuditReported, ErasureReported
 from shared.events.envelope import CloudEvent
-from shared.ids import as_utc
 from shared.settings import Settings
 
 ERASURE_REPORTS_CONSUMER = "identity-erasure-reports"
@@ -35,7 +34,7 @@ def on_audit_reported(session: Session, envelope: CloudEvent, data: AuditReporte
         actor_kind=data.actor_kind,
         origin=Origin(ip=data.ip, request_id=data.request_id),
         service=envelope.source.rsplit("/", 1)[-1] or "unknown",
-        at=as_utc(data.at),
+        at=data.at,
         details=data.details,
     )
 

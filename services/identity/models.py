@@ -6,8 +6,9 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlmodel import JSON, AutoString, Column, Field, SQLModel
 
+from shared.events.contracts import FollowTarget, GroupRole, GroupVisibility, OrganisationRole
 from shared.ids import new_id, utcnow
 from shared.preconditions import versioned
 
@@ -22,8 +23,10 @@ class User(SQLModel, table=True):
     display_name: str
     bio: str = ""
     skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # OrganisationRole: admin, member or analyst (reads knowledge-health data).
-    role: str = Field(default="member", sa_column_kwargs={"server_default": "member"})
+    # An analyst reads knowledge-health data.
+    role: OrganisationRole = Field(
+        default="member", sa_type=AutoString, sa_column_kwargs={"server_default": "member"}
+    )
     # False once deactivated (by an admin or SCIM `active: false`): no sign-in, tokens refused.
     active: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})
     deactivated_at: datetime | None = None
@@ -64,7 +67,7 @@ class Group(SQLModel, table=True):
     slug: str = Field(index=True)
     name: str
     description: str = ""
-    visibility: str  # GroupVisibility
+    visibility: GroupVisibility = Field(sa_type=AutoString)
     owner_id: UUID = Field(foreign_key="identity_user.id")
     created_at: datetime = Field(default_factory=utcnow)
     # Goes up on every edit and ownership transfer; names the group's ETag, guards UPDATEs.
@@ -80,7 +83,7 @@ class Membership(SQLModel, table=True):
 
     group_id: UUID = Field(foreign_key="identity_group.id", primary_key=True)
     user_id: UUID = Field(foreign_key="identity_user.id", primary_key=True, index=True)
-    role: str = "member"  # GroupRole: owner, moderator or member
+    role: GroupRole = Field(default="member", sa_type=AutoString)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -104,7 +107,7 @@ class Follow(SQLModel, table=True):
 
     id: UUID = Field(default_factory=new_id, primary_key=True)
     follower_id: UUID = Field(foreign_key="identity_user.id", index=True)
-    target_type: str  # FollowTarget
+    target_type: FollowTarget = Field(sa_type=AutoString)
     target: str
     created_at: datetime = Field(default_factory=utcnow)
 

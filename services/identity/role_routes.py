@@ -23,7 +23,7 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
 from shared.idempotency import IdempotentRoute
-from shared.ids import UtcDatetime, as_utc
+from shared.ids import UtcDatetime
 from shared.pagination import CursorParam, Page, PageSize, decode_cursor, encode_cursor
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match
 from shared.query import StrictQuery
@@ -211,11 +211,6 @@ def list_audit(
     more = len(entries) > limit
     entries = entries[:limit]
     return Page[AuditEntryPublic](
-        items=[
-            AuditEntryPublic.model_validate(entry, from_attributes=True).model_copy(
-                update={"at": as_utc(entry.at)}
-            )
-            for entry in entries
-        ],
+        items=[AuditEntryPublic.model_validate(entry, from_attributes=True) for entry in entries],
         next_cursor=encode_cursor([entries[-1].sequence]) if more else None,
     )

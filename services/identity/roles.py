@@ -5,7 +5,6 @@ Functions here add rows, outbox events and audit entries to the caller's session
 commit. Each change that changes nothing (the role it already has) records nothing.
 """
 
-from typing import cast
 from uuid import UUID
 
 from sqlmodel import Session, col, select
@@ -27,7 +26,6 @@ from shared.events.contracts import (
     GroupMemberAdded,
     GroupRole,
     GroupUpdated,
-    GroupVisibility,
     OrganisationRole,
     OrganisationRoleChanged,
 )
@@ -112,7 +110,7 @@ def _set_member_role(
         session,
         GroupMemberAdded(
             group_id=group.id,
-            visibility=cast(GroupVisibility, group.visibility),
+            visibility=group.visibility,
             user_id=membership.user_id,
             role=role,
             version=version,
@@ -163,7 +161,7 @@ def _record_group_updated(session: Session, group: Group) -> None:
         session,
         GroupUpdated(
             group_id=group.id,
-            visibility=cast(GroupVisibility, group.visibility),
+            visibility=group.visibility,
             slug=group.slug,
             name=group.name,
             description=group.description,

@@ -31,12 +31,11 @@ from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorize
 from shared.events.contracts import (
     FollowCreated,
     FollowDeleted,
-    FollowTarget,
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
     GroupRole,
-    GroupVisibility,
+    OrganisationRole,
     UserContactUpdated,
     UserProfileUpdated,
     UserRegistered,
@@ -88,7 +87,13 @@ def do_register(
 
 
 def do_create_account(
-    *, session: Session, handle: str, email: str, password_hash: str, display_name: str, role: str
+    *,
+    session: Session,
+    handle: str,
+    email: str,
+    password_hash: str,
+    display_name: str,
+    role: OrganisationRole,
 ) -> User:
     """Add an account and announce it (registration, single sign-on's first sign-in)."""
     user = User(
@@ -315,7 +320,7 @@ def do_create_group(*, session: Session, principal: Principal, request: GroupCre
 
 
 def add_membership(
-    *, session: Session, group: Group, user_id: UUID, role: str, added_by: UUID
+    *, session: Session, group: Group, user_id: UUID, role: GroupRole, added_by: UUID
 ) -> Membership:
     version = _next_membership_version(session=session, group_id=group.id, user_id=user_id)
     membership = Membership(group_id=group.id, user_id=user_id, role=role)
@@ -325,9 +330,9 @@ def add_membership(
         session,
         GroupMemberAdded(
             group_id=group.id,
-            visibility=cast(GroupVisibility, group.visibility),
+            visibility=group.visibility,
             user_id=user_id,
-            role=cast(GroupRole, role),
+            role=role,
             version=version,
             added_by=added_by,
         ),
@@ -426,7 +431,7 @@ def remove_membership(*, session: Session, group: Group, membership: Membership)
         session,
         GroupMemberRemoved(
             group_id=group.id,
-            visibility=cast(GroupVisibility, group.visibility),
+            visibility=group.visibility,
             user_id=user_id,
             version=version,
         ),
@@ -513,7 +518,7 @@ def _delete_follow(*, session: Session, follow: Follow) -> None:
         session,
         FollowDeleted(
             follower_id=follow.follower_id,
-            target_type=cast(FollowTarget, follow.target_type),
+            target_type=follow.target_type,
             target=follow.target,
         ),
         source=SOURCE,

@@ -29,7 +29,7 @@ from services.identity.service import password_hasher
 from shared.errors import BadRequest, Forbidden
 from shared.events.contracts import AccessRevoked, PasswordResetRequested, RevocationReason
 from shared.events.outbox import record_event
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 
 SOURCE = "/knowflow/identity"
 TOKEN_BYTES = 32
@@ -200,7 +200,7 @@ def do_refresh(
         return RefreshOutcome(refused="the session has ended; sign in again")
     if row.spent_at is not None:
         return _reused(session, auth_session, origin=origin, now=now)
-    if as_utc(row.expires_at) <= now:
+    if row.expires_at <= now:
         return RefreshOutcome(refused="the refresh token has expired; sign in again")
     user = session.get(User, auth_session.user_id)
     if user is None or not user.active or user.erased_at is not None:
@@ -320,7 +320,7 @@ def do_confirm_password_reset(
     reset = session.exec(
         select(PasswordReset).where(PasswordReset.token_hash == token_hash(token)).with_for_update()
     ).first()
-    if reset is None or reset.used_at is not None or as_utc(reset.expires_at) <= now:
+    if reset is None or reset.used_at is not None or reset.expires_at <= now:
         raise BadRequest("this reset link is not valid (used, expired or unknown)")
     user = session.get(User, reset.user_id)
     if user is None or not user.active or user.erased_at is not None:
@@ -377,7 +377,7 @@ def do_exchange_handoff(*, session: Session, code: str, ttl_seconds: int, origin
     row = session.exec(
         select(SsoHandoff).where(SsoHandoff.code_hash == token_hash(code)).with_for_update()
     ).first()
-    if row is None or row.used_at is not None or as_utc(row.expires_at) <= now:
+    if row is None or row.used_at is not None or row.expires_at <= now:
         raise refused
     user = session.get(User, row.user_id)
     if user is None or not user.active or user.erased_at is not None:

@@ -105,7 +105,7 @@ def do_mark_all_read(
     """Mark the visible unread ones read (up to `before`, of `group_key`); how many."""
     conditions = [*_mine(user_id), col(Notification.read_at).is_(None)]
     if before is not None:
-        conditions.append(col(Notification.created_at) <= as_utc(before))
+        conditions.append(col(Notification.created_at) <= before)
     if group_key is not None:
         conditions.append(col(Notification.group_key) == group_key)
     ids = select(Notification.id).where(*conditions)
@@ -164,14 +164,14 @@ def list_groups(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor([as_utc(rows[-1][3]).isoformat(), rows[-1][0]])
+        next_cursor = encode_cursor([rows[-1][3].isoformat(), rows[-1][0]])
     latest = _latest_of(session, user_id, [row[0] for row in rows])
     groups = [
         NotificationGroup(
             group_key=key,
             count=int(count),
             unread_count=int(unread_count or 0),
-            latest_at=as_utc(at),
+            latest_at=at,
             latest=latest[key],
         )
         for key, count, unread_count, at in rows

@@ -6,12 +6,31 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Index, UniqueConstraint
-from sqlmodel import JSON, Column, Field, SQLModel, col
+from sqlmodel import JSON, AutoString, Column, Field, SQLModel, col
 
+from shared.events.contracts import NotificationKind
 from shared.ids import new_id, utcnow
 
 
-class Notification(SQLModel, table=True):
+class NotificationBase(SQLModel):
+    """What a notification's row and its HTTP shape (`NotificationPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)  # UUIDv7: ordered by time
+    kind: NotificationKind = Field(sa_type=AutoString)
+    title: str  # what happened: "Ada mentioned you in “Rotating keys”"
+    reason: str  # why it reached you: "you were mentioned"
+    url: str  # the item, as a public API path
+    item_kind: str | None = None  # ContentKind of the item the url opens
+    item_id: UUID | None = None
+    thread_id: UUID | None = None
+    group_key: str
+    group_id: UUID | None = Field(default=None, index=True)  # checked when the inbox is read
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    read_at: datetime | None = None
+
+
+class Notification(NotificationBase, table=True):
     """One thing a person should know, in their inbox; read once `read_at` is set.
 
     `dedupe_key` makes a notification happen once per person, whatever replays or edits
@@ -22,23 +41,10 @@ class Notification(SQLModel, table=True):
     __tablename__ = "notifications_notification"
     __table_args__ = (UniqueConstraint("user_id", "dedupe_key", name="uq_notification_once"),)
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)  # UUIDv7: ordered by time
     user_id: UUID = Field(index=True)
-    kind: str  # NotificationKind
     dedupe_key: str
-    group_key: str
-    title: str  # what happened: "Ada mentioned you in “Rotating keys”"
-    reason: str  # why it reached you: "you were mentioned"
-    url: str  # the item, as a public API path
-    item_kind: str | None = None  # ContentKind of the item the url opens
-    item_id: UUID | None = None
-    thread_id: UUID | None = None
     actor_id: UUID | None = None  # who did it
-    group_id: UUID | None = Field(default=None, index=True)  # checked when the inbox is read
-    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     source_event_id: UUID | None = None  # the event that caused it
-    created_at: datetime = Field(default_factory=utcnow, index=True)
-    read_at: datetime | None = None
 
 
 class NotificationPreference(SQLModel, table=True):

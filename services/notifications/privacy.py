@@ -26,7 +26,7 @@ from services.notifications.preferences import preferences_public
 from services.notifications.service import preferences_of
 from services.notifications.webhooks.models import WebhookDelivery, WebhookEvent
 from shared.events.contracts import UserErasureRequested, UserProfileUpdated
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 
 
 def _count(session: Session, model: Any, user_id: UUID) -> int:
@@ -102,7 +102,7 @@ def erase(session: Session, data: UserErasureRequested) -> dict[str, int]:
     if person is not None:
         removed["email"] = 1 if person.email else 0
         # Stamped with the erasure, so a contact event from before it cannot bring it back.
-        person.email, person.email_changed_at = None, as_utc(data.requested_at)
+        person.email, person.email_changed_at = None, data.requested_at
         session.add(person)
     projections.do_project_user(
         session=session,

@@ -26,15 +26,10 @@ from shared.events.contracts import (
     UserProfileUpdated,
     UserRegistered,
 )
-from shared.ids import as_utc
 from shared.projections import do_apply_fact
 
 # A person known only by their contact event so far: any registration outranks it.
 _NOT_YET_REGISTERED = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_utc(value: datetime) -> datetime:
-    return as_utc(value).astimezone(UTC)
 
 
 def normalise_handle(handle: str) -> str:
@@ -45,11 +40,10 @@ def do_project_user(
     *, session: Session, data: UserRegistered | UserProfileUpdated, at: datetime
 ) -> bool:
     """Keep a person's handle and display name (the later event wins)."""
-    at = to_utc(at)
     row = session.get(NotifiedUser, data.user_id)
     if row is None:
         row = NotifiedUser(user_id=data.user_id, handle="", changed_at=_NOT_YET_REGISTERED)
-    elif to_utc(row.changed_at) > at:
+    elif row.changed_at > at:
         return False
     row.handle = normalise_handle(data.handle)
     row.display_name = data.display_name
@@ -60,11 +54,11 @@ def do_project_user(
 
 def do_project_contact(*, session: Session, data: UserContactUpdated) -> bool:
     """Keep a person's e-mail address (the latest `changed_at` wins), even before registration."""
-    changed = to_utc(data.changed_at)
+    changed = data.changed_at
     row = session.get(NotifiedUser, data.user_id)
     if row is None:
         row = NotifiedUser(user_id=data.user_id, handle="", changed_at=_NOT_YET_REGISTERED)
-    elif row.email_changed_at is not None and to_utc(row.email_changed_at) > changed:
+    elif row.email_changed_at is not None and row.email_changed_at > changed:
         return False
     row.email = data.email
     row.email_changed_at = changed
@@ -110,7 +104,7 @@ def do_project_membership(
             "role": role or (stored.role if stored is not None else "member"),
             "active": active,
             "version": data.version,
-            "changed_at": to_utc(at),
+            "changed_at": at,
         },
     )
     if stored is not None:

@@ -16,7 +16,7 @@ from services.notifications.models import (
     NotifiedGroup,
     NotifiedUser,
 )
-from services.notifications.projections import normalise_handle, private_group_of, to_utc
+from services.notifications.projections import normalise_handle, private_group_of
 from services.notifications.service import do_notify
 from shared.events.contracts import (
     AnswerAccepted,
@@ -44,7 +44,7 @@ ROLE_NAMES = {"owner": "an owner", "moderator": "a moderator", "member": "a memb
 
 def is_recent(moment: datetime, *, newer_than_hours: float, now: datetime | None = None) -> bool:
     """Whether content of `moment` is new enough to tell anyone about."""
-    return to_utc(moment) >= (now or utcnow()) - timedelta(hours=newer_than_hours)
+    return moment >= (now or utcnow()) - timedelta(hours=newer_than_hours)
 
 
 def name_of(session: Session, user_id: UUID | None) -> str:
@@ -307,7 +307,7 @@ def notify_membership(
 
 def notify_digest(*, session: Session, data: DigestReady, event_id: UUID) -> None:
     """A person's digest is ready; its sections travel along for the e-mail."""
-    until = to_utc(data.until)
+    until = data.until
     count = data.total_items
     do_notify(
         session=session,
@@ -320,7 +320,7 @@ def notify_digest(*, session: Session, data: DigestReady, event_id: UUID) -> Non
         url=f"/api/v1/digests/me?period={data.period}&until={until.strftime('%Y-%m-%dT%H:%M:%SZ')}",
         details={
             "period": data.period,
-            "since": to_utc(data.since).isoformat(),
+            "since": data.since.isoformat(),
             "until": until.isoformat(),
             "total_items": count,
             "sections": [section.model_dump(mode="json") for section in data.sections],

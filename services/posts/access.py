@@ -161,7 +161,7 @@ def local_group_view(*, session: Session, group_id: UUID, user_id: UUID) -> Grou
     is_member = membership is not None and membership.is_member
     role = membership.role if membership is not None and is_member else None
     return GroupView(
-        visibility=cast(GroupVisibility, group.visibility),
+        visibility=group.visibility,
         is_member=is_member,
         is_owner=role == "owner",
         is_moderator=role in MODERATING_ROLES,

@@ -6,7 +6,6 @@ An answer or comment is readable exactly when its question is.
 
 from collections import defaultdict
 from datetime import datetime
-from typing import cast
 from uuid import UUID
 
 from sqlalchemy import and_, or_
@@ -40,7 +39,6 @@ from shared.events.contracts import (
     CommentDeleted,
     CommentUpdated,
     ContentSnapshot,
-    Visibility,
 )
 from shared.events.outbox import record_event
 from shared.ids import as_utc, utcnow
@@ -73,7 +71,7 @@ def answer_snapshot(
         kind="answer",
         author_id=answer.author_id,
         group_id=answer.group_id,
-        visibility=cast(Visibility, answer.visibility),
+        visibility=answer.visibility,
         version=answer.version,
         title=question.title,
         body=answer.body,
@@ -81,8 +79,8 @@ def answer_snapshot(
         mentions=list(answer.mentions),
         parent_id=question.id,
         thread_id=question.id,
-        created_at=as_utc(answer.created_at),
-        updated_at=as_utc(answer.updated_at),
+        created_at=answer.created_at,
+        updated_at=answer.updated_at,
     )
 
 
@@ -220,7 +218,7 @@ def do_delete_answer(
             kind="answer",
             author_id=answer.author_id,
             group_id=answer.group_id,
-            visibility=cast(Visibility, answer.visibility),
+            visibility=answer.visibility,
             version=answer.version,
             deleted_at=now,
         ),
@@ -285,7 +283,7 @@ def list_answers(
     last = rows[-1]
     if last.id == question.accepted_answer_id:
         return rows, encode_cursor(AFTER_ACCEPTED)
-    return rows, encode_cursor([last.score, as_utc(last.created_at).isoformat(), str(last.id)])
+    return rows, encode_cursor([last.score, last.created_at.isoformat(), str(last.id)])
 
 
 # --- comments -------------------------------------------------------------------------
@@ -297,7 +295,7 @@ def comment_snapshot(comment: Comment, event: type[ContentSnapshot]) -> ContentS
         kind="comment",
         author_id=comment.author_id,
         group_id=comment.group_id,
-        visibility=cast(Visibility, comment.visibility),
+        visibility=comment.visibility,
         version=comment.version,
         title=None,
         body=comment.body,
@@ -305,8 +303,8 @@ def comment_snapshot(comment: Comment, event: type[ContentSnapshot]) -> ContentS
         mentions=list(comment.mentions),
         parent_id=comment.parent_id,
         thread_id=comment.question_id,
-        created_at=as_utc(comment.created_at),
-        updated_at=as_utc(comment.updated_at),
+        created_at=comment.created_at,
+        updated_at=comment.updated_at,
     )
 
 
@@ -316,9 +314,9 @@ def comment_deleted(comment: Comment) -> CommentDeleted:
         kind="comment",
         author_id=comment.author_id,
         group_id=comment.group_id,
-        visibility=cast(Visibility, comment.visibility),
+        visibility=comment.visibility,
         version=comment.version,
-        deleted_at=as_utc(comment.updated_at),
+        deleted_at=comment.updated_at,
     )
 
 

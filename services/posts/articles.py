@@ -4,7 +4,7 @@ Functions here add rows and outbox events to the caller's session and never comm
 """
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from sqlmodel import Session, col, select
@@ -36,7 +36,7 @@ from shared.events.contracts import (
     Visibility,
 )
 from shared.events.outbox import record_event
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 from shared.observability import forwarded_prefix_var
 from shared.pagination import decode_cursor, paginate
 
@@ -48,7 +48,7 @@ def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
         kind="article",
         author_id=article.author_id,
         group_id=article.group_id,
-        visibility=cast(Visibility, article.visibility),
+        visibility=article.visibility,
         version=article.version,
         title=article.title,
         body=article.body,
@@ -57,8 +57,8 @@ def article_snapshot(article: Article, event: type[SnapshotT]) -> SnapshotT:
         parent_id=None,
         thread_id=None,
         source_thread_id=article.source_thread_id or article.source_question_id,
-        created_at=as_utc(article.created_at),
-        updated_at=as_utc(article.updated_at),
+        created_at=article.created_at,
+        updated_at=article.updated_at,
     )
 
 
@@ -226,7 +226,7 @@ def do_delete_article(*, session: Session, article: Article) -> None:
             kind="article",
             author_id=article.author_id,
             group_id=article.group_id,
-            visibility=cast(Visibility, article.visibility),
+            visibility=article.visibility,
             version=article.version,
             deleted_at=now,
         ),
@@ -261,7 +261,7 @@ def compose_thread(posts: list[Post]) -> str:
     for index, post in enumerate(posts):
         author = post.author_handle or str(post.author_id)
         verb = "wrote" if index == 0 else "replied"
-        written = as_utc(post.created_at).strftime("%Y-%m-%d %H:%M UTC")
+        written = post.created_at.strftime("%Y-%m-%d %H:%M UTC")
         # The handle is bold, not "@handle": formalizing is not mentioning the authors.
         parts.append(f"**{author}** {verb} ({written}):\n\n{post.body.strip()}")
     return "\n\n---\n\n".join(parts)
@@ -320,7 +320,7 @@ def compose_question(
     """A question thread as Markdown: the question, its answers (accepted first), comments."""
 
     def by(handle: str, author_id: UUID, verb: str, at: datetime) -> str:
-        written = as_utc(at).strftime("%Y-%m-%d %H:%M UTC")
+        written = at.strftime("%Y-%m-%d %H:%M UTC")
         return f"**{handle or author_id}** {verb} ({written}):"
 
     def notes(parent_id: UUID) -> list[str]:

@@ -14,7 +14,6 @@ from shared.events.consumer import Consumer
 from shared.events.contracts import GroupCreated, GroupMemberAdded, GroupMemberRemoved
 from shared.events.envelope import CloudEvent
 from shared.events.erasure import erasure_consumer
-from shared.ids import as_utc
 from shared.settings import Settings
 
 GROUPS_CONSUMER = "posts-groups"
@@ -25,12 +24,12 @@ def on_group_created(session: Session, envelope: CloudEvent, data: GroupCreated)
         session=session,
         group_id=data.group_id,
         visibility=data.visibility,
-        as_of=as_utc(envelope.time),
+        as_of=envelope.time,
     )
 
 
 def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdded) -> None:
-    as_of = as_utc(envelope.time)
+    as_of = envelope.time
     do_remember_group(
         session=session, group_id=data.group_id, visibility=data.visibility, as_of=as_of
     )
@@ -46,7 +45,7 @@ def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdd
 
 
 def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberRemoved) -> None:
-    as_of = as_utc(envelope.time)
+    as_of = envelope.time
     do_remember_group(
         session=session, group_id=data.group_id, visibility=data.visibility, as_of=as_of
     )

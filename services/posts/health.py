@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from services.posts.models import Answer, ContentTag, Question
 from services.posts.qa_schemas import HealthFigures, TagHealth
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Tally:
 
 
 def hours(later: datetime, earlier: datetime) -> float:
-    return max((as_utc(later) - as_utc(earlier)).total_seconds() / 3600, 0.0)
+    return max((later - earlier).total_seconds() / 3600, 0.0)
 
 
 def tally(
@@ -100,7 +100,7 @@ def tally(
             item.questions.add(question_id)
             if answer_count > 0:
                 item.answered.add(question_id)
-            elif as_utc(created_at) < cutoff:
+            elif created_at < cutoff:
                 item.unanswered_older.add(question_id)
             if first is not None:
                 item.hours_to_first_answer[question_id] = hours(first, created_at)

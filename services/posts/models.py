@@ -2,27 +2,29 @@
 comments, revisions and votes, tags, and the group projection."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy.orm import declared_attr
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlmodel import JSON, AutoString, Column, Field, SQLModel
 
+from shared.events.contracts import GroupRole, GroupVisibility, Visibility
 from shared.ids import new_id, utcnow
 from shared.preconditions import versioned
 
+PostKind = Literal["post", "reply"]
+ReactionKind = Literal["like", "thanks"]
 
-class Post(SQLModel, table=True):
-    """A flow post or a reply; a root post's `thread_id` is its own id."""
 
-    __tablename__ = "posts_post"
+class PostBase(SQLModel):
+    """What a post's row and its HTTP shape (`PostPublic`) share."""
 
     id: UUID = Field(default_factory=new_id, primary_key=True)
-    kind: str  # "post" | "reply"
+    kind: PostKind = Field(sa_type=AutoString)
     author_id: UUID = Field(index=True)
     author_handle: str = ""
     group_id: UUID | None = Field(default=None, index=True)
-    visibility: str  # Visibility
+    visibility: Visibility = Field(sa_type=AutoString)
     body: str
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -31,6 +33,13 @@ class Post(SQLModel, table=True):
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Post(PostBase, table=True):
+    """A flow post or a reply; a root post's `thread_id` is its own id."""
+
+    __tablename__ = "posts_post"
+
     deleted_at: datetime | None = None
     # Hidden by a moderator (or the owner) of its group, or an admin: only they still see it.
     hidden_at: datetime | None = None
@@ -42,21 +51,29 @@ class Post(SQLModel, table=True):
         return versioned(cls)
 
 
-class Article(SQLModel, table=True):
-    """A stock article; `version` is the number of its latest revision."""
-
-    __tablename__ = "posts_article"
+class ArticleBase(SQLModel):
+    """What an article's row and its HTTP shape (`ArticlePublic`) share."""
 
     id: UUID = Field(default_factory=new_id, primary_key=True)
     author_id: UUID = Field(index=True)
     author_handle: str = ""
     group_id: UUID | None = Field(default=None, index=True)
-    visibility: str  # Visibility
+    visibility: Visibility = Field(sa_type=AutoString)
     title: str
     body: str
-    given_tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Article(ArticleBase, table=True):
+    """A stock article; `version` is the number of its latest revision."""
+
+    __tablename__ = "posts_article"
+
+    given_tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     source_thread_id: UUID | None = Field(default=None, foreign_key="posts_post.id", index=True)
     # A question thread formalized (posts_post's key cannot point at a question).
     source_question_id: UUID | None = Field(
@@ -66,9 +83,6 @@ class Article(SQLModel, table=True):
     contributors: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
     )
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]
@@ -106,7 +120,7 @@ class KnownGroup(SQLModel, table=True):
     __tablename__ = "posts_group"
 
     id: UUID = Field(primary_key=True)
-    visibility: str  # GroupVisibility
+    visibility: GroupVisibility = Field(sa_type=AutoString)
     as_of: datetime
 
 
@@ -118,7 +132,9 @@ class KnownMembership(SQLModel, table=True):
     group_id: UUID = Field(primary_key=True)
     user_id: UUID = Field(primary_key=True, index=True)
     is_member: bool = True
-    role: str = Field(default="member", sa_column_kwargs={"server_default": "member"})
+    role: GroupRole = Field(
+        default="member", sa_type=AutoString, sa_column_kwargs={"server_default": "member"}
+    )
     version: int = 0  # identity's version of the membership (0: from before versions)
     as_of: datetime
 
@@ -130,11 +146,30 @@ class Reaction(SQLModel, table=True):
 
     post_id: UUID = Field(foreign_key="posts_post.id", primary_key=True)
     user_id: UUID = Field(primary_key=True)
-    kind: str = Field(primary_key=True)  # "like" | "thanks"
+    kind: ReactionKind = Field(primary_key=True, sa_type=AutoString)
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Question(SQLModel, table=True):
+class QuestionBase(SQLModel):
+    """What a question's row and its HTTP summary (`QuestionSummary`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    title: str
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: Visibility = Field(sa_type=AutoString)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    score: int = Field(default=0, index=True)
+    answer_count: int = 0
+    accepted_answer_id: UUID | None = None
+    duplicate_of: UUID | None = Field(default=None, foreign_key="posts_question.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
+    version: int = 1
+
+
+class Question(QuestionBase, table=True):
     """A question; `version` grows with every change of it (edit, acceptance, close, delete).
 
     `score`, `answer_count` and `last_activity_at` are kept by atomic UPDATEs (votes and
@@ -143,28 +178,14 @@ class Question(SQLModel, table=True):
 
     __tablename__ = "posts_question"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    author_id: UUID = Field(index=True)
-    author_handle: str = ""
-    group_id: UUID | None = Field(default=None, index=True)
-    visibility: str  # Visibility
-    title: str
     body: str
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     base_score: int = 0  # votes from an imported source site, anonymous
-    score: int = Field(default=0, index=True)
     vote_version: int = 0
-    answer_count: int = 0
-    accepted_answer_id: UUID | None = None
     accepted_at: datetime | None = None
-    duplicate_of: UUID | None = Field(default=None, foreign_key="posts_question.id", index=True)
     closed_at: datetime | None = None
     source: str | None = Field(default=None, unique=True, max_length=200)
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
-    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]
@@ -172,26 +193,31 @@ class Question(SQLModel, table=True):
         return versioned(cls)
 
 
-class Answer(SQLModel, table=True):
+class AnswerBase(SQLModel):
+    """What an answer's row and its HTTP shape (`AnswerPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    body: str
+    score: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+    group_id: UUID | None = Field(default=None, index=True)
+    visibility: Visibility = Field(sa_type=AutoString)
+
+
+class Answer(AnswerBase, table=True):
     """An answer to a question, in its question's group and visibility."""
 
     __tablename__ = "posts_answer"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
-    author_id: UUID = Field(index=True)
-    author_handle: str = ""
-    group_id: UUID | None = Field(default=None, index=True)
-    visibility: str  # Visibility
-    body: str
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     base_score: int = 0
-    score: int = 0
     vote_version: int = 0
     source: str | None = Field(default=None, unique=True, max_length=200)
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]
@@ -199,25 +225,30 @@ class Answer(SQLModel, table=True):
         return versioned(cls)
 
 
-class Comment(SQLModel, table=True):
+class CommentBase(SQLModel):
+    """What a comment's row and its HTTP shape (`CommentPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    parent_id: UUID = Field(index=True)
+    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
+    author_id: UUID = Field(index=True)
+    author_handle: str = ""
+    body: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+
+
+class Comment(CommentBase, table=True):
     """A short comment on a question or an answer (`parent_id`), in the question's thread."""
 
     __tablename__ = "posts_comment"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    parent_id: UUID = Field(index=True)
     parent_kind: str  # "question" | "answer"
-    question_id: UUID = Field(foreign_key="posts_question.id", index=True)
-    author_id: UUID = Field(index=True)
-    author_handle: str = ""
     group_id: UUID | None = None
-    visibility: str  # Visibility
-    body: str
+    visibility: Visibility = Field(sa_type=AutoString)
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     source: str | None = Field(default=None, unique=True, max_length=200)
-    version: int = 1
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
 
     @declared_attr  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ def do_set_hidden(
     session.add(post)
     flush_or_conflict(session)
     record_event(session, post_snapshot(post, PostUpdated), source=SOURCE)
-    details = {"kind": post.kind}
+    details: dict[str, str] = {"kind": post.kind}
     if post.group_id is not None:
         details["group_id"] = str(post.group_id)
     record_event(

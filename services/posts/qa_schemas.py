@@ -4,10 +4,17 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictInt,
+)
 
-from services.posts.schemas import NOT_BLANK, Strict, Tags, Title, _not_blank
-from shared.events.contracts import Visibility
+from services.posts.models import AnswerBase, CommentBase, QuestionBase
+from services.posts.schemas import NOT_BLANK, AlwaysPresent, Strict, Tags, Title, _not_blank
 
 QA_BODY_MAX = 30_000
 COMMENT_BODY_MAX = 600
@@ -125,34 +132,12 @@ class CloseQuestion(Strict):
     duplicate_of: UUID
 
 
-class CommentPublic(BaseModel):
-    id: UUID
-    parent_id: UUID
-    question_id: UUID
-    author_id: UUID
-    author_handle: str
-    body: str
-    created_at: datetime
-    updated_at: datetime
-    version: int
+class CommentPublic(CommentBase, AlwaysPresent):
+    """A comment as anyone who may read its question sees it."""
 
 
-class QuestionSummary(BaseModel):
-    id: UUID
-    title: str
-    author_id: UUID
-    author_handle: str
-    group_id: UUID | None
-    visibility: Visibility
-    tags: list[str]
-    score: int
-    answer_count: int
-    accepted_answer_id: UUID | None
+class QuestionSummary(QuestionBase, AlwaysPresent):
     has_accepted_answer: bool
-    duplicate_of: UUID | None
-    created_at: datetime
-    last_activity_at: datetime
-    version: int
 
 
 class QuestionPublic(QuestionSummary):
@@ -165,21 +150,10 @@ class QuestionPublic(QuestionSummary):
     updated_at: datetime
 
 
-class AnswerPublic(BaseModel):
-    id: UUID
-    question_id: UUID
-    author_id: UUID
-    author_handle: str
-    body: str
-    score: int
+class AnswerPublic(AnswerBase, AlwaysPresent):
     is_accepted: bool
     my_vote: Literal[-1, 0, 1]
     comments: list[CommentPublic]
-    created_at: datetime
-    updated_at: datetime
-    version: int
-    group_id: UUID | None
-    visibility: Visibility
 
 
 class QARevisionPublic(BaseModel):

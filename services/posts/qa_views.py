@@ -18,28 +18,18 @@ from services.posts.qa_schemas import (
 )
 from services.posts.votes import my_votes
 from shared.auth import Principal
-from shared.ids import as_utc
 
 VoteValue = Literal[-1, 0, 1]
 
 
 def comment_public(comment: Comment) -> CommentPublic:
-    return CommentPublic.model_validate(
-        {
-            **comment.model_dump(),
-            "created_at": as_utc(comment.created_at),
-            "updated_at": as_utc(comment.updated_at),
-        }
-    )
+    return CommentPublic.model_validate(comment.model_dump())
 
 
 def _summary_fields(question: Question) -> dict[str, Any]:
     return {
         **question.model_dump(),
         "has_accepted_answer": question.accepted_answer_id is not None,
-        "created_at": as_utc(question.created_at),
-        "updated_at": as_utc(question.updated_at),
-        "last_activity_at": as_utc(question.last_activity_at),
     }
 
 
@@ -104,8 +94,6 @@ def answers_public(
                 "is_accepted": answer.id == question.accepted_answer_id,
                 "my_vote": cast(VoteValue, votes.get(answer.id, 0)),
                 "comments": [comment_public(comment) for comment in comments[answer.id]],
-                "created_at": as_utc(answer.created_at),
-                "updated_at": as_utc(answer.updated_at),
             }
         )
         for answer in answers
@@ -113,6 +101,4 @@ def answers_public(
 
 
 def revision_public(revision: QARevision) -> QARevisionPublic:
-    return QARevisionPublic.model_validate(
-        {**revision.model_dump(), "created_at": as_utc(revision.created_at)}
-    )
+    return QARevisionPublic.model_validate(revision.model_dump())

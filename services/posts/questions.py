@@ -43,10 +43,9 @@ from shared.events.contracts import (
     QuestionDeleted,
     QuestionSnapshot,
     QuestionUpdated,
-    Visibility,
 )
 from shared.events.outbox import record_event
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 from shared.pagination import decode_cursor, paginate
 
 QuestionSnapshotT = TypeVar("QuestionSnapshotT", bound=QuestionSnapshot)
@@ -61,7 +60,7 @@ def question_snapshot(question: Question, event: type[QuestionSnapshotT]) -> Que
         kind="question",
         author_id=question.author_id,
         group_id=question.group_id,
-        visibility=cast(Visibility, question.visibility),
+        visibility=question.visibility,
         version=question.version,
         title=question.title,
         body=question.body,
@@ -70,8 +69,8 @@ def question_snapshot(question: Question, event: type[QuestionSnapshotT]) -> Que
         parent_id=None,
         thread_id=question.id,
         source_thread_id=None,
-        created_at=as_utc(question.created_at),
-        updated_at=as_utc(question.updated_at),
+        created_at=question.created_at,
+        updated_at=question.updated_at,
         accepted_answer_id=question.accepted_answer_id,
         duplicate_of=question.duplicate_of,
     )
@@ -215,7 +214,7 @@ def do_delete_question(*, session: Session, question: Question) -> None:
                 kind=kind,
                 author_id=item.author_id,
                 group_id=item.group_id,
-                visibility=cast(Visibility, item.visibility),
+                visibility=item.visibility,
                 version=item.version,
                 deleted_at=now,
             ),
@@ -244,7 +243,7 @@ def do_set_accepted(
         AnswerAccepted(
             question_id=question.id,
             group_id=question.group_id,
-            visibility=cast(Visibility, question.visibility),
+            visibility=question.visibility,
             answer_id=answer.id if answer else None,
             answer_author_id=answer.author_id if answer else None,
             previous_answer_id=previous,
@@ -290,7 +289,7 @@ def do_close_as_duplicate(
         QuestionClosed(
             question_id=question.id,
             group_id=question.group_id,
-            visibility=cast(Visibility, question.visibility),
+            visibility=question.visibility,
             duplicate_of=original.id,
             closed_by=principal.user_id,
             version=question.version,
@@ -365,6 +364,6 @@ def list_questions(
 
     def cursor_of(last: Question) -> list[Any]:
         value = getattr(last, attribute)
-        return [value if sort == "votes" else as_utc(value).isoformat(), str(last.id)]
+        return [value if sort == "votes" else value.isoformat(), str(last.id)]
 
     return paginate(session, query, limit=limit, cursor_of=cursor_of)

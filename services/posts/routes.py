@@ -8,18 +8,16 @@ from sqlmodel import Session
 
 from services.posts import articles, content, service
 from services.posts.access import IdentityDep
-from services.posts.models import Article, ArticleRevision, Post
+from services.posts.models import Article, ArticleRevision, Post, PostKind, ReactionKind
 from services.posts.schemas import (
     ArticleCreate,
     ArticlePublic,
     ArticleUpdate,
     Formalize,
     PostCreate,
-    PostKind,
     PostPublic,
     PostUpdate,
     ReactionCreate,
-    ReactionKind,
     RevisionPublic,
     RevisionSummary,
 )
@@ -27,7 +25,6 @@ from shared.auth import CurrentUser, Principal
 from shared.db import SessionDep
 from shared.events.contracts import ContentSnapshot
 from shared.idempotency import IdempotentRoute
-from shared.ids import as_utc
 from shared.pagination import CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 
@@ -57,9 +54,6 @@ def post_public(
     return PostPublic.model_validate(
         {
             **post.model_dump(),
-            "created_at": as_utc(post.created_at),
-            "updated_at": as_utc(post.updated_at),
-            "hidden_at": as_utc(post.hidden_at) if post.hidden_at else None,
             "formalized_as": formalized_as or [],
             "reactions": reactions or {},
             "my_reactions": my_reactions or [],
@@ -95,8 +89,6 @@ def article_public(article: Article) -> ArticlePublic:
             "source_kind": "question"
             if article.source_question_id
             else ("post" if article.source_thread_id else None),
-            "created_at": as_utc(article.created_at),
-            "updated_at": as_utc(article.updated_at),
         }
     )
 
@@ -107,9 +99,7 @@ def item_etag(item: Post | Article) -> str:
 
 
 def revision_summary(revision: ArticleRevision) -> RevisionSummary:
-    return RevisionSummary.model_validate(
-        {**revision.model_dump(), "created_at": as_utc(revision.created_at)}
-    )
+    return RevisionSummary.model_validate(revision.model_dump())
 
 
 # --- posts ----------------------------------------------------------------------------
@@ -442,9 +432,7 @@ def read_revision(
         session=session, principal=principal, article_id=article_id, identity=identity
     )
     revision = articles.check_revision(session=session, article=article, number=number)
-    return RevisionPublic.model_validate(
-        {**revision.model_dump(), "created_at": as_utc(revision.created_at)}
-    )
+    return RevisionPublic.model_validate(revision.model_dump())
 
 
 # --- internal -------------------------------------------------------------------------

@@ -5,12 +5,10 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlmodel import SQLModel
 
+from services.posts.models import ArticleBase, PostBase, ReactionKind
 from services.posts.parsing import MAX_TAGS, TAG_PATTERN, normalise_tag
-from shared.events.contracts import Visibility
-
-PostKind = Literal["post", "reply"]
-ReactionKind = Literal["like", "thanks"]
 
 POST_BODY_MAX = 5000
 ARTICLE_BODY_MAX = 100_000
@@ -63,6 +61,13 @@ Tag = Annotated[str, Field(min_length=1, max_length=51, pattern=TAG_INPUT), Afte
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX)]
 
 
+class AlwaysPresent(SQLModel):
+    """A response built from a table's base: every field is always in the answer (the
+    defaults are the table's), so its schema says each is required."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,21 +84,7 @@ class PostUpdate(Strict):
     body: PostBody
 
 
-class PostPublic(BaseModel):
-    id: UUID
-    kind: PostKind
-    author_id: UUID
-    author_handle: str
-    group_id: UUID | None
-    visibility: Visibility
-    body: str
-    tags: list[str]
-    mentions: list[str]
-    parent_id: UUID | None
-    thread_id: UUID
-    version: int
-    created_at: datetime
-    updated_at: datetime
+class PostPublic(PostBase, AlwaysPresent):
     formalized_as: list[UUID] = Field(
         default_factory=list, description="Articles formalized from this thread."
     )
@@ -141,16 +132,7 @@ class Contributor(BaseModel):
     handle: str
 
 
-class ArticlePublic(BaseModel):
-    id: UUID
-    author_id: UUID
-    author_handle: str
-    group_id: UUID | None
-    visibility: Visibility
-    title: str
-    body: str
-    tags: list[str]
-    mentions: list[str]
+class ArticlePublic(ArticleBase, AlwaysPresent):
     source_thread_id: UUID | None = Field(
         description="The thread (post or question) this article formalizes."
     )
@@ -162,9 +144,7 @@ class ArticlePublic(BaseModel):
         default_factory=list,
         description="Everyone credited: the thread's authors and who formalized it.",
     )
-    version: int = Field(description="The number of the latest revision.")
-    created_at: datetime
-    updated_at: datetime
+    version: int = Field(default=1, description="The number of the latest revision.")
 
 
 class RevisionSummary(BaseModel):

@@ -23,14 +23,13 @@ from services.posts.access import (
     readable_filter,
     unhidden_filter,
 )
-from services.posts.models import Article, ContentTag, Post, Reaction
+from services.posts.models import Article, ContentTag, Post, PostKind, Reaction, ReactionKind
 from services.posts.parsing import parse_mentions, parse_tags
-from services.posts.schemas import PostCreate, PostKind, ReactionKind
+from services.posts.schemas import PostCreate
 from shared.auth import Principal
 from shared.db import is_database_unavailable
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.events.contracts import (
-    ContentKind,
     ContentSnapshot,
     PostCreated,
     PostDeleted,
@@ -38,10 +37,9 @@ from shared.events.contracts import (
     ReactionAdded,
     ReactionEvent,
     ReactionRemoved,
-    Visibility,
 )
 from shared.events.outbox import record_event
-from shared.ids import as_utc, new_id, utcnow
+from shared.ids import new_id, utcnow
 from shared.pagination import decode_cursor, paginate
 
 SOURCE = "/knowflow/posts"
@@ -112,10 +110,10 @@ def post_snapshot(post: Post, event: type[SnapshotT]) -> SnapshotT:
     hidden = post.hidden_at is not None
     return event(
         content_id=post.id,
-        kind=cast(ContentKind, post.kind),
+        kind=post.kind,
         author_id=post.author_id,
         group_id=post.group_id,
-        visibility=cast(Visibility, post.visibility),
+        visibility=post.visibility,
         version=post.version,
         title=None,
         # A hidden post's text goes nowhere (consumers drop it) until it is shown again.
@@ -125,8 +123,8 @@ def post_snapshot(post: Post, event: type[SnapshotT]) -> SnapshotT:
         parent_id=post.parent_id,
         thread_id=post.thread_id,
         source_thread_id=None,
-        created_at=as_utc(post.created_at),
-        updated_at=as_utc(post.updated_at),
+        created_at=post.created_at,
+        updated_at=post.updated_at,
         hidden=hidden,
     )
 
@@ -278,10 +276,10 @@ def do_delete_post(*, session: Session, post: Post) -> None:
         session,
         PostDeleted(
             content_id=post.id,
-            kind=cast(ContentKind, post.kind),
+            kind=post.kind,
             author_id=post.author_id,
             group_id=post.group_id,
-            visibility=cast(Visibility, post.visibility),
+            visibility=post.visibility,
             version=post.version,
             deleted_at=now,
         ),
@@ -433,7 +431,7 @@ def reaction_event(
         user_id=principal.user_id,
         kind=kind,
         group_id=post.group_id,
-        visibility=cast(Visibility, post.visibility),
+        visibility=post.visibility,
     )
 
 

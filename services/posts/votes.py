@@ -4,7 +4,7 @@ An item's score is its imported base score plus its votes, kept by atomic UPDATE
 two votes at once both count. Functions here never commit.
 """
 
-from typing import Literal, cast
+from typing import Literal
 from uuid import UUID
 
 from sqlalchemy import Table, update
@@ -15,7 +15,7 @@ from services.posts.qa_common import ANSWER_TABLE, QUESTION_TABLE
 from services.posts.service import SOURCE, flush_or_conflict
 from shared.auth import Principal
 from shared.errors import Forbidden
-from shared.events.contracts import Visibility, VotableKind, VoteCast
+from shared.events.contracts import VotableKind, VoteCast
 from shared.events.outbox import record_event
 
 VoteValue = Literal[-1, 0, 1]
@@ -58,7 +58,7 @@ def do_vote(
         VoteCast(
             question_id=question.id,
             group_id=question.group_id,
-            visibility=cast(Visibility, question.visibility),
+            visibility=question.visibility,
             content_id=item.id,
             kind=kind,
             author_id=item.author_id,

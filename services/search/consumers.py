@@ -40,7 +40,6 @@ from shared.events.contracts import (
 )
 from shared.events.envelope import CloudEvent, EventData
 from shared.events.erasure import erasure_consumer
-from shared.ids import as_utc
 from shared.projections import UNVERSIONED
 from shared.settings import Settings
 
@@ -120,7 +119,7 @@ def on_group_created(session: Session, envelope: CloudEvent, data: GroupCreated)
         is_member=True,
         # Unnumbered: the owner's own GroupMemberAdded, numbered, follows and outranks it.
         version=UNVERSIONED,
-        at=as_utc(envelope.time),
+        at=envelope.time,
     )
 
 
@@ -131,7 +130,7 @@ def on_member_added(session: Session, envelope: CloudEvent, data: GroupMemberAdd
         user_id=data.user_id,
         is_member=True,
         version=data.version,
-        at=as_utc(envelope.time),
+        at=envelope.time,
     )
 
 
@@ -142,7 +141,7 @@ def on_member_removed(session: Session, envelope: CloudEvent, data: GroupMemberR
         user_id=data.user_id,
         is_member=False,
         version=data.version,
-        at=as_utc(envelope.time),
+        at=envelope.time,
     )
 
 
@@ -154,7 +153,7 @@ def on_user(
         user_id=data.user_id,
         handle=data.handle,
         display_name=data.display_name,
-        at=as_utc(envelope.time),
+        at=envelope.time,
         skills=data.skills if isinstance(data, UserProfileUpdated) else None,
     )
 
@@ -167,7 +166,7 @@ def on_vote(session: Session, envelope: CloudEvent, data: VoteCast) -> None:
         author_id=data.author_id,
         score=data.score,
         version=data.version,
-        at=as_utc(envelope.time),
+        at=envelope.time,
     )
 
 
@@ -177,7 +176,7 @@ def on_accepted(session: Session, envelope: CloudEvent, data: AnswerAccepted) ->
         question_id=data.question_id,
         answer_id=data.answer_id,
         version=data.version,
-        at=as_utc(envelope.time),
+        at=envelope.time,
     )
 
 
@@ -193,7 +192,7 @@ def on_reaction(
         author_id=data.author_id,
         user_id=data.user_id,
         is_thanked=isinstance(data, ReactionAdded),
-        at=as_utc(envelope.time),
+        at=envelope.time,
     )
 
 

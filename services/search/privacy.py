@@ -14,7 +14,6 @@ from services.search import service
 from services.search.models import SearchSkill
 from services.search.routing.models import RoutingAsk
 from shared.events.contracts import UserErasureRequested
-from shared.ids import as_utc
 
 
 def erase(session: Session, data: UserErasureRequested) -> dict[str, int]:
@@ -31,7 +30,7 @@ def erase(session: Session, data: UserErasureRequested) -> dict[str, int]:
         user_id=data.user_id,
         handle=data.replacement_handle,
         display_name=data.replacement_display_name,
-        at=as_utc(data.requested_at),
+        at=data.requested_at,
         skills=[],
     )
     return {"profile": 1, "skills": skills, "routing_asks": asks}

@@ -50,7 +50,6 @@ from services.search.semantic.service import Semantic
 from shared.auth import Principal
 from shared.errors import BadRequest
 from shared.events.contracts import ContentEvent, ContentSnapshot, QuestionSnapshot
-from shared.ids import as_utc
 from shared.projections import do_apply_fact
 
 
@@ -119,7 +118,7 @@ def do_record_user(
         session.add(
             SearchUser(user_id=user_id, handle=handle, display_name=display_name, changed_at=at)
         )
-    elif as_utc(user.changed_at) <= at:
+    elif user.changed_at <= at:
         user.handle, user.display_name, user.changed_at = handle, display_name, at
         session.add(user)
     else:
@@ -144,7 +143,7 @@ def do_set_score(
             "author_id": author_id,
             "score": score,
             "version": version,
-            "changed_at": as_utc(at),
+            "changed_at": at,
         },
     )
 
@@ -161,7 +160,7 @@ def do_set_acceptance(
             "question_id": question_id,
             "answer_id": answer_id,
             "version": version,
-            "changed_at": as_utc(at),
+            "changed_at": at,
         },
     )
 
@@ -197,7 +196,7 @@ def do_set_membership(
             "user_id": user_id,
             "is_member": is_member,
             "version": version,
-            "changed_at": as_utc(at),
+            "changed_at": at,
         },
     )
 
@@ -226,7 +225,7 @@ def do_set_thanks(
             )
         )
         return
-    stored_at = as_utc(thanks.changed_at)
+    stored_at = thanks.changed_at
     if at > stored_at or (at == stored_at and not is_thanked):
         thanks.is_thanked, thanks.changed_at = is_thanked, at
         session.add(thanks)

@@ -5,13 +5,13 @@ increasing `version`), so a consumer can act without calling back and can ignore
 stale or replayed event by comparing versions.
 """
 
-from datetime import datetime
 from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.envelope import Audience, EventData
+from shared.ids import UtcDatetime
 
 Visibility = Literal["public", "private"]
 GroupVisibility = Literal["open", "private"]
@@ -72,7 +72,7 @@ class UserContactUpdated(EventData):
     event_type = "knowflow.user.contact_updated.v1"
     user_id: UUID
     email: str
-    changed_at: datetime
+    changed_at: UtcDatetime
 
     def audience(self) -> Audience:
         return "restricted"
@@ -87,7 +87,7 @@ class UserDeactivated(EventData):
 
     event_type = "knowflow.user.deactivated.v1"
     user_id: UUID
-    deactivated_at: datetime
+    deactivated_at: UtcDatetime
 
     def subject_id(self) -> str:
         return str(self.user_id)
@@ -96,7 +96,7 @@ class UserDeactivated(EventData):
 class UserReactivated(EventData):
     event_type = "knowflow.user.reactivated.v1"
     user_id: UUID
-    reactivated_at: datetime
+    reactivated_at: UtcDatetime
 
     def subject_id(self) -> str:
         return str(self.user_id)
@@ -106,7 +106,7 @@ class OrganisationRoleChanged(EventData):
     event_type = "knowflow.user.role_changed.v1"
     user_id: UUID
     role: OrganisationRole
-    changed_at: datetime
+    changed_at: UtcDatetime
 
     def subject_id(self) -> str:
         return str(self.user_id)
@@ -121,7 +121,7 @@ class AccessRevoked(EventData):
     event_type = "knowflow.auth.access_revoked.v1"
     user_id: UUID
     session_id: UUID | None = None
-    not_before: datetime
+    not_before: UtcDatetime
     reason: RevocationReason
 
     def audience(self) -> Audience:
@@ -139,7 +139,7 @@ class PasswordResetRequested(EventData):
     user_id: UUID
     email: str
     token: str
-    expires_at: datetime
+    expires_at: UtcDatetime
 
     def audience(self) -> Audience:
         return "restricted"
@@ -155,7 +155,7 @@ class UserErasureRequested(EventData):
     event_type = "knowflow.user.erasure_requested.v1"
     erasure_id: UUID
     user_id: UUID
-    requested_at: datetime
+    requested_at: UtcDatetime
     # The name being erased, so a service can remove it where it was written (mentions,
     # credits, inbox titles), and what stands in for it from now on (the tombstone's handle,
     # which no one can register, and "Former member").
@@ -178,7 +178,7 @@ class ErasureReported(EventData):
     service: str
     # What was removed or anonymised, by kind: {"notifications": 12, "search_documents": 3}.
     removed: dict[str, int]
-    reported_at: datetime
+    reported_at: UtcDatetime
 
     def audience(self) -> Audience:
         return "restricted"
@@ -196,7 +196,7 @@ class AuditReported(EventData):
     actor_kind: AuditActorKind = "user"
     action: str
     target: str
-    at: datetime
+    at: UtcDatetime
     ip: str | None = None
     request_id: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
@@ -218,7 +218,7 @@ class AuditRecorded(EventData):
     actor_kind: AuditActorKind
     action: str
     target: str
-    at: datetime
+    at: UtcDatetime
     ip: str | None = None
     request_id: str | None = None
     service: str
@@ -332,8 +332,8 @@ class ContentSnapshot(ContentEvent):
     parent_id: UUID | None
     thread_id: UUID | None
     source_thread_id: UUID | None = None  # an article formalized from a thread
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     # Hidden by a moderator of its group: a consumer drops the item as if deleted (title,
     # body, tags and mentions come empty) until a later version comes with hidden false.
     hidden: bool = False
@@ -349,7 +349,7 @@ class PostUpdated(ContentSnapshot):
 
 class PostDeleted(ContentEvent):
     event_type = "knowflow.post.deleted.v1"
-    deleted_at: datetime
+    deleted_at: UtcDatetime
 
 
 class ArticleCreated(ContentSnapshot):
@@ -362,7 +362,7 @@ class ArticleUpdated(ContentSnapshot):
 
 class ArticleDeleted(ContentEvent):
     event_type = "knowflow.article.deleted.v1"
-    deleted_at: datetime
+    deleted_at: UtcDatetime
 
 
 class ReactionEvent(EventData):
@@ -416,7 +416,7 @@ class QuestionUpdated(QuestionSnapshot):
 
 class QuestionDeleted(ContentEvent):
     event_type = "knowflow.question.deleted.v1"
-    deleted_at: datetime
+    deleted_at: UtcDatetime
 
 
 class AnswerCreated(ContentSnapshot):
@@ -431,7 +431,7 @@ class AnswerUpdated(ContentSnapshot):
 
 class AnswerDeleted(ContentEvent):
     event_type = "knowflow.answer.deleted.v1"
-    deleted_at: datetime
+    deleted_at: UtcDatetime
 
 
 class CommentCreated(ContentSnapshot):
@@ -446,7 +446,7 @@ class CommentUpdated(ContentSnapshot):
 
 class CommentDeleted(ContentEvent):
     event_type = "knowflow.comment.deleted.v1"
-    deleted_at: datetime
+    deleted_at: UtcDatetime
 
 
 class QAEvent(EventData):
@@ -570,8 +570,8 @@ class DigestReady(EventData):
     event_type = "knowflow.digest.ready.v1"
     user_id: UUID
     period: Literal["daily", "weekly"]
-    since: datetime
-    until: datetime
+    since: UtcDatetime
+    until: UtcDatetime
     total_items: int = Field(ge=1)
     sections: list[DigestReadySection]
 
@@ -618,7 +618,7 @@ class NotificationCreated(EventData):
     url: str  # the item, as a public API path
     item_id: UUID | None
     group_id: UUID | None
-    created_at: datetime
+    created_at: UtcDatetime
 
     def audience(self) -> Audience:
         return "restricted"
@@ -654,7 +654,7 @@ class WebhookEndpointDisabled(EventData):
     endpoint_id: UUID
     url: str
     reason: str
-    disabled_at: datetime
+    disabled_at: UtcDatetime
 
     def audience(self) -> Audience:
         return "restricted"
@@ -729,10 +729,4 @@ CONTENT_DELETES: tuple[type[ContentEvent], ...] = (
     QuestionDeleted,
     AnswerDeleted,
     CommentDeleted,
-)
-GROUP_MEMBERSHIP: tuple[type[GroupEvent], ...] = (
-    GroupCreated,
-    GroupUpdated,
-    GroupMemberAdded,
-    GroupMemberRemoved,
 )

@@ -6,13 +6,12 @@ data and are only for Knowflow's own services (NATS permissions grant other syst
 `events.public.>` alone).
 """
 
-from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.ids import new_id, utcnow
+from shared.ids import UtcDatetime, new_id, utcnow
 
 TYPE_PREFIX = "knowflow."
 SUBJECT_ROOT = "events"
@@ -44,7 +43,7 @@ class CloudEvent(BaseModel):
     id: UUID = Field(default_factory=new_id)
     source: str
     type: str
-    time: datetime = Field(default_factory=utcnow)
+    time: UtcDatetime = Field(default_factory=utcnow)
     subject: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     audience: Audience = "public"

@@ -21,7 +21,6 @@ from services.digests.delivery import SETTLE, send_due_digests
 from services.digests.main import create_app
 from services.digests.models import DigestPreference, DigestSent
 from services.digests.scheduler import DigestSettings, run_schedule
-from services.digests.service import to_utc
 from services.digests.tests.factories import content
 from shared.auth import TokenIssuer, TokenVerifier
 from shared.events.contracts import FollowCreated, NotificationPreferencesUpdated
@@ -91,7 +90,7 @@ def test_a_boundary_within_the_settling_minute_is_not_sent_yet(
     with Session(engine_of(client)) as session:
         [row] = session.exec(select(DigestSent)).all()
     # 30 seconds after today's boundary: still the window that ended a day earlier.
-    assert to_utc(row.window_end) == now.replace(second=0) - timedelta(days=1)
+    assert row.window_end == now.replace(second=0) - timedelta(days=1)
 
 
 def test_the_schedule_logs_an_error_and_keeps_going(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ from services.notifications.mail.models import AccountMail
 from services.notifications.mail.rendering import absolute, environment, message_id_for
 from services.notifications.models import MailDelivery
 from shared.events.contracts import PasswordResetRequested
-from shared.ids import as_utc, new_id
+from shared.ids import new_id
 from shared.settings import Settings
 
 PASSWORD_RESET = "password_reset"
@@ -68,9 +68,9 @@ def build_account_message(
     mail = session.get(AccountMail, delivery.notification_id)
     if mail is None or not mail.token:
         return None, "the account e-mail is gone"
-    if as_utc(mail.expires_at) <= now:
+    if mail.expires_at <= now:
         return None, "the link expired before it could be sent"
-    minutes = max(1, round((as_utc(mail.expires_at) - now).total_seconds() / 60))
+    minutes = max(1, round((mail.expires_at - now).total_seconds() / 60))
     context = {"reset_url": reset_url(settings, mail.token), "minutes": minutes}
     env = environment()
     message = EmailMessage()

@@ -1,15 +1,36 @@
 """Webhook tables: endpoints and their grants, the retained event log, the delivery log."""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from sqlalchemy import Index, Text
-from sqlmodel import JSON, Column, Field, SQLModel
+from sqlmodel import JSON, AutoString, Column, Field, SQLModel
 
 from shared.ids import new_id, utcnow
 
 
-class WebhookEndpoint(SQLModel, table=True):
+class EndpointBase(SQLModel):
+    """What an endpoint's row and its HTTP shape (`EndpointPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)
+    url: str
+    description: str = ""
+    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    restricted_event_types: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    enabled: bool = True
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    # Since when it has failed without a success in between (None: last attempt succeeded).
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookEndpoint(EndpointBase, table=True):
     """A system that receives events as signed POSTs, and what it may receive.
 
     `event_types`: types delivered when an event is public. `restricted_event_types`:
@@ -20,23 +41,8 @@ class WebhookEndpoint(SQLModel, table=True):
 
     __tablename__ = "notifications_webhook_endpoint"
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)
-    url: str
-    description: str = ""
-    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    restricted_event_types: list[str] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
     group_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     secret_encrypted: str
-    enabled: bool = True
-    disabled_at: datetime | None = None
-    disabled_reason: str | None = None
-    # Since when it has failed without a success in between (None: last attempt succeeded).
-    failing_since: datetime | None = None
-    last_success_at: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class WebhookEvent(SQLModel, table=True):
@@ -53,7 +59,27 @@ class WebhookEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class WebhookDelivery(SQLModel, table=True):
+DeliveryStatus = Literal["pending", "delivering", "delivered", "failed"]
+
+
+class DeliveryBase(SQLModel):
+    """What a delivery's row and its HTTP shape (`DeliveryPublic`) share."""
+
+    id: UUID = Field(default_factory=new_id, primary_key=True)  # UUIDv7: ordered by time
+    endpoint_id: UUID
+    event_id: UUID
+    event_type: str
+    replay: bool = False
+    status: DeliveryStatus = Field(default="pending", sa_type=AutoString)
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookDelivery(DeliveryBase, table=True):
     """One event to one endpoint: pending → delivering (leased) → delivered | failed.
 
     A replay adds a new row for the same event (same `webhook-id`). `lease` grows with
@@ -66,21 +92,9 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_delivery_endpoint", "endpoint_id", "id"),
     )
 
-    id: UUID = Field(default_factory=new_id, primary_key=True)  # UUIDv7: ordered by time
-    endpoint_id: UUID
-    event_id: UUID
-    event_type: str
-    replay: bool = False
-    status: str = "pending"
-    attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     claimed_until: datetime | None = None
     lease: int = 0
-    last_status_code: int | None = None
-    last_error: str | None = None
-    last_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
 
 
 WEBHOOK_TABLES: list[type[SQLModel]] = [WebhookEndpoint, WebhookEvent, WebhookDelivery]

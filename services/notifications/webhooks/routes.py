@@ -7,10 +7,9 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from services.notifications.webhooks import service
 from services.notifications.webhooks.grants import type_audiences
-from services.notifications.webhooks.models import WebhookDelivery
+from services.notifications.webhooks.models import DeliveryStatus, WebhookDelivery
 from services.notifications.webhooks.schemas import (
     DeliveryPublic,
-    DeliveryStatus,
     EndpointCreate,
     EndpointCreated,
     EndpointPublic,
@@ -25,7 +24,6 @@ from shared.db import SessionDep
 from shared.errors import Forbidden
 from shared.events.contracts import EVENT_TYPES
 from shared.idempotency import IdempotentRoute
-from shared.ids import as_utc
 from shared.pagination import CursorParam, Page, PageSize
 from shared.query import StrictQuery
 from shared.settings import Settings
@@ -58,20 +56,8 @@ SettingsDep = Annotated[Settings, Depends(settings_of)]
 
 def delivery_public(delivery: WebhookDelivery) -> DeliveryPublic:
     waiting = delivery.status == "pending"
-    return DeliveryPublic(
-        id=delivery.id,
-        endpoint_id=delivery.endpoint_id,
-        event_id=delivery.event_id,
-        event_type=delivery.event_type,
-        replay=delivery.replay,
-        status=delivery.status,
-        attempts=delivery.attempts,
-        next_attempt_at=as_utc(delivery.next_attempt_at) if waiting else None,
-        last_status_code=delivery.last_status_code,
-        last_error=delivery.last_error,
-        last_attempt_at=as_utc(delivery.last_attempt_at) if delivery.last_attempt_at else None,
-        delivered_at=as_utc(delivery.delivered_at) if delivery.delivered_at else None,
-        created_at=as_utc(delivery.created_at),
+    return DeliveryPublic.model_validate(
+        {**delivery.model_dump(), "next_attempt_at": delivery.next_attempt_at if waiting else None}
     )
 
 

@@ -1,7 +1,7 @@
 """Webhook requests and answers."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
@@ -17,9 +17,9 @@ from pydantic import (
 )
 
 from services.notifications.webhooks.grants import TypeAudience
+from services.notifications.webhooks.models import DeliveryBase, EndpointBase
 from shared.events.contracts import EVENT_TYPES
 
-DeliveryStatus = Literal["pending", "delivering", "delivered", "failed"]
 MAX_TYPES = 100
 MAX_GROUPS = 100
 
@@ -100,20 +100,11 @@ class EndpointUpdate(BaseModel):
         return None if url is None else _check_url(url)
 
 
-class EndpointPublic(BaseModel):
-    id: UUID
-    url: str
-    description: str
-    event_types: list[str]
-    restricted_event_types: list[str]
+class EndpointPublic(EndpointBase):
+    # Every field is always in the answer (the defaults are the table's): all required.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
     group_ids: list[UUID] | None
-    enabled: bool
-    disabled_at: datetime | None
-    disabled_reason: str | None
-    failing_since: datetime | None
-    last_success_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
 
 
 class EndpointCreated(EndpointPublic):
@@ -131,20 +122,11 @@ class EventTypePublic(BaseModel):
     description: str
 
 
-class DeliveryPublic(BaseModel):
-    id: UUID
-    endpoint_id: UUID
+class DeliveryPublic(DeliveryBase):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
     event_id: UUID = Field(description="Also the `webhook-id` header: dedupe on it.")
-    event_type: str
-    replay: bool
-    status: DeliveryStatus
-    attempts: int
     next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    last_attempt_at: datetime | None
-    delivered_at: datetime | None
-    created_at: datetime
 
 
 class ReplayRequest(BaseModel):

@@ -20,9 +20,13 @@ from sqlalchemy import Engine, delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from services.notifications.webhooks.grants import Grant, check_types, public_types
-from services.notifications.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from services.notifications.webhooks.schemas import (
+from services.notifications.webhooks.models import (
     DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from services.notifications.webhooks.schemas import (
     EndpointCreate,
     EndpointPublic,
     EndpointUpdate,
@@ -32,7 +36,7 @@ from shared.errors import BadRequest, Conflict, NotFound
 from shared.events.contracts import UserErasureRequested, WebhookEndpointDisabled
 from shared.events.envelope import CloudEvent
 from shared.events.outbox import record_event
-from shared.ids import as_utc, new_id, utcnow
+from shared.ids import new_id, utcnow
 from shared.pagination import decode_cursor, paginate
 from shared.settings import Settings
 
@@ -45,11 +49,7 @@ PRUNE_BATCH = 500
 
 
 def endpoint_public(endpoint: WebhookEndpoint) -> EndpointPublic:
-    times = ("disabled_at", "failing_since", "last_success_at", "created_at", "updated_at")
-    values = endpoint.model_dump(exclude={"secret_encrypted"})
-    for name in times:
-        values[name] = as_utc(values[name]) if values[name] is not None else None
-    return EndpointPublic.model_validate(values)
+    return EndpointPublic.model_validate(endpoint.model_dump(exclude={"secret_encrypted"}))
 
 
 def check_endpoint(*, session: Session, endpoint_id: UUID) -> WebhookEndpoint:
@@ -256,7 +256,7 @@ def do_replay(*, session: Session, endpoint: WebhookEndpoint, since: datetime) -
     """Queue again every kept event since `since` that the endpoint's grant covers now."""
     if not endpoint.enabled:
         raise Conflict("the endpoint is disabled; re-enable it before replaying")
-    if as_utc(since) > utcnow():
+    if since > utcnow():
         raise BadRequest("`since` is in the future")
     grant = grant_of(endpoint)
     events = session.exec(
@@ -266,7 +266,7 @@ def do_replay(*, session: Session, endpoint: WebhookEndpoint, since: datetime) -
             WebhookEvent.audience,
             WebhookEvent.group_id,
         )
-        .where(col(WebhookEvent.occurred_at) >= as_utc(since))
+        .where(col(WebhookEvent.occurred_at) >= since)
         .order_by(col(WebhookEvent.occurred_at))
     ).all()
     queued = 0
@@ -437,10 +437,10 @@ def note_failure(
     """Start the failure clock, or disable the endpoint once it ran out (outbox event)."""
     if endpoint.failing_since is None:
         endpoint.failing_since = now
-    elif endpoint.enabled and now - as_utc(endpoint.failing_since) >= timedelta(
+    elif endpoint.enabled and now - endpoint.failing_since >= timedelta(
         seconds=settings.webhook_disable_after_seconds
     ):
-        since = as_utc(endpoint.failing_since)
+        since = endpoint.failing_since
         reason = f"no successful delivery since {since.isoformat()}, failing throughout"
         endpoint.enabled = False
         endpoint.disabled_at = now

@@ -29,7 +29,7 @@ from shared.events.contracts import (
     QuestionUpdated,
 )
 from shared.events.envelope import CloudEvent
-from shared.ids import as_utc, utcnow
+from shared.ids import utcnow
 
 
 def routing_consumers(
@@ -63,7 +63,7 @@ def routing_consumers(
                 session=session,
                 question_id=question_id,
                 author_id=data.author_id,
-                at=as_utc(data.created_at),
+                at=data.created_at,
                 answer_id=data.content_id,
             )
 
@@ -71,7 +71,7 @@ def routing_consumers(
         service.do_forget_answer(
             session=session,
             answer_id=data.content_id,
-            at=as_utc(data.deleted_at),
+            at=data.deleted_at,
             settings=settings,
         )
 
@@ -81,7 +81,7 @@ def routing_consumers(
                 session=session,
                 question_id=data.question_id,
                 author_id=data.answer_author_id,
-                at=as_utc(envelope.time),
+                at=envelope.time,
             )
 
     def on_follow(
@@ -93,7 +93,7 @@ def routing_consumers(
                 follower_id=data.follower_id,
                 tag=data.target,
                 active=isinstance(data, FollowCreated),
-                at=as_utc(envelope.time),
+                at=envelope.time,
             )
 
     return (

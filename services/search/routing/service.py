@@ -39,7 +39,6 @@ from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.contracts import QuestionRouted, QuestionSnapshot
 from shared.events.outbox import record_event
-from shared.ids import as_utc
 
 SOURCE = "/knowflow/search/routing"
 LAST_ROUND = 3
@@ -140,7 +139,7 @@ def do_route_new_question(
     """Record a new question and ask the first round; a question seen before does nothing."""
     if session.get(RoutingQuestion, data.content_id) is not None:
         return None
-    created_at = as_utc(data.created_at)
+    created_at = data.created_at
     question = RoutingQuestion(
         question_id=data.content_id,
         asker_id=data.author_id,
@@ -195,7 +194,7 @@ def do_escalate(
     question = session.get(RoutingQuestion, question_id)
     if question is None or question.status != OPEN or question.next_round_at is None:
         return None
-    if as_utc(question.next_round_at) > now or question.rounds >= LAST_ROUND:
+    if question.next_round_at > now or question.rounds >= LAST_ROUND:
         return None
     round_number = question.rounds + 1
     if round_number <= RANKED_ROUNDS:
@@ -271,7 +270,7 @@ def do_mark_answered(
         return
     ask = session.get(RoutingAsk, (question_id, author_id))
     if ask is not None and ask.status != ANSWERED:
-        ask.status, ask.responded_at = ANSWERED, as_utc(at)
+        ask.status, ask.responded_at = ANSWERED, at
         session.add(ask)
 
 
@@ -295,7 +294,7 @@ def do_forget_answer(
     else:
         question.status = OPEN
         hours = escalation_hours(session=session, group_id=question.group_id, settings=settings)
-        question.last_routed_at = max(as_utc(question.last_routed_at), at)
+        question.last_routed_at = max(question.last_routed_at, at)
         question.next_round_at = (
             question.last_routed_at + timedelta(hours=hours)
             if question.rounds < LAST_ROUND
@@ -338,7 +337,7 @@ def do_set_tag_follow(
             RoutingTagFollow(tag=tag, follower_id=follower_id, active=active, changed_at=at)
         )
         return
-    stored = as_utc(follow.changed_at)
+    stored = follow.changed_at
     if at > stored or (at == stored and not active):
         follow.active, follow.changed_at = active, at
         session.add(follow)
@@ -431,7 +430,7 @@ def do_set_group_escalation(
         )
     ).all()
     for question in waiting:
-        question.next_round_at = as_utc(question.last_routed_at) + timedelta(hours=hours)
+        question.next_round_at = question.last_routed_at + timedelta(hours=hours)
         session.add(question)
     session.flush()
     return setting

@@ -53,7 +53,6 @@ EXPORTS: dict[str, tuple[str, str]] = {
     "posts": ("/users/me/export/posts", "Your questions, answers, posts and articles"),
     "notifications": ("/users/me/export/notifications", "Your notifications and preferences"),
 }
-MAX_SKILLS = 50
 
 
 @cache

@@ -13,7 +13,7 @@ from services.notifications.mail.transport import transport_for
 from services.notifications.models import Notification, NotificationPreference
 from services.notifications.service import mail_not_before
 from services.notifications.tests.mail.conftest import SmtpServer, add_person, delivery, notify
-from shared.ids import as_utc, new_id
+from shared.ids import new_id
 from shared.settings import Settings
 
 BERLIN = "Europe/Berlin"  # UTC+1 in December, UTC+2 in summer
@@ -78,7 +78,7 @@ def test_a_mention_in_quiet_hours_waits_for_their_end_but_reaches_the_inbox_now(
     notification_id = notify(engine, ben)
     with Session(engine) as session:
         assert session.get(Notification, notification_id) is not None  # in the inbox already
-    not_before = as_utc(delivery(engine, notification_id).not_before)
+    not_before = delivery(engine, notification_id).not_before
     assert timedelta(minutes=100) < not_before - datetime.now(UTC) < timedelta(hours=2)
 
     send_due(engine, settings, transport_for(settings))
