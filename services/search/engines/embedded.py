@@ -108,11 +108,6 @@ def _unstamp(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
-def _match_expression(query: TextQuery) -> str:
-    """Each word as an FTS5 string (terms hold no quotes), all required."""
-    return " ".join(f'"{term}"' for term in query.terms)
-
-
 def _any_term_expression(terms: Sequence[str]) -> str:
     """Each word as an FTS5 string (terms hold no quotes), any of them matching."""
     return " OR ".join(f'"{term}"' for term in terms)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from opensearchpy import OpenSearch
 
-from services.search.engines.base import Deletion, IndexDoc, SimilarQuery, TextQuery
+from services.search.engines.base import Deletion, IndexDoc, SimilarQuery
 from services.search.engines.highlight import clean
 
 TEXT_FIELDS = ["title^10", "body", "tags.text^4"]
@@ -121,18 +121,6 @@ def similar_query(draft: SimilarQuery, filters: list[dict[str, Any]]) -> dict[st
             "functions": functions,
             "score_mode": "sum",
             "boost_mode": "multiply",
-        }
-    }
-
-
-def text_query(query: TextQuery) -> dict[str, Any]:
-    """Every word required, each in any of the text fields (term-centric, like FTS5)."""
-    return {
-        "multi_match": {
-            "query": " ".join(query.terms),
-            "type": "cross_fields",
-            "operator": "and",
-            "fields": TEXT_FIELDS,
         }
     }
 

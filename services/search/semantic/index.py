@@ -40,10 +40,6 @@ def quantize(vectors: Vectors) -> bytes:
     return np.clip(np.rint(vectors * SCALE), -127, 127).astype(np.int8).tobytes()
 
 
-def dequantize(blob: bytes, dimensions: int) -> Vectors:
-    return np.frombuffer(blob, dtype=np.int8).reshape(-1, dimensions).astype(np.float32) / SCALE
-
-
 @dataclass(frozen=True)
 class Item:
     """What the index keeps per content item, besides its vectors."""
