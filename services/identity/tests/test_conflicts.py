@@ -102,7 +102,10 @@ def test_a_private_groups_slug_does_not_reveal_it_to_a_non_member(client: TestCl
         probe = create_group(client, mallory, "layoffs-2027", visibility)
         assert probe.status_code == 201, probe.text  # the same answer as for a free slug
         assert probe.json()["owner_id"] == mallory["user"]["id"]
-    mine = {g["slug"]: g["owner_id"] for g in client.get("/groups", headers=bearer(mallory)).json()["items"]}
+    mine = {
+        g["slug"]: g["owner_id"]
+        for g in client.get("/groups", headers=bearer(mallory)).json()["items"]
+    }
     assert mine == {"layoffs-2027": mallory["user"]["id"]}
 
 

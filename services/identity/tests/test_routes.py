@@ -214,7 +214,9 @@ def test_private_group_is_invisible_to_non_members_until_added(client: TestClien
         json={"name": "PKM guild", "slug": "pkm-guild", "visibility": "private"},
     ).json()
     assert client.get(f"/groups/{group['id']}", headers=bearer(bob)).status_code == 404
-    assert group["id"] not in [g["id"] for g in client.get("/groups", headers=bearer(bob)).json()["items"]]
+    assert group["id"] not in [
+        g["id"] for g in client.get("/groups", headers=bearer(bob)).json()["items"]
+    ]
     added = client.post(
         f"/groups/{group['id']}/members", headers=bearer(ada), json={"user_id": bob["user"]["id"]}
     )
