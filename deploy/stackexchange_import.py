@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 from uuid import UUID
 
 import httpx
@@ -510,12 +511,18 @@ async def import_dump(
 
 async def _group(api: Gateway, slug: str, visibility: str, site: Site) -> UUID:
     """The importer's group with that slug, created (open or private) if it has none."""
-    listed = await api.send("GET", "/groups")
-    if listed.status_code != 200:
-        raise ImportFailed(f"GET /groups: {listed.status_code} {listed.text[:300]}")
-    for group in listed.json():
-        if group["slug"] == slug and group["is_member"]:
-            return UUID(group["id"])
+    query: dict[str, str | int] = {"limit": 100}
+    while True:
+        listed = await api.send("GET", f"/groups?{urlencode(query)}")
+        if listed.status_code != 200:
+            raise ImportFailed(f"GET /groups: {listed.status_code} {listed.text[:300]}")
+        page = listed.json()
+        for group in page["items"]:
+            if group["slug"] == slug and group["is_member"]:
+                return UUID(group["id"])
+        if page["next_cursor"] is None:
+            break
+        query["cursor"] = page["next_cursor"]
     created = await api.send(
         "POST",
         "/groups",

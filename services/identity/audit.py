@@ -17,10 +17,12 @@ from uuid import UUID
 from fastapi import Request
 from sqlmodel import JSON, Column, Field, Session, SQLModel, col, select
 
+from shared.errors import BadRequest
 from shared.events.contracts import AuditActorKind, AuditRecorded
 from shared.events.outbox import record_event
 from shared.ids import new_id, utcnow
 from shared.observability import client_address, request_id_var
+from shared.pagination import decode_cursor, paginate
 
 GENESIS_HASH = "0" * 64
 SOURCE = "/knowflow/identity"
@@ -193,9 +195,10 @@ class AuditFilter:
 
 
 def list_entries(
-    session: Session, *, where: AuditFilter, limit: int, before_sequence: int | None = None
-) -> list[AuditEntry]:
-    """Entries matching `where`, newest first, older than `before_sequence` (keyset paging)."""
+    session: Session, *, where: AuditFilter, cursor: str | None, limit: int
+) -> tuple[list[AuditEntry], str | None]:
+    """A page of entries matching `where`, newest first (keyset on the sequence), and the
+    next page's cursor; a malformed cursor is a 400."""
     query = select(AuditEntry)
     if where.actor_id is not None:
         query = query.where(AuditEntry.actor_id == where.actor_id)
@@ -207,7 +210,11 @@ def list_entries(
         query = query.where(col(AuditEntry.at) >= where.since)
     if where.until is not None:
         query = query.where(col(AuditEntry.at) < where.until)
-    if before_sequence is not None:
-        query = query.where(col(AuditEntry.sequence) < before_sequence)
-    query = query.order_by(col(AuditEntry.sequence).desc()).limit(limit)
-    return list(session.exec(query).all())
+    after = decode_cursor(cursor, 1)
+    if after is not None:
+        before = after[0]
+        if not isinstance(before, int) or isinstance(before, bool):
+            raise BadRequest("malformed cursor")
+        query = query.where(col(AuditEntry.sequence) < before)
+    query = query.order_by(col(AuditEntry.sequence).desc())
+    return paginate(session, query, limit=limit, cursor_of=lambda row: [row.sequence])

@@ -17,6 +17,7 @@ from sqlmodel import Session, and_, col, or_, select
 
 from services.identity import access
 from services.identity.audit import Origin, record_audit
+from services.identity.cursors import cursor_id
 from services.identity.models import Group, JoinRequest, User
 from services.identity.service import add_membership, check_visible_group, is_member
 from shared.auth import Principal
@@ -30,15 +31,6 @@ _PENDING_RANK, _DECIDED_RANK = 0, 1
 
 def _is_pending() -> ColumnElement[bool]:
     return col(JoinRequest.status) == "pending"
-
-
-def _cursor_id(value: object) -> UUID:
-    if not isinstance(value, str):
-        raise BadRequest("malformed cursor")
-    try:
-        return UUID(value)
-    except ValueError:
-        raise BadRequest("malformed cursor") from None
 
 
 def do_request_to_join(
@@ -93,7 +85,7 @@ def list_for_group(
         statement = statement.where(JoinRequest.status == status)
     after = decode_cursor(cursor, 2)
     if after is not None:
-        after_rank, after_id = after[0], _cursor_id(after[1])
+        after_rank, after_id = after[0], cursor_id(after[1])
         if after_rank == _PENDING_RANK and not isinstance(after_rank, bool):
             statement = statement.where(
                 or_(and_(_is_pending(), col(JoinRequest.id) > after_id), ~_is_pending())
@@ -121,7 +113,7 @@ def list_own(
     statement = select(JoinRequest).where(JoinRequest.user_id == principal.user_id)
     after = decode_cursor(cursor, 1)
     if after is not None:
-        statement = statement.where(col(JoinRequest.id) < _cursor_id(after[0]))
+        statement = statement.where(col(JoinRequest.id) < cursor_id(after[0]))
     statement = statement.order_by(col(JoinRequest.id).desc())
     return paginate(session, statement, limit=limit, cursor_of=lambda row: [str(row.id)])
 

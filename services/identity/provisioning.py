@@ -16,12 +16,15 @@ from scim2_models import UnauthorizedException
 from sqlmodel import Session, col, select
 
 from services.identity.audit import Origin, record_audit
+from services.identity.cursors import cursor_id
 from services.identity.models import ScimClient
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
+from shared.pagination import CursorParam, Page, PageSize, decode_cursor, paginate
+from shared.query import StrictQuery
 
 TOKEN_PREFIX = "kfscim_"
 
@@ -100,12 +103,32 @@ def create_scim_client(
     return ScimClientCreated(**_public(client).model_dump(), token=token)
 
 
-@router.get("/scim-clients", responses={403: {"description": "Only an admin lists them"}})
-def list_scim_clients(principal: CurrentUser, session: SessionDep) -> list[ScimClientPublic]:
+@router.get(
+    "/scim-clients",
+    dependencies=[StrictQuery],
+    responses={
+        400: {"description": "Malformed cursor"},
+        403: {"description": "Only an admin lists them"},
+        422: {"description": "Bad or unknown query parameter"},
+    },
+)
+def list_scim_clients(
+    principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None
+) -> Page[ScimClientPublic]:
+    """Provisioning clients, revoked ones too, oldest first (ids are UUIDv7)."""
     if not principal.is_admin:
         raise Forbidden("only an admin lists provisioning clients")
-    clients = session.exec(select(ScimClient).order_by(col(ScimClient.created_at))).all()
-    return [_public(client) for client in clients]
+    statement = select(ScimClient)
+    after = decode_cursor(cursor, 1)
+    if after is not None:
+        statement = statement.where(col(ScimClient.id) > cursor_id(after[0]))
+    statement = statement.order_by(col(ScimClient.id))
+    clients, next_cursor = paginate(
+        session, statement, limit=limit, cursor_of=lambda row: [str(row.id)]
+    )
+    return Page[ScimClientPublic](
+        items=[_public(client) for client in clients], next_cursor=next_cursor
+    )
 
 
 @router.delete(

@@ -21,10 +21,9 @@ from services.identity.routes import group_etag, member_public, read_group_detai
 from services.identity.schemas import GroupDetail, MemberPublic
 from shared.auth import CurrentUser
 from shared.db import SessionDep
-from shared.errors import BadRequest
 from shared.idempotency import IdempotentRoute
 from shared.ids import UtcDatetime
-from shared.pagination import CursorParam, Page, PageSize, decode_cursor, encode_cursor
+from shared.pagination import CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match
 from shared.query import StrictQuery
 
@@ -196,21 +195,15 @@ def list_audit(
 ) -> Page[AuditEntryPublic]:
     """The audit log, newest first (admins): who did what to which target, when, from where."""
     access.check_audit_reader(principal)
-    values = decode_cursor(cursor, 1)
-    before = values[0] if values is not None else None
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise BadRequest("malformed cursor")
-    entries = list_entries(
+    entries, next_cursor = list_entries(
         session,
         where=AuditFilter(
             actor_id=actor_id, action=action, target=target, since=since, until=until
         ),
-        limit=limit + 1,
-        before_sequence=before,
+        cursor=cursor,
+        limit=limit,
     )
-    more = len(entries) > limit
-    entries = entries[:limit]
     return Page[AuditEntryPublic](
         items=[AuditEntryPublic.model_validate(entry, from_attributes=True) for entry in entries],
-        next_cursor=encode_cursor([entries[-1].sequence]) if more else None,
+        next_cursor=next_cursor,
     )

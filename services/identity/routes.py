@@ -30,7 +30,9 @@ from shared.auth import CurrentUser, Principal, TokenIssuer
 from shared.db import SessionDep
 from shared.errors import Unauthorized, problem_response
 from shared.idempotency import IdempotentRoute
+from shared.pagination import CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
+from shared.query import StrictQuery
 from shared.settings import Settings
 
 router = APIRouter(route_class=IdempotentRoute)
@@ -230,13 +232,25 @@ def create_group(principal: CurrentUser, body: GroupCreate, session: SessionDep)
     return group_public(group, True)
 
 
-@router.get("/groups", tags=["groups"])
-def list_groups(principal: CurrentUser, session: SessionDep) -> list[GroupPublic]:
-    """Open groups and the private groups the caller belongs to."""
-    return [
-        group_public(group, member)
-        for group, member in service.list_visible_groups(session=session, principal=principal)
-    ]
+@router.get(
+    "/groups",
+    tags=["groups"],
+    dependencies=[StrictQuery],
+    responses={
+        400: {"description": "Malformed cursor"},
+        422: {"description": "Bad or unknown query parameter"},
+    },
+)
+def list_groups(
+    principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None
+) -> Page[GroupPublic]:
+    """Open groups and the private groups the caller belongs to, by name."""
+    rows, next_cursor = service.list_visible_groups(
+        session=session, principal=principal, cursor=cursor, limit=limit
+    )
+    return Page[GroupPublic](
+        items=[group_public(group, member) for group, member in rows], next_cursor=next_cursor
+    )
 
 
 @router.get(
@@ -252,11 +266,30 @@ def read_group(
 
 
 @router.get(
-    "/groups/{group_id}/members", tags=["groups"], responses={404: {"description": "No such group"}}
+    "/groups/{group_id}/members",
+    tags=["groups"],
+    dependencies=[StrictQuery],
+    responses={
+        400: {"description": "Malformed cursor"},
+        404: {"description": "No such group"},
+        422: {"description": "Bad or unknown query parameter"},
+    },
 )
-def list_members(group_id: UUID, principal: CurrentUser, session: SessionDep) -> list[MemberPublic]:
-    rows = service.list_members(session=session, principal=principal, group_id=group_id)
-    return [member_public(membership, user) for membership, user in rows]
+def list_members(
+    group_id: UUID,
+    principal: CurrentUser,
+    session: SessionDep,
+    limit: PageSize = 20,
+    cursor: CursorParam = None,
+) -> Page[MemberPublic]:
+    """The members of a group the caller may see, in the order they joined."""
+    rows, next_cursor = service.list_members(
+        session=session, principal=principal, group_id=group_id, cursor=cursor, limit=limit
+    )
+    return Page[MemberPublic](
+        items=[member_public(membership, user) for membership, user in rows],
+        next_cursor=next_cursor,
+    )
 
 
 @router.post(
@@ -323,12 +356,26 @@ def follow(principal: CurrentUser, body: FollowCreate, session: SessionDep) -> F
     return FollowPublic.model_validate(created, from_attributes=True)
 
 
-@router.get("/follows", tags=["follows"])
-def list_follows(principal: CurrentUser, session: SessionDep) -> list[FollowPublic]:
-    return [
-        FollowPublic.model_validate(item, from_attributes=True)
-        for item in service.list_follows(session=session, principal=principal)
-    ]
+@router.get(
+    "/follows",
+    tags=["follows"],
+    dependencies=[StrictQuery],
+    responses={
+        400: {"description": "Malformed cursor"},
+        422: {"description": "Bad or unknown query parameter"},
+    },
+)
+def list_follows(
+    principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None
+) -> Page[FollowPublic]:
+    """What the caller follows, oldest first."""
+    follows, next_cursor = service.list_follows(
+        session=session, principal=principal, cursor=cursor, limit=limit
+    )
+    return Page[FollowPublic](
+        items=[FollowPublic.model_validate(item, from_attributes=True) for item in follows],
+        next_cursor=next_cursor,
+    )
 
 
 @router.delete(

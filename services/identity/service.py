@@ -3,18 +3,19 @@
 Functions here add rows and outbox events to the caller's session and never commit.
 """
 
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Table, func, or_
+from sqlalchemy import Table, and_, func, or_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from services.identity import access
 from services.identity.audit import Origin, record_audit
+from services.identity.cursors import cursor_id, cursor_text, cursor_time
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import BoundedHasher
 from services.identity.policy import check_password
@@ -41,6 +42,7 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.events.outbox import record_event
+from shared.pagination import decode_cursor, paginate
 from shared.preconditions import flush_versioned
 from shared.settings import Settings
 
@@ -270,18 +272,36 @@ def check_visible_group(*, session: Session, group_id: UUID, principal: Principa
     return group
 
 
-def list_visible_groups(*, session: Session, principal: Principal) -> list[tuple[Group, bool]]:
-    member_of = set(
-        session.exec(
-            select(Membership.group_id).where(Membership.user_id == principal.user_id)
-        ).all()
+def list_visible_groups(
+    *, session: Session, principal: Principal, cursor: str | None, limit: int
+) -> tuple[list[tuple[Group, bool]], str | None]:
+    """A page of open groups and the private groups the caller belongs to, by name then id.
+
+    One query: the caller's own membership is outer-joined, so a private group is filtered
+    out in the database unless the caller is in it.
+    """
+    mine = and_(
+        col(Membership.group_id) == col(Group.id), col(Membership.user_id) == principal.user_id
     )
-    groups = session.exec(select(Group).order_by(col(Group.name))).all()
-    return [
-        (group, group.id in member_of)
-        for group in groups
-        if group.visibility == "open" or group.id in member_of
-    ]
+    statement = (
+        select(Group, Membership.user_id)
+        .outerjoin(Membership, mine)
+        .where(or_(col(Group.visibility) == "open", col(Membership.user_id).is_not(None)))
+    )
+    after = decode_cursor(cursor, 2)
+    if after is not None:
+        name, group_id = cursor_text(after[0]), cursor_id(after[1])
+        statement = statement.where(
+            or_(
+                col(Group.name) > name,
+                and_(col(Group.name) == name, col(Group.id) > group_id),
+            )
+        )
+    statement = statement.order_by(col(Group.name), col(Group.id))
+    rows, next_cursor = paginate(
+        session, statement, limit=limit, cursor_of=lambda row: [row[0].name, str(row[0].id)]
+    )
+    return [(group, member is not None) for group, member in rows], next_cursor
 
 
 def do_create_group(*, session: Session, principal: Principal, request: GroupCreate) -> Group:
@@ -447,16 +467,32 @@ def remove_membership(*, session: Session, group: Group, membership: Membership)
 
 
 def list_members(
-    *, session: Session, principal: Principal, group_id: UUID
-) -> list[tuple[Membership, User]]:
+    *, session: Session, principal: Principal, group_id: UUID, cursor: str | None, limit: int
+) -> tuple[list[tuple[Membership, User]], str | None]:
+    """A page of a group the caller may see's members, by joining time then id (else 404)."""
     check_visible_group(session=session, group_id=group_id, principal=principal)
-    rows = session.exec(
+    statement = (
         select(Membership, User)
         .join(User, col(User.id) == col(Membership.user_id))
         .where(Membership.group_id == group_id)
-        .order_by(col(Membership.created_at))
-    ).all()
-    return [(membership, user) for membership, user in rows]
+    )
+    after = decode_cursor(cursor, 2)
+    if after is not None:
+        joined, user_id = cursor_time(after[0]), cursor_id(after[1])
+        statement = statement.where(
+            or_(
+                col(Membership.created_at) > joined,
+                and_(col(Membership.created_at) == joined, col(Membership.user_id) > user_id),
+            )
+        )
+    statement = statement.order_by(col(Membership.created_at), col(Membership.user_id))
+
+    def cursor_of(last: tuple[Membership, User]) -> list[Any]:
+        membership = last[0]
+        return [membership.created_at.isoformat(), str(membership.user_id)]
+
+    rows, next_cursor = paginate(session, statement, limit=limit, cursor_of=cursor_of)
+    return [(membership, user) for membership, user in rows], next_cursor
 
 
 def _find_follow(
@@ -532,11 +568,13 @@ def do_unfollow(*, session: Session, principal: Principal, follow_id: UUID) -> N
     _delete_follow(session=session, follow=follow)
 
 
-def list_follows(*, session: Session, principal: Principal) -> list[Follow]:
-    return list(
-        session.exec(
-            select(Follow)
-            .where(Follow.follower_id == principal.user_id)
-            .order_by(col(Follow.created_at))
-        ).all()
-    )
+def list_follows(
+    *, session: Session, principal: Principal, cursor: str | None, limit: int
+) -> tuple[list[Follow], str | None]:
+    """A page of the caller's follows, oldest first (ids are UUIDv7: creation order)."""
+    statement = select(Follow).where(Follow.follower_id == principal.user_id)
+    after = decode_cursor(cursor, 1)
+    if after is not None:
+        statement = statement.where(col(Follow.id) > cursor_id(after[0]))
+    statement = statement.order_by(col(Follow.id))
+    return paginate(session, statement, limit=limit, cursor_of=lambda row: [str(row.id)])

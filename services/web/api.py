@@ -24,6 +24,8 @@ API_PREFIX = "/api/v1"
 # How long a refresh's answer is kept for the session's other requests that raced it (a
 # refresh token is single use: a second use would end the session).
 REFRESH_REUSE_SECONDS = 30.0
+# The largest page the API serves (`shared.pagination.MAX_PAGE_SIZE`): fewest round trips.
+ALL_PAGE_SIZE = 100
 
 
 class ApiError(Exception):
@@ -245,6 +247,18 @@ class Api:
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
+
+    async def get_all(self, path: str, **params: Any) -> list[Any]:
+        """Every item of a paged list, following `next_cursor` page by page (for a page that
+        needs them all: a group picker, "do I follow this?")."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            page = await self.get(path, **params, limit=ALL_PAGE_SIZE, cursor=cursor)
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
 
     async def post(self, path: str, json: Any = None, **params: Any) -> Any:
         return await self.request("POST", path, json=json, params=params or None)

@@ -12,6 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import Person, assert_accessible, new_person, screenshot, sign_in
+from tests.e2e.conftest import every_item
 
 # Events reach search asynchronously: how long a test waits for an item to be findable.
 INDEXED_WITHIN_SECONDS = 20.0
@@ -212,7 +213,7 @@ def test_a_persons_page_shows_what_they_know_and_can_be_followed(
     page.get_by_role("button", name="Follow", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("You follow them now")
     expect(page.get_by_role("button", name="Unfollow")).to_be_visible()
-    follows = api.get("/follows", headers=reader.headers).json()
+    follows = every_item(api, "/follows", reader.headers)
     assert {"target_type": "user", "target": expert.id} in [
         {"target_type": item["target_type"], "target": item["target"]} for item in follows
     ]
@@ -220,7 +221,7 @@ def test_a_persons_page_shows_what_they_know_and_can_be_followed(
     screenshot(page, request, "followed")
     page.get_by_role("button", name="Unfollow").click()
     expect(page.get_by_role("button", name="Follow", exact=True)).to_be_visible()
-    assert api.get("/follows", headers=reader.headers).json() == []
+    assert every_item(api, "/follows", reader.headers) == []
 
     # A mention of them elsewhere leads to this page; an unknown handle is a 404 page.
     missing = page.goto("/people/@nobody_by_this_name")

@@ -7,6 +7,8 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from deploy.launch import Platform
+from services.web.api import ALL_PAGE_SIZE
+from services.web.pages.groups import MEMBERS_SHOWN
 from tests.browser.conftest import (
     assert_accessible,
     new_person,
@@ -14,6 +16,7 @@ from tests.browser.conftest import (
     sign_in,
 )
 from tests.browser.test_find import ask, until_found, word
+from tests.e2e.conftest import every_item
 
 
 def create_group(page: Page, name: str, *, private: bool = False) -> str:
@@ -234,3 +237,53 @@ def test_asking_to_join_a_private_group_and_the_owner_approving(
     page.get_by_role("link", name=name).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(name)
     expect(page.get_by_text("You are a member here")).to_be_visible()
+
+
+def test_a_big_groups_members_are_paged_and_the_last_of_many_follows_is_still_known(
+    page: Page, api: httpx.Client, axe: Axe, request: pytest.FixtureRequest
+) -> None:
+    owner = new_person(api, "Owner")
+    created = api.post(
+        "/groups",
+        headers=owner.headers,
+        json={"name": f"Crowd {word()}", "slug": f"crowd-{word()}", "visibility": "open"},
+    )
+    assert created.status_code == 201, created.text
+    group_id = created.json()["id"]
+    joiners = [new_person(api, f"Crowd{n}") for n in range(MEMBERS_SHOWN)]
+    for joiner in joiners:
+        joined = api.post(
+            f"/groups/{group_id}/members", json={"user_id": joiner.id}, headers=joiner.headers
+        )
+        assert joined.status_code == 201, joined.text
+    # The group is the owner's follow after a full page of others: the API's second page.
+    for n in range(ALL_PAGE_SIZE):
+        followed = api.post(
+            "/follows", headers=owner.headers, json={"target_type": "tag", "target": f"t{n}"}
+        )
+        assert followed.status_code == 201, followed.text
+    followed = api.post(
+        "/follows", headers=owner.headers, json={"target_type": "group", "target": group_id}
+    )
+    assert followed.status_code == 201, followed.text
+
+    sign_in(page, owner)
+    page.goto(f"/groups/{group_id}")
+    expect(page.get_by_text(f"More than {MEMBERS_SHOWN} members")).to_be_visible()
+    members = page.locator("table tbody tr")
+    expect(members).to_have_count(MEMBERS_SHOWN)
+    expect(members.filter(has_text=joiners[-1].display_name)).to_have_count(0)
+    expect(page.get_by_role("button", name="Unfollow")).to_be_visible()
+    assert_accessible(page, axe)
+    page.get_by_role("link", name="More members").click()
+    # The one who joined last, alone on the next page; no further page.
+    expect(members).to_have_count(1)
+    expect(members).to_contain_text(joiners[-1].display_name)
+    expect(page.get_by_role("link", name="More members")).to_have_count(0)
+    screenshot(page, request, "more-members")
+
+    page.get_by_role("button", name="Unfollow").click()
+    expect(page.get_by_role("status")).to_contain_text("You no longer follow this group")
+    follows = every_item(api, "/follows", owner.headers)
+    assert len(follows) == ALL_PAGE_SIZE
+    assert all(item["target_type"] == "tag" for item in follows)

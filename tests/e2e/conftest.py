@@ -57,6 +57,22 @@ def gateway(platform: Platform) -> Iterator[httpx.Client]:
 ADMIN_PASSWORD = "an administrator's long passphrase"
 
 
+def every_item(
+    client: httpx.Client, path: str, headers: dict[str, str], **params: Any
+) -> list[dict[str, Any]]:
+    """Every item of a paged list (`items`, `next_cursor`), page by page to the end."""
+    items: list[dict[str, Any]] = []
+    query = {**params, "limit": 100}
+    while True:
+        response = client.get(path, headers=headers, params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        if page["next_cursor"] is None:
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
 def create_admin(platform: Platform, gateway: httpx.Client, handle: str) -> dict[str, Any]:
     """The first admin as a deployment makes one (`knowflow-admin create-admin` on identity's
     database; registering first makes nobody admin), signed in through the gateway."""

@@ -16,7 +16,7 @@ import pytest
 
 from deploy.launch import Platform
 from shared.testing.fixtures import wait_for
-from tests.e2e.conftest import ADMIN_PASSWORD, create_admin
+from tests.e2e.conftest import ADMIN_PASSWORD, create_admin, every_item
 from tests.e2e.test_knowledge_flow import PASSWORD, register
 
 Json = dict[str, Any]
@@ -495,8 +495,8 @@ def test_refusals_change_nothing(gateway: httpx.Client, world: Json) -> None:
     owner = world["people"]["owner"]["headers"]
     post = gateway.get(f"/posts/{world['public_post']}", headers=owner).json()
     article = gateway.get(f"/articles/{world['private_article']}", headers=owner).json()
-    members = gateway.get(f"/groups/{world['private_group']}/members", headers=owner).json()
-    follows = gateway.get("/follows", headers=owner).json()
+    members = every_item(gateway, f"/groups/{world['private_group']}/members", owner)
+    follows = every_item(gateway, "/follows", owner)
     assert post["body"] == "open plans", post
     assert article["title"] == "Vault wiki", article
     assert {m["user_id"] for m in members} == {
@@ -524,7 +524,7 @@ def test_listings_never_show_a_private_group_to_outsiders_or_admins(
             assert listed.status_code in (200, 404), listed.text
             if listed.status_code == 200:
                 assert listed.json()["items"] == [], (actor, path, listed.text)
-        groups = gateway.get("/groups", headers=headers).json()
+        groups = every_item(gateway, "/groups", headers)
         assert world["private_group"] not in {g["id"] for g in groups}, actor
 
 

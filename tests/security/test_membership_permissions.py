@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.e2e.conftest import gateway, platform  # noqa: F401  (module-scoped fixtures)
+from tests.e2e.conftest import every_item, gateway, platform  # noqa: F401  (module-scoped fixtures)
 from tests.e2e.test_knowledge_flow import Json, register
 
 SEED = 20261202
@@ -43,11 +43,8 @@ class World:
 
 def identity_members(world: World) -> set[str]:
     """The truth: who identity says belongs to the group."""
-    response = world.gateway.get(
-        f"/groups/{world.group_id}/members", headers=world.owner["headers"]
-    )
-    assert response.status_code == 200, response.text
-    return {member["user_id"] for member in response.json()}
+    members = every_item(world.gateway, f"/groups/{world.group_id}/members", world.owner["headers"])
+    return {member["user_id"] for member in members}
 
 
 def what_each_sees(world: World, account: Json) -> dict[str, object]:

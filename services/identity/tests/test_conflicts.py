@@ -81,7 +81,7 @@ def test_identical_member_adds_sent_at_once_add_once_and_409(
     responses = all_at_once(RACERS, join)
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {201: 1, 409: RACERS - 1}, [r.text for r in responses]
-    members = client.get(f"/groups/{group['id']}/members", headers=bearer(ada)).json()
+    members = client.get(f"/groups/{group['id']}/members", headers=bearer(ada)).json()["items"]
     assert sorted(member["handle"] for member in members) == sorted(
         [f"ada{attempt}", f"bob{attempt}"]
     )
@@ -102,7 +102,10 @@ def test_a_private_groups_slug_does_not_reveal_it_to_a_non_member(client: TestCl
         probe = create_group(client, mallory, "layoffs-2027", visibility)
         assert probe.status_code == 201, probe.text  # the same answer as for a free slug
         assert probe.json()["owner_id"] == mallory["user"]["id"]
-    mine = {g["slug"]: g["owner_id"] for g in client.get("/groups", headers=bearer(mallory)).json()}
+    mine = {
+        g["slug"]: g["owner_id"]
+        for g in client.get("/groups", headers=bearer(mallory)).json()["items"]
+    }
     assert mine == {"layoffs-2027": mallory["user"]["id"]}
 
 

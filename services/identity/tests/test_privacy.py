@@ -107,7 +107,7 @@ def test_erasing_oneself_removes_every_personal_field_and_keeps_a_tombstone(
     assert tombstone["display_name"] == "Former member" and tombstone["active"] is False
     assert tombstone["handle"].startswith("former-") and tombstone["bio"] == ""
     # Grace's own follow of the tag stays; her follow of Ada went with Ada.
-    follows = client.get("/follows", headers=bearer(grace)).json()
+    follows = client.get("/follows", headers=bearer(grace)).json()["items"]
     assert [item["target"] for item in follows] == ["python"]
 
 

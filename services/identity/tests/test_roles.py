@@ -230,7 +230,7 @@ def test_the_owner_transfers_ownership_to_a_member(
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["owner_id"] == bob["user"]["id"] and moved.json()["role"] == "member"
-    members = client.get(f"/groups/{group['id']}/members", headers=bearer(bob)).json()
+    members = client.get(f"/groups/{group['id']}/members", headers=bearer(bob)).json()["items"]
     assert {m["handle"]: m["role"] for m in members} == {"ada": "member", "bob": "owner"}
     # The old owner is an ordinary member now; the new one runs the group.
     assert (

@@ -214,7 +214,9 @@ def test_private_group_is_invisible_to_non_members_until_added(client: TestClien
         json={"name": "PKM guild", "slug": "pkm-guild", "visibility": "private"},
     ).json()
     assert client.get(f"/groups/{group['id']}", headers=bearer(bob)).status_code == 404
-    assert group["id"] not in [g["id"] for g in client.get("/groups", headers=bearer(bob)).json()]
+    assert group["id"] not in [
+        g["id"] for g in client.get("/groups", headers=bearer(bob)).json()["items"]
+    ]
     added = client.post(
         f"/groups/{group['id']}/members", headers=bearer(ada), json={"user_id": bob["user"]["id"]}
     )
@@ -280,7 +282,7 @@ def test_follow_person_tag_and_group_then_unfollow(client: TestClient) -> None:
             "/follows", headers=bearer(bob), json={"target_type": target_type, "target": target}
         )
         assert response.status_code == 201, response.text
-    follows = client.get("/follows", headers=bearer(bob)).json()
+    follows = client.get("/follows", headers=bearer(bob)).json()["items"]
     assert {(f["target_type"], f["target"]) for f in follows} == {
         ("user", ada["user"]["id"]),
         ("tag", "pkm"),
@@ -330,7 +332,7 @@ def test_leaving_a_private_group_drops_the_follow_of_it(client: TestClient) -> N
         "/follows", headers=bearer(bob), json={"target_type": "group", "target": group["id"]}
     )
     client.delete(f"/groups/{group['id']}/members/{bob['user']['id']}", headers=bearer(bob))
-    assert client.get("/follows", headers=bearer(bob)).json() == []
+    assert client.get("/follows", headers=bearer(bob)).json()["items"] == []
 
 
 def test_events_reach_the_bus_with_message_id_and_the_requests_trace(

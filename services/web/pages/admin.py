@@ -127,7 +127,7 @@ async def health_page(page: PageDep, unanswered_after_hours: int = 24) -> Respon
     hours = min(max(unanswered_after_hours, 1), 24 * 90)
     tags, groups = await asyncio.gather(
         page.api.get("/knowledge-health/tags", unanswered_after_hours=hours),
-        page.api.get("/groups"),
+        page.api.get_all("/groups"),
     )
     return await page.render(
         "admin/health.html",

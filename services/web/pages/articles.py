@@ -89,7 +89,7 @@ async def render_new(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    groups: list[dict[str, Any]] = await page.api.get("/groups")
+    groups: list[dict[str, Any]] = await page.api.get_all("/groups")
     return await page.render(
         "articles/new.html",
         status=status,

@@ -21,6 +21,8 @@ router = APIRouter()
 
 MANAGERS = ("owner", "moderator")
 RECENT = 5
+# Members on a group's page; more are a "More members" link away (the API's cursor).
+MEMBERS_SHOWN = 50
 NOTICES = {
     "created": "Your group is ready. Invite people by sharing this page's address.",
     "joined": "You joined the group.",
@@ -61,7 +63,7 @@ async def render_groups(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
 ) -> Response:
-    groups, pending = await asyncio.gather(page.api.get("/groups"), _mine(page))
+    groups, pending = await asyncio.gather(page.api.get_all("/groups"), _mine(page))
     mine = [group for group in groups if group["is_member"]]
     others = [group for group in groups if not group["is_member"]]
     return await page.render(
@@ -108,6 +110,7 @@ async def render_group(
     status: int = 200,
     notice: str | None = None,
     error: str | None = None,
+    members_cursor: str | None = None,
 ) -> Response:
     person = page.require_person()
     try:
@@ -121,8 +124,8 @@ async def render_group(
     manager = group.get("role") in MANAGERS
     path = f"/groups/{group_id}"
     members, follows, posts, questions, articles, requests = await asyncio.gather(
-        page.api.get(f"{path}/members"),
-        page.api.get("/follows"),
+        page.api.get(f"{path}/members", limit=MEMBERS_SHOWN, cursor=members_cursor),
+        page.api.get_all("/follows"),
         page.api.get("/posts", group_id=str(group_id), limit=RECENT),
         page.api.get("/questions", group_id=str(group_id), limit=RECENT),
         page.api.get("/articles", group_id=str(group_id), limit=RECENT),
@@ -134,7 +137,9 @@ async def render_group(
         status=status,
         title=group["name"],
         group=group,
-        members=members,
+        members=members["items"],
+        more_members=members["next_cursor"],
+        members_cursor=members_cursor,
         me=person.id,
         manager=manager,
         owner=group.get("role") == "owner",
@@ -161,8 +166,13 @@ async def _none() -> list[dict[str, Any]]:
 
 
 @router.get("/groups/{group_id}")
-async def group_page(group_id: UUID, page: PageDep, done: str | None = None) -> Response:
-    return await render_group(page, group_id, notice=NOTICES.get(done or ""))
+async def group_page(
+    group_id: UUID, page: PageDep, done: str | None = None, members_cursor: str | None = None
+) -> Response:
+    """The group's page; `members_cursor` shows a later page of its members."""
+    return await render_group(
+        page, group_id, notice=NOTICES.get(done or ""), members_cursor=members_cursor
+    )
 
 
 async def act(page: Page, group_id: UUID, call: Any, done: str) -> Response:
@@ -258,7 +268,7 @@ async def follow_group(group_id: UUID, page: PageDep) -> Response:
 async def unfollow_group(group_id: UUID, page: PageDep) -> Response:
     page.require_person()
     await page.form()
-    follow_id = following(await page.api.get("/follows"), "group", str(group_id))
+    follow_id = following(await page.api.get_all("/follows"), "group", str(group_id))
     if follow_id is not None:
         try:
             await page.api.delete(f"/follows/{follow_id}")

@@ -34,10 +34,11 @@ async def home(page: PageDep, cursor: str | None = None) -> Response:
     if page.person is None:
         return await page.render("home/welcome.html", title="Knowflow")
     feed, follows = await asyncio.gather(
-        page.api.get("/feed", cursor=cursor, limit=20), page.api.get("/follows")
+        page.api.get("/feed", cursor=cursor, limit=20),
+        page.api.get("/follows", limit=FOLLOWS_SHOWN),
     )
     described = await asyncio.gather(
-        *(describe_follow(page, follow) for follow in follows[:FOLLOWS_SHOWN])
+        *(describe_follow(page, follow) for follow in follows["items"])
     )
     return await page.render(
         "home/feed.html",

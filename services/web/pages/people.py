@@ -111,7 +111,7 @@ async def render_person(
     user_id = str(person["id"])
     expertise, follows, posts, questions, articles = await asyncio.gather(
         _expertise(page, user_id),
-        page.api.get("/follows"),
+        page.api.get_all("/follows"),
         page.api.get("/posts", author_id=user_id, limit=RECENT),
         page.api.get("/questions", author_id=user_id, limit=RECENT),
         page.api.get("/articles", author_id=user_id, limit=RECENT),
@@ -154,7 +154,7 @@ async def unfollow_person(handle: str, page: PageDep) -> Response:
     page.require_person()
     await page.form()
     person = await check_person(page, handle)
-    follow_id = following(await page.api.get("/follows"), "user", str(person["id"]))
+    follow_id = following(await page.api.get_all("/follows"), "user", str(person["id"]))
     if follow_id is not None:
         try:
             await page.api.delete(f"/follows/{follow_id}")

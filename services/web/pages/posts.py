@@ -42,7 +42,7 @@ DONE_MESSAGES.update(
 
 async def group_names(page: Page) -> dict[str, str]:
     """Names of the groups the person can see, by id (to label posts)."""
-    groups: list[dict[str, Any]] = await page.api.get("/groups")
+    groups: list[dict[str, Any]] = await page.api.get_all("/groups")
     return {group["id"]: group["name"] for group in groups}
 
 
@@ -78,7 +78,7 @@ async def render_flow(
 ) -> Response:
     posts, groups = await asyncio.gather(
         page.api.get("/posts", kind="post", tag=tag, cursor=cursor, limit=PAGE_SIZE),
-        page.api.get("/groups"),
+        page.api.get_all("/groups"),
     )
     return await page.render(
         "posts/flow.html",
@@ -360,7 +360,7 @@ async def tags(page: PageDep, prefix: str = "") -> Response:
     page.require_person()
     start = prefix.strip().lower().removeprefix("#")[:50]
     listed, follows = await asyncio.gather(
-        page.api.get("/tags", prefix=start, limit=TAGS_LISTED), page.api.get("/follows")
+        page.api.get("/tags", prefix=start, limit=TAGS_LISTED), page.api.get_all("/follows")
     )
     followed = {item["target"] for item in follows if item["target_type"] == "tag"}
     return await page.render(
@@ -376,7 +376,7 @@ async def tag_page(tag: str, page: PageDep) -> Response:
         page.api.get("/posts", tag=name, kind="post", limit=TAG_PAGE_SIZE),
         page.api.get("/questions", tag=name, limit=TAG_PAGE_SIZE),
         page.api.get("/articles", tag=name, limit=TAG_PAGE_SIZE),
-        page.api.get("/follows"),
+        page.api.get_all("/follows"),
         group_names(page),
     )
     return await page.render(
@@ -409,7 +409,7 @@ async def unfollow_tag(tag: str, page: PageDep) -> Response:
     page.require_person()
     await page.form()
     name = tag_name(tag)
-    follow = tag_follow(await page.api.get("/follows"), name)
+    follow = tag_follow(await page.api.get_all("/follows"), name)
     if follow is not None:
         try:
             await page.api.delete(f"/follows/{follow['id']}")

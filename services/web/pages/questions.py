@@ -121,13 +121,13 @@ async def list_questions(
                 unanswered=True if unanswered else None,
                 sort=sort,
             ),
-            page.api.get("/groups"),
+            page.api.get_all("/groups"),
         )
     except ApiError as exc:
         if exc.status not in (400, 404, 422):
             raise
         error = exc.detail
-        groups = await page.api.get("/groups")
+        groups = await page.api.get_all("/groups")
     return await page.render(
         "questions/list.html",
         title="Questions",
@@ -156,7 +156,7 @@ async def render_ask(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    groups = await page.api.get("/groups")
+    groups = await page.api.get_all("/groups")
     return await page.render(
         "questions/ask.html",
         status=status,
@@ -334,7 +334,7 @@ async def show_question(
         page.api.get(
             f"/questions/{question_id}/answers", cursor=answers_cursor, limit=ANSWERS_PER_PAGE
         ),
-        page.api.get("/groups"),
+        page.api.get_all("/groups"),
     )
     routing = await routing_of(page, question)
     return await page.render(

@@ -162,7 +162,7 @@ async def search(
     params, errors = form.checked()
     asked = bool(form.q) and not errors
     groups, (results, error, refused) = await asyncio.gather(
-        page.api.get("/groups"), _search(page, params, cursor) if asked else _nothing()
+        page.api.get_all("/groups"), _search(page, params, cursor) if asked else _nothing()
     )
     errors |= refused
     group_names = {str(group["id"]): group["name"] for group in groups}
