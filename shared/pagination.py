@@ -4,7 +4,9 @@ import base64
 import json
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar, TypeVarTuple, overload
+from uuid import UUID
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -60,6 +62,43 @@ def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
         if isinstance(value, float) and not math.isfinite(value):
             raise BadRequest("malformed cursor")
     return values
+
+
+def cursor_id(value: object) -> UUID:
+    """A UUID inside a cursor; anything else is a 400 (a forged cursor)."""
+    if not isinstance(value, str):
+        raise BadRequest("malformed cursor")
+    try:
+        return UUID(value)
+    except ValueError:
+        raise BadRequest("malformed cursor") from None
+
+
+def cursor_text(value: object) -> str:
+    """A string inside a cursor; anything else is a 400."""
+    if not isinstance(value, str):
+        raise BadRequest("malformed cursor")
+    return value
+
+
+def cursor_time(value: object) -> datetime:
+    """An aware time written by `datetime.isoformat()`, in UTC; anything else is a 400.
+
+    A naive time is no cursor of ours (every stored time is aware UTC), and a database
+    column refuses it: it would be a 500, not a 400.
+    """
+    if not isinstance(value, str):
+        raise BadRequest("malformed cursor")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest("malformed cursor") from None
+    if parsed.utcoffset() is None:
+        raise BadRequest("malformed cursor")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the year 1 in UTC
+        raise BadRequest("malformed cursor") from None
 
 
 @overload

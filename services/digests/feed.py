@@ -15,9 +15,7 @@ from sqlmodel import Session, col, select
 from services.digests.digest import Follows, load_follows, visible_to
 from services.digests.models import DigestContent, DigestContentTag, DigestGroup, DigestUser
 from services.digests.schemas import FeedItem, FeedPage, FeedReason, FeedReasonKind
-from shared.errors import BadRequest
-from shared.ids import as_utc
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor
 
 
 def _cursor_after(cursor: str | None) -> tuple[datetime, UUID] | None:
@@ -26,12 +24,7 @@ def _cursor_after(cursor: str | None) -> tuple[datetime, UUID] | None:
     if values is None:
         return None
     created, content_id = values
-    if not isinstance(created, str) or not isinstance(content_id, str):
-        raise BadRequest("malformed cursor")
-    try:
-        return as_utc(datetime.fromisoformat(created)), UUID(content_id)
-    except (ValueError, OverflowError) as exc:
-        raise BadRequest("malformed cursor") from exc
+    return cursor_time(created), cursor_id(content_id)
 
 
 def reasons_for(row: DigestContent, follows: Follows) -> list[tuple[FeedReasonKind, str]]:

@@ -17,13 +17,12 @@ from sqlmodel import Session, and_, col, or_, select
 
 from services.identity import access
 from services.identity.audit import Origin, record_audit
-from services.identity.cursors import cursor_id
 from services.identity.models import Group, JoinRequest, User
 from services.identity.service import add_membership, check_visible_group, is_member
 from shared.auth import Principal
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.ids import utcnow
-from shared.pagination import decode_cursor, paginate
+from shared.pagination import cursor_id, decode_cursor, paginate
 
 # Pending requests come first (oldest first: a queue), then decided ones (latest request first).
 _PENDING_RANK, _DECIDED_RANK = 0, 1

@@ -16,14 +16,13 @@ from scim2_models import UnauthorizedException
 from sqlmodel import Session, col, select
 
 from services.identity.audit import Origin, record_audit
-from services.identity.cursors import cursor_id
 from services.identity.models import ScimClient
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
-from shared.pagination import CursorParam, Page, PageSize, decode_cursor, paginate
+from shared.pagination import CursorParam, Page, PageSize, cursor_id, decode_cursor, paginate
 from shared.query import StrictQuery
 
 TOKEN_PREFIX = "kfscim_"

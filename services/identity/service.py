@@ -15,7 +15,6 @@ from sqlmodel import Session, col, select
 
 from services.identity import access
 from services.identity.audit import Origin, record_audit
-from services.identity.cursors import cursor_id, cursor_text, cursor_time
 from services.identity.models import Follow, Group, Membership, MembershipVersion, User
 from services.identity.passwords import BoundedHasher
 from services.identity.policy import check_password
@@ -42,7 +41,7 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.events.outbox import record_event
-from shared.pagination import decode_cursor, paginate
+from shared.pagination import cursor_id, cursor_text, cursor_time, decode_cursor, paginate
 from shared.preconditions import flush_versioned
 from shared.settings import Settings
 

@@ -17,8 +17,8 @@ from services.notifications.models import (
     NotifiedUser,
 )
 from shared.errors import BadRequest, NotFound
-from shared.ids import as_utc, utcnow
-from shared.pagination import decode_cursor, encode_cursor, paginate
+from shared.ids import utcnow
+from shared.pagination import cursor_text, cursor_time, decode_cursor, encode_cursor, paginate
 
 
 def visible() -> ColumnElement[bool]:
@@ -46,10 +46,7 @@ def _time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     values = decode_cursor(cursor, 2)
     if values is None:
         return None
-    try:
-        return as_utc(datetime.fromisoformat(str(values[0]))), str(values[1])
-    except ValueError:
-        raise BadRequest("malformed cursor") from None
+    return cursor_time(values[0]), cursor_text(values[1])
 
 
 def list_notifications(

@@ -5,7 +5,6 @@ An answer or comment is readable exactly when its question is.
 """
 
 from collections import defaultdict
-from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import and_, or_
@@ -41,8 +40,8 @@ from shared.events.contracts import (
     ContentSnapshot,
 )
 from shared.events.outbox import record_event
-from shared.ids import as_utc, utcnow
-from shared.pagination import decode_cursor, encode_cursor
+from shared.ids import utcnow
+from shared.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor
 
 # Before every answer in (score desc, created asc, id asc): the cursor of a page ending
 # with the accepted answer.
@@ -250,14 +249,11 @@ def list_answers(
                 session.exec(query.where(Answer.id == question.accepted_answer_id)).all()
             )
     else:
-        try:
-            if not is_score(values[0]):
-                raise ValueError
-            score = values[0]
-            created_at = as_utc(datetime.fromisoformat(str(values[1])))
-            after_id = UUID(str(values[2]))
-        except ValueError:
-            raise BadRequest("malformed cursor") from None
+        if not is_score(values[0]):
+            raise BadRequest("malformed cursor")
+        score = values[0]
+        created_at = cursor_time(values[1])
+        after_id = cursor_id(values[2])
         query = query.where(
             or_(
                 col(Answer.score) < score,

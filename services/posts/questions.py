@@ -46,7 +46,7 @@ from shared.events.contracts import (
 )
 from shared.events.outbox import record_event
 from shared.ids import utcnow
-from shared.pagination import decode_cursor, paginate
+from shared.pagination import cursor_id, cursor_time, decode_cursor, paginate
 
 QuestionSnapshotT = TypeVar("QuestionSnapshotT", bound=QuestionSnapshot)
 # A page of a sort is ordered by (value, id), both descending; the cursor holds both.
@@ -305,17 +305,12 @@ def sort_cursor(cursor: str | None, sort: QuestionSort) -> tuple[Any, UUID] | No
     if values is None:
         return None
     value, raw_id = values
-    try:
-        after_id = UUID(str(raw_id))
-        if sort == "votes":
-            if not is_score(value):
-                raise ValueError
-            return value, after_id
-        if not isinstance(value, str):
-            raise ValueError
-        return datetime.fromisoformat(value), after_id
-    except ValueError:
-        raise BadRequest("malformed cursor") from None
+    after_id = cursor_id(raw_id)
+    if sort == "votes":
+        if not is_score(value):
+            raise BadRequest("malformed cursor")
+        return value, after_id
+    return cursor_time(value), after_id
 
 
 def list_questions(

@@ -1,8 +1,12 @@
 """`paginate`: the one keyset-pagination step every list uses."""
 
+from datetime import UTC, datetime
+
+import pytest
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from shared.pagination import decode_cursor, paginate
+from shared.errors import BadRequest
+from shared.pagination import cursor_id, cursor_text, cursor_time, decode_cursor, paginate
 
 
 class Numbered(SQLModel, table=True):
@@ -40,3 +44,14 @@ def test_a_last_page_that_is_exactly_full_has_no_next_cursor() -> None:
 
 def test_an_empty_list_is_one_empty_page() -> None:
     assert walk(0, 3) == [[]]
+
+
+def test_a_cursor_time_is_aware_utc_and_anything_else_is_a_400() -> None:
+    assert cursor_time("2026-01-01T01:00:00+01:00") == datetime(2026, 1, 1, tzinfo=UTC)
+    for forged in ("2026-01-01T00:00:00", "0001-01-01T00:00:00+01:00", "yesterday", 5, None):
+        with pytest.raises(BadRequest):
+            cursor_time(forged)
+    with pytest.raises(BadRequest):
+        cursor_id("not-a-uuid")
+    with pytest.raises(BadRequest):
+        cursor_text(["a"])

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from services.posts.tests.conftest import Groups, User, answer, ask, outbox_events
 from shared.ids import new_id
+from shared.pagination import encode_cursor
 
 
 def test_a_question_is_asked_with_title_body_and_tags(
@@ -245,7 +246,8 @@ def test_an_unknown_query_parameter_is_named_in_the_problem(
         assert response.json()["errors"][0]["loc"] == ["query", "tga"]
 
 
-# The last two: a score past 32 bits (PostgreSQL INTEGER), and a boolean.
+# Then: a score past 32 bits (PostgreSQL INTEGER), a boolean, a time without a zone (the
+# column refuses it: it was a 500), a time before the year 1 in UTC.
 @pytest.mark.parametrize(
     "cursor",
     [
@@ -254,6 +256,8 @@ def test_an_unknown_query_parameter_is_named_in_the_problem(
         "WyJ4IiwieSJd",
         "WzkwMDAwMDAwMDAwLCIwMTkwYTBhMC0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDAiXQ",
         "W3RydWUsIjAxOTBhMGEwLTAwMDAtNzAwMC04MDAwLTAwMDAwMDAwMDAwMCJd",
+        encode_cursor(["2026-01-01T00:00:00", "0190a0a0-0000-7000-8000-000000000000"]),
+        encode_cursor(["0001-01-01T00:00:00+01:00", "0190a0a0-0000-7000-8000-000000000000"]),
     ],
 )
 def test_a_forged_list_cursor_is_400(
