@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import and_, or_
 from sqlmodel import Session
 from sqlmodel.sql.expression import Select, SelectOfScalar
 
@@ -99,6 +100,15 @@ def cursor_time(value: object) -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before the year 1 in UTC
         raise BadRequest("malformed cursor") from None
+
+
+def past(first: Any, second: Any, after: tuple[Any, Any], *, descending: bool) -> Any:
+    """Rows that come after `after` in the order (first, second): the keyset condition of a
+    two-column order (a value, then a unique tie-breaker), ascending or descending."""
+    value, tie = after
+    if descending:
+        return or_(first < value, and_(first == value, second < tie))
+    return or_(first > value, and_(first == value, second > tie))
 
 
 @overload

@@ -9,13 +9,13 @@ deleted and hidden items never), without a time window: a keyset page over
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import and_, or_
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from services.digests.digest import Follows, load_follows, visible_to
 from services.digests.models import DigestContent, DigestContentTag, DigestGroup, DigestUser
 from services.digests.schemas import FeedItem, FeedPage, FeedReason, FeedReasonKind
-from shared.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor
+from shared.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, past
 
 
 def _cursor_after(cursor: str | None) -> tuple[datetime, UUID] | None:
@@ -62,16 +62,8 @@ def load_feed_rows(
         visible_to(user_id),
     )
     if after is not None:
-        created, content_id = after
-        query = query.where(
-            or_(
-                col(DigestContent.created_at) < created,
-                and_(
-                    col(DigestContent.created_at) == created,
-                    col(DigestContent.content_id) < content_id,
-                ),
-            )
-        )
+        created, content_id = col(DigestContent.created_at), col(DigestContent.content_id)
+        query = query.where(past(created, content_id, after, descending=True))
     query = query.order_by(
         col(DigestContent.created_at).desc(), col(DigestContent.content_id).desc()
     ).limit(limit)

@@ -41,7 +41,7 @@ from shared.events.contracts import (
     UserRegistered,
 )
 from shared.events.outbox import record_event
-from shared.pagination import cursor_id, cursor_text, cursor_time, decode_cursor, paginate
+from shared.pagination import cursor_id, cursor_text, cursor_time, decode_cursor, paginate, past
 from shared.preconditions import flush_versioned
 from shared.settings import Settings
 
@@ -289,13 +289,8 @@ def list_visible_groups(
     )
     after = decode_cursor(cursor, 2)
     if after is not None:
-        name, group_id = cursor_text(after[0]), cursor_id(after[1])
-        statement = statement.where(
-            or_(
-                col(Group.name) > name,
-                and_(col(Group.name) == name, col(Group.id) > group_id),
-            )
-        )
+        key = cursor_text(after[0]), cursor_id(after[1])
+        statement = statement.where(past(col(Group.name), col(Group.id), key, descending=False))
     statement = statement.order_by(col(Group.name), col(Group.id))
     rows, next_cursor = paginate(
         session, statement, limit=limit, cursor_of=lambda row: [row[0].name, str(row[0].id)]
@@ -477,13 +472,9 @@ def list_members(
     )
     after = decode_cursor(cursor, 2)
     if after is not None:
-        joined, user_id = cursor_time(after[0]), cursor_id(after[1])
-        statement = statement.where(
-            or_(
-                col(Membership.created_at) > joined,
-                and_(col(Membership.created_at) == joined, col(Membership.user_id) > user_id),
-            )
-        )
+        key = cursor_time(after[0]), cursor_id(after[1])
+        joined, member = col(Membership.created_at), col(Membership.user_id)
+        statement = statement.where(past(joined, member, key, descending=False))
     statement = statement.order_by(col(Membership.created_at), col(Membership.user_id))
 
     def cursor_of(last: tuple[Membership, User]) -> list[Any]:

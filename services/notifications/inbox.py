@@ -18,7 +18,7 @@ from services.notifications.models import (
 )
 from shared.errors import BadRequest, NotFound
 from shared.ids import utcnow
-from shared.pagination import cursor_text, cursor_time, decode_cursor, encode_cursor, paginate
+from shared.pagination import cursor_text, cursor_time, decode_cursor, encode_cursor, paginate, past
 
 
 def visible() -> ColumnElement[bool]:
@@ -152,10 +152,7 @@ def list_groups(
     )
     after = _time_cursor(cursor)
     if after is not None:
-        at, key = after
-        query = query.having(
-            or_(latest_at < at, and_(latest_at == at, col(Notification.group_key) < key))
-        )
+        query = query.having(past(latest_at, col(Notification.group_key), after, descending=True))
     query = query.order_by(latest_at.desc(), col(Notification.group_key).desc()).limit(limit + 1)
     rows: list[Any] = list(session.execute(query).all())
     next_cursor = None

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from services.posts.access import (
@@ -46,7 +45,7 @@ from shared.events.contracts import (
 )
 from shared.events.outbox import record_event
 from shared.ids import utcnow
-from shared.pagination import cursor_id, cursor_time, decode_cursor, paginate
+from shared.pagination import cursor_id, cursor_time, decode_cursor, paginate, past
 
 QuestionSnapshotT = TypeVar("QuestionSnapshotT", bound=QuestionSnapshot)
 # A page of a sort is ordered by (value, id), both descending; the cursor holds both.
@@ -353,8 +352,7 @@ def list_questions(
         query = query.where(accepted.is_(None) if unaccepted else accepted.is_not(None))
     after = sort_cursor(cursor, sort)
     if after is not None:
-        value, after_id = after
-        query = query.where(or_(column < value, and_(column == value, col(Question.id) < after_id)))
+        query = query.where(past(column, col(Question.id), after, descending=True))
     query = query.order_by(column.desc(), col(Question.id).desc())
 
     def cursor_of(last: Question) -> list[Any]:

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from shared.errors import BadRequest
-from shared.pagination import cursor_id, cursor_text, cursor_time, decode_cursor, paginate
+from shared.pagination import cursor_id, cursor_text, cursor_time, decode_cursor, paginate, past
 
 
 class Numbered(SQLModel, table=True):
@@ -55,3 +55,26 @@ def test_a_cursor_time_is_aware_utc_and_anything_else_is_a_400() -> None:
         cursor_id("not-a-uuid")
     with pytest.raises(BadRequest):
         cursor_text(["a"])
+
+
+class Paired(SQLModel, table=True):
+    __tablename__ = "test_pagination_paired"
+    id: int = Field(primary_key=True)
+    value: int
+
+
+def test_past_is_every_row_after_a_key_in_either_direction_ties_broken_by_the_second() -> None:
+    engine = create_engine("sqlite://")
+    SQLModel.metadata.create_all(engine, tables=[Paired.__table__])  # type: ignore[attr-defined]
+    rows = [(1, 5), (2, 5), (3, 5), (4, 7), (5, 3)]  # (id, value)
+    with Session(engine) as session:
+        session.add_all(Paired(id=id_, value=value) for id_, value in rows)
+        session.commit()
+        value, id_ = col(Paired.value), col(Paired.id)
+        upward = select(Paired).where(past(value, id_, (5, 2), descending=False))
+        assert [row.id for row in session.exec(upward.order_by(value, id_))] == [3, 4]
+        downward = select(Paired).where(past(value, id_, (5, 2), descending=True))
+        assert [row.id for row in session.exec(downward.order_by(value.desc(), id_.desc()))] == [
+            1,
+            5,
+        ]
