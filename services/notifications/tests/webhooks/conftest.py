@@ -89,6 +89,11 @@ class Receiver:
         log = self.directory / "refused.log"
         return log.read_text().splitlines() if log.exists() else []
 
+    def cut_off(self) -> list[str]:
+        """Requests whose body ended early (the sender stopped mid-request)."""
+        log = self.directory / "cut-off.log"
+        return log.read_text().splitlines() if log.exists() else []
+
 
 @pytest.fixture
 def receivers(tmp_path: Path) -> Iterator[Callable[[str], Receiver]]:

@@ -4,7 +4,8 @@
 
 Every request is verified with `standardwebhooks.Webhook(secret).verify` (the independent
 implementation). A verified one is appended to `D/verified.log` as
-`<webhook-id> <type> <answer>`; a refused one to `D/refused.log`. The answer is the
+`<webhook-id> <type> <answer>`; a refused one to `D/refused.log`; a request whose body
+ends before its Content-Length (the sender stopped mid-request) to `D/cut-off.log`. The answer is the
 status written in `D/status` (default 200), so a test can make it answer 500 or 503; a
 refused signature is answered 401. `D/ready` appears once it listens.
 """
@@ -28,7 +29,14 @@ def make_handler(secret: str, directory: Path) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            declared = int(self.headers.get("content-length", "0"))
+            body = self.rfile.read(declared)
+            if len(body) < declared:
+                # The sender went away mid-request (a sender stopped while delivering): no
+                # webhook arrived, so none is refused; the sender tries it again.
+                append("cut-off.log", f"{self.headers.get('webhook-id')} {len(body)}/{declared}")
+                self.close_connection = True
+                return
             try:
                 event = webhook.verify(body, dict(self.headers.items()))
             except Exception as exc:  # any malformed header is a refusal too
