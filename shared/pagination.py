@@ -24,6 +24,14 @@ CursorParam = Annotated[
 ]
 
 
+# What a keyset-paged list may answer besides 200, for its OpenAPI `responses`: a cursor
+# the server did not make, and (with `StrictQuery`) a bad or unknown query parameter.
+MALFORMED_CURSOR: dict[int | str, dict[str, Any]] = {400: {"description": "Malformed cursor"}}
+LIST_ERRORS: dict[int | str, dict[str, Any]] = {
+    **MALFORMED_CURSOR,
+    422: {"description": "Bad or unknown query parameter"},
+}
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 

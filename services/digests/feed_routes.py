@@ -7,12 +7,12 @@ from services.digests.schemas import FeedPage
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
-from shared.pagination import CursorParam, PageSize
+from shared.pagination import MALFORMED_CURSOR, CursorParam, PageSize
 
 router = APIRouter(prefix="/feed", tags=["digests"], route_class=IdempotentRoute)
 
 
-@router.get("", summary="My home feed", responses={400: {"description": "Malformed cursor"}})
+@router.get("", summary="My home feed", responses=MALFORMED_CURSOR)
 def read_my_feed(
     principal: CurrentUser, session: SessionDep, cursor: CursorParam = None, limit: PageSize = 20
 ) -> FeedPage:

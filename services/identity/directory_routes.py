@@ -11,7 +11,7 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.events.contracts import OrganisationRole
 from shared.idempotency import IdempotentRoute
-from shared.pagination import CursorParam, Page, PageSize
+from shared.pagination import LIST_ERRORS, CursorParam, Page, PageSize
 from shared.query import StrictQuery
 
 router = APIRouter(route_class=IdempotentRoute, tags=["users"])
@@ -32,9 +32,8 @@ SearchText = Annotated[
     summary="Find people (the directory)",
     dependencies=[StrictQuery],
     responses={
-        400: {"description": "Malformed cursor"},
+        **LIST_ERRORS,
         403: {"description": "`include_inactive` or `role` from someone who is not an admin"},
-        422: {"description": "Bad or unknown query parameter"},
     },
 )
 def list_people(

@@ -20,7 +20,7 @@ from services.identity.models import JoinRequest, User
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
-from shared.pagination import CursorParam, Page, PageSize
+from shared.pagination import LIST_ERRORS, CursorParam, Page, PageSize
 from shared.query import StrictQuery
 
 router = APIRouter(route_class=IdempotentRoute, tags=["groups"])
@@ -66,11 +66,7 @@ def request_to_join(
     "/groups/{group_id}/join-requests",
     summary="List requests to join a group (owner, moderators)",
     dependencies=[StrictQuery],
-    responses={
-        **MANAGERS_ONLY,
-        400: {"description": "Malformed cursor"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses={**MANAGERS_ONLY, **LIST_ERRORS},
 )
 def list_join_requests(
     group_id: UUID,
@@ -164,10 +160,7 @@ def decline_join_request(
     "/users/me/join-requests",
     summary="My requests to join groups",
     dependencies=[StrictQuery],
-    responses={
-        400: {"description": "Malformed cursor"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses=LIST_ERRORS,
 )
 def list_my_join_requests(
     principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None

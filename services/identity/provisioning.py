@@ -22,7 +22,15 @@ from shared.db import SessionDep
 from shared.errors import Forbidden, NotFound
 from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
-from shared.pagination import CursorParam, Page, PageSize, cursor_id, decode_cursor, paginate
+from shared.pagination import (
+    LIST_ERRORS,
+    CursorParam,
+    Page,
+    PageSize,
+    cursor_id,
+    decode_cursor,
+    paginate,
+)
 from shared.query import StrictQuery
 
 TOKEN_PREFIX = "kfscim_"
@@ -105,11 +113,7 @@ def create_scim_client(
 @router.get(
     "/scim-clients",
     dependencies=[StrictQuery],
-    responses={
-        400: {"description": "Malformed cursor"},
-        403: {"description": "Only an admin lists them"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses={**LIST_ERRORS, 403: {"description": "Only an admin lists them"}},
 )
 def list_scim_clients(
     principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None

@@ -23,7 +23,7 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
 from shared.ids import UtcDatetime
-from shared.pagination import CursorParam, Page, PageSize
+from shared.pagination import LIST_ERRORS, CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match
 from shared.query import StrictQuery
 
@@ -172,11 +172,7 @@ def change_member_role(
     "/audit",
     tags=["audit"],
     dependencies=[StrictQuery],
-    responses={
-        400: {"description": "Malformed cursor"},
-        403: {"description": "Only an admin reads the audit log"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses={**LIST_ERRORS, 403: {"description": "Only an admin reads the audit log"}},
 )
 def list_audit(
     principal: CurrentUser,

@@ -30,7 +30,7 @@ from shared.auth import CurrentUser, Principal, TokenIssuer
 from shared.db import SessionDep
 from shared.errors import Unauthorized, problem_response
 from shared.idempotency import IdempotentRoute
-from shared.pagination import CursorParam, Page, PageSize
+from shared.pagination import LIST_ERRORS, CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 from shared.query import StrictQuery
 from shared.settings import Settings
@@ -236,10 +236,7 @@ def create_group(principal: CurrentUser, body: GroupCreate, session: SessionDep)
     "/groups",
     tags=["groups"],
     dependencies=[StrictQuery],
-    responses={
-        400: {"description": "Malformed cursor"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses=LIST_ERRORS,
 )
 def list_groups(
     principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None
@@ -269,11 +266,7 @@ def read_group(
     "/groups/{group_id}/members",
     tags=["groups"],
     dependencies=[StrictQuery],
-    responses={
-        400: {"description": "Malformed cursor"},
-        404: {"description": "No such group"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses={**LIST_ERRORS, 404: {"description": "No such group"}},
 )
 def list_members(
     group_id: UUID,
@@ -360,10 +353,7 @@ def follow(principal: CurrentUser, body: FollowCreate, session: SessionDep) -> F
     "/follows",
     tags=["follows"],
     dependencies=[StrictQuery],
-    responses={
-        400: {"description": "Malformed cursor"},
-        422: {"description": "Bad or unknown query parameter"},
-    },
+    responses=LIST_ERRORS,
 )
 def list_follows(
     principal: CurrentUser, session: SessionDep, limit: PageSize = 20, cursor: CursorParam = None

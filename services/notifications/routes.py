@@ -25,7 +25,7 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.events.contracts import NotificationKind
 from shared.idempotency import IdempotentRoute
-from shared.pagination import CursorParam, PageSize
+from shared.pagination import LIST_ERRORS, CursorParam, PageSize
 from shared.query import StrictQuery
 
 router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=IdempotentRoute)
@@ -33,8 +33,7 @@ router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "No or bad token"}}
 BAD_CURSOR: dict[int | str, dict[str, Any]] = {
     **UNAUTHORIZED,
-    400: {"description": "Malformed cursor"},
-    422: {"description": "Bad or unknown query parameter"},
+    **LIST_ERRORS,
 }
 NOT_MINE: dict[int | str, dict[str, Any]] = {
     **UNAUTHORIZED,

@@ -28,7 +28,7 @@ from services.posts.votes import do_vote
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
-from shared.pagination import CursorParam, Page, PageSize
+from shared.pagination import MALFORMED_CURSOR, CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 from shared.query import StrictQuery
 
@@ -57,7 +57,7 @@ def item_etag(item: Answer | Comment) -> str:
     "/questions/{question_id}/answers",
     tags=["answers"],
     dependencies=[StrictQuery],
-    responses={400: {"description": "Malformed cursor"}, **NOT_FOUND},
+    responses={**MALFORMED_CURSOR, **NOT_FOUND},
 )
 def list_answers(
     question_id: UUID,

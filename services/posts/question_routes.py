@@ -35,7 +35,7 @@ from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
 from shared.ids import utcnow
-from shared.pagination import CursorParam, Page, PageSize
+from shared.pagination import MALFORMED_CURSOR, CursorParam, Page, PageSize
 from shared.preconditions import PRECONDITION_FAILED, WITH_ETAG, IfMatch, check_if_match, etag
 from shared.query import StrictQuery
 
@@ -53,7 +53,7 @@ ORIGIN_REPLAY: Responses = {
 }
 CONCURRENT: Responses = {409: {"description": "Changed concurrently; retry"}}
 VOTED: Responses = {403: {"description": "Voting on your own item"}, **NOT_FOUND, **CONCURRENT}
-REVISIONS: Responses = {400: {"description": "Malformed cursor"}, **NOT_FOUND}
+REVISIONS: Responses = {**MALFORMED_CURSOR, **NOT_FOUND}
 Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -82,9 +82,7 @@ def create_question(
     return qa_views.question_public(session, principal, question)
 
 
-@router.get(
-    "/questions", dependencies=[StrictQuery], responses={400: {"description": "Malformed cursor"}}
-)
+@router.get("/questions", dependencies=[StrictQuery], responses=MALFORMED_CURSOR)
 def list_questions(
     principal: CurrentUser,
     session: SessionDep,
