@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
-from services.digests.batch import Request, build_digests
+from services.digests.batch import Request, Windows, build_digests
 from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestPeriod, DigestPublic
@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 SOURCE = "/knowflow/digests"
 # Events of the last moments of a window may still be on the bus when it ends.
 SETTLE = timedelta(minutes=1)
-# People whose digests are built together (their follows and the content of what they
-# follow held in memory at once) and recorded in one transaction.
+# People whose digests are built together (their follows, memberships and digests held in
+# memory at once) and recorded in one transaction.
 CHUNK = 200
 
 
@@ -239,13 +239,16 @@ def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestR
     per chunk; if another sender recorded one of them first, each of the chunk's digests is
     recorded in a transaction of its own (one person's window stops nobody else's)."""
     sent = nothing_new = lost = 0
+    requests = [Request(d.user_id, d.period, d.until, d.since) for d in due]
+    windows = Windows(requests, now=now)  # each window's content read once for the round
     for start in range(0, len(due), CHUNK):
         chunk = due[start : start + CHUNK]
         with Session(engine) as session:
             digests = build_digests(
                 session=session,
-                requests=[Request(d.user_id, d.period, d.until, d.since) for d in chunk],
+                requests=requests[start : start + CHUNK],
                 now=now,
+                windows=windows,
             )
         items, committed = run_once(engine, _recorder(chunk, digests, now))
         if committed and items is not None:
