@@ -248,31 +248,40 @@ def load_window(
 
 
 class Windows:
-    """Each window's content, read once for all the chunks of a round.
+    """Each window's content, read once for all the chunks of a round (sorted by window).
 
-    It is read again when a group turned private since, or when an item it would show
-    was deleted, hidden or moved (`forget`): what a digest shows is checked at build time.
+    One window is held at a time. It is read again when a group turned private since,
+    or when an item it would show was deleted, hidden or moved (`forget`): what a digest
+    shows is checked at build time.
     """
 
     def __init__(self, requests: Iterable[Request], *, now: datetime) -> None:
         self.followers: dict[tuple[datetime, datetime], set[UUID]] = defaultdict(set)
         for request in requests:
             self.followers[window_of(request, now=now)].add(request.user_id)
-        self.loaded: dict[tuple[datetime, datetime], Window] = {}
+        self.held: Window | None = None
+        self.reads = 0  # windows read so far
 
-    def get(self, session: Session, since: datetime, until: datetime) -> Window:
-        private_groups = private_groups_now(session)
-        window = self.loaded.get((since, until))
-        if window is None or window.private_groups != private_groups:
+    def get(
+        self, session: Session, since: datetime, until: datetime, private_groups: frozenset[UUID]
+    ) -> Window:
+        window = self.held
+        if (
+            window is None
+            or (window.since, window.until) != (since, until)
+            or window.private_groups != private_groups
+        ):
+            self.held = None  # let the last one go before reading the next
             followed = followed_sources(session, self.followers[(since, until)])
             window = load_window(
                 session, followed, since=since, until=until, private_groups=private_groups
             )
-            self.loaded[(since, until)] = window
+            self.held = window
+            self.reads += 1
         return window
 
     def forget(self) -> None:
-        self.loaded.clear()
+        self.held = None
 
 
 def window_of(request: Request, *, now: datetime) -> tuple[datetime, datetime]:
@@ -300,18 +309,23 @@ def build_digests(
     """
     windows = windows or Windows(requests, now=now)
     readers = load_readers(session, [r.user_id for r in requests], with_sent=exclude_sent)
+    private_groups = private_groups_now(session)
+    by_window: dict[tuple[datetime, datetime], list[Request]] = defaultdict(list)
+    for request in requests:
+        by_window[window_of(request, now=now)].append(request)
     for _attempt in range(2):
         ranked: dict[UUID, Ranking] = {}
-        for request in requests:
-            since, end = window_of(request, now=now)
-            reader = readers[request.user_id]
-            sections: list[Section] = []
-            if reader.follows:
-                window = windows.get(session, since, end)
-                sections = window.sections_for(reader)
-            ranked[request.user_id] = (request.period, since, end, sections)
+        used: dict[tuple[datetime, datetime], Window] = {}
+        for (since, end), group in by_window.items():
+            for request in group:
+                reader = readers[request.user_id]
+                sections: list[Section] = []
+                if reader.follows:
+                    window = used[(since, end)] = windows.get(session, since, end, private_groups)
+                    sections = window.sections_for(reader)
+                ranked[request.user_id] = (request.period, since, end, sections)
         rows = shown_rows(session, ranked)
-        if not changed_since_read(rows, ranked, windows):
+        if not changed_since_read(rows, ranked, used):
             break
         windows.forget()  # something shown changed since the window was read: read again
     return render_digests(session, ranked, rows, now=now)
@@ -341,11 +355,13 @@ def shown_rows(session: Session, ranked: Mapping[UUID, Ranking]) -> dict[UUID, D
 
 
 def changed_since_read(
-    rows: Mapping[UUID, DigestContent], ranked: Mapping[UUID, Ranking], windows: Windows
+    rows: Mapping[UUID, DigestContent],
+    ranked: Mapping[UUID, Ranking],
+    windows: Mapping[tuple[datetime, datetime], Window],
 ) -> bool:
     """Whether an item to show was deleted, hidden or moved since its window was read."""
     for _period, since, end, sections in ranked.values():
-        window = windows.loaded.get((since, end))
+        window = windows.get((since, end))
         if window is None:
             continue
         for section in sections:

@@ -9,10 +9,12 @@ The items a digest carried are recorded (`digests_sent_item`) and never sent aga
 window where nothing new qualifies records its row and sends no event.
 """
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import cast
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,6 +26,7 @@ from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestPeriod, DigestPublic
 from shared.events.contracts import (
+    ContentKind,
     DigestFrequency,
     DigestReady,
     DigestReadyItem,
@@ -179,8 +182,12 @@ def digest_ready(digest: DigestPublic) -> DigestReady:
                 reason=section.reason,
                 label=section.label,
                 items=[
-                    DigestReadyItem.model_validate(
-                        item.model_dump(include={"content_id", "kind", "title", "excerpt", "why"})
+                    DigestReadyItem(
+                        content_id=item.content_id,
+                        kind=cast(ContentKind, item.kind),
+                        title=item.title,
+                        excerpt=item.excerpt,
+                        why=item.why,
                     )
                     for item in section.items
                 ],
@@ -191,47 +198,73 @@ def digest_ready(digest: DigestPublic) -> DigestReady:
     )
 
 
-def do_record_digest(
-    *, session: Session, due: DueDigest, digest: DigestPublic, now: datetime
-) -> int:
-    """Record one person's built digest for one window (no event if nothing new); never commits.
+def record_digests(
+    *, session: Session, dues: list[DueDigest], digests: dict[UUID, DigestPublic], now: datetime
+) -> list[int]:
+    """Record each person's built digest for its window (no event if nothing new); never commits.
 
-    Returns the items sent. A concurrent sender of the same window makes the flush (or
-    the caller's commit) raise `IntegrityError` on the `digests_sent` key.
+    Returns the items sent to each. A concurrent sender of one of the windows makes the
+    flush (or the caller's commit) raise `IntegrityError` on the `digests_sent` key.
     """
-    row = DigestSent(
-        user_id=due.user_id,
-        period=due.period,
-        window_end=due.until,
-        sent_at=now,
-        items=digest.total_items,
-    )
-    if digest.total_items:
-        row.event_id = record_event(session, digest_ready(digest), source=SOURCE).id
-        shown = {item.content_id for section in digest.sections for item in section.items}
-        if shown:  # an empty executemany would be one INSERT of nothing
-            session.execute(
-                insert(DigestSentItem),
-                [
-                    {"user_id": due.user_id, "content_id": content_id, "sent_at": now}
-                    for content_id in sorted(shown)
-                ],
+    sent_items: list[dict[str, object]] = []
+    counts: list[int] = []
+    for due in dues:
+        digest = digests[due.user_id]
+        row = DigestSent(
+            user_id=due.user_id,
+            period=due.period,
+            window_end=due.until,
+            sent_at=now,
+            items=digest.total_items,
+        )
+        if digest.total_items:
+            row.event_id = record_event(session, digest_ready(digest), source=SOURCE).id
+            shown = {item.content_id for section in digest.sections for item in section.items}
+            sent_items.extend(
+                {"user_id": due.user_id, "content_id": content_id, "sent_at": now}
+                for content_id in sorted(shown)
             )
-    session.add(row)
-    session.flush()
-    return digest.total_items
+        session.add(row)
+        counts.append(digest.total_items)
+    session.flush()  # the windows first: a lost race fails here, before the items
+    if sent_items:  # an empty executemany would be one INSERT of nothing
+        # Core, not the ORM's bulk insert: a round records a hundred items per person.
+        session.execute(insert(DigestSentItem.__table__), sent_items)  # type: ignore[attr-defined]
+    return counts
 
 
 def _recorder(
     dues: list[DueDigest], digests: dict[UUID, DigestPublic], now: datetime
 ) -> Callable[[Session], list[int]]:
     def record(session: Session) -> list[int]:
-        return [
-            do_record_digest(session=session, due=due, digest=digests[due.user_id], now=now)
-            for due in dues
-        ]
+        return record_digests(session=session, dues=dues, digests=digests, now=now)
 
     return record
+
+
+def request_of(due: DueDigest) -> Request:
+    return Request(due.user_id, due.period, due.until, due.since)
+
+
+def send_chunk(
+    engine: Engine, chunk: list[DueDigest], *, windows: Windows, now: datetime
+) -> list[int | None]:
+    """Build and record a chunk's digests: the items each got, or None if sent elsewhere.
+
+    The chunk's digests are let go on return: only one chunk's are held at a time.
+    """
+    with Session(engine) as session:
+        digests = build_digests(
+            session=session, requests=[request_of(d) for d in chunk], now=now, windows=windows
+        )
+    items, committed = run_once(engine, _recorder(chunk, digests, now))
+    if committed and items is not None:
+        return list(items)
+    outcomes: list[int | None] = []
+    for one in chunk:
+        alone, _ = run_once(engine, _recorder([one], digests, now))
+        outcomes.append(alone[0] if alone else None)
+    return outcomes
 
 
 def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestRunReport:
@@ -239,32 +272,30 @@ def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestR
     per chunk; if another sender recorded one of them first, each of the chunk's digests is
     recorded in a transaction of its own (one person's window stops nobody else's)."""
     sent = nothing_new = lost = 0
-    requests = [Request(d.user_id, d.period, d.until, d.since) for d in due]
-    windows = Windows(requests, now=now)  # each window's content read once for the round
-    for start in range(0, len(due), CHUNK):
-        chunk = due[start : start + CHUNK]
-        with Session(engine) as session:
-            digests = build_digests(
-                session=session,
-                requests=requests[start : start + CHUNK],
-                now=now,
-                windows=windows,
-            )
-        items, committed = run_once(engine, _recorder(chunk, digests, now))
-        if committed and items is not None:
-            outcomes: list[int | None] = list(items)
-        else:
-            outcomes = []
-            for one in chunk:
-                alone, _ = run_once(engine, _recorder([one], digests, now))
-                outcomes.append(alone[0] if alone else None)
-        for outcome in outcomes:
-            if outcome is None:
-                lost += 1
-            elif outcome:
-                sent += 1
-            else:
-                nothing_new += 1
+    # By window, so that each window's content is read once and held while it is used.
+    due = sorted(
+        due,
+        key=lambda d: (d.until - PERIODS[d.period] if d.since is None else d.since, d.until),
+    )
+    windows = Windows([request_of(d) for d in due], now=now)
+    frozen_reads = 0
+    try:
+        for start in range(0, len(due), CHUNK):
+            outcomes = send_chunk(engine, due[start : start + CHUNK], windows=windows, now=now)
+            if windows.reads != frozen_reads:
+                # A window lives while its people's chunks are sent: the collector need not
+                # walk its objects on every collection (a third of a round's time).
+                gc.freeze()
+                frozen_reads = windows.reads
+            for outcome in outcomes:
+                if outcome is None:
+                    lost += 1
+                elif outcome:
+                    sent += 1
+                else:
+                    nothing_new += 1
+    finally:
+        gc.unfreeze()
     if sent or lost:
         log.info("sent %d digest(s); %d were sent by another process", sent, lost)
     return DigestRunReport(sent=sent, nothing_new=nothing_new, already_sent=lost)
