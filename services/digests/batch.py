@@ -24,7 +24,13 @@ from sqlalchemy import ColumnElement, false, or_, union
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
-from services.digests.digest import check_window, follows_from, render_digest
+from services.digests.digest import (
+    RenderedKey,
+    Shown,
+    check_window,
+    follows_from,
+    render_digest,
+)
 from services.digests.models import (
     DigestContent,
     DigestContentTag,
@@ -35,7 +41,7 @@ from services.digests.models import (
     DigestUser,
 )
 from services.digests.ranking import Section
-from services.digests.schemas import DigestPeriod, DigestPublic
+from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic
 from services.digests.window import NO_MENTIONS, Item, Reader, Thread, Window
 
 
@@ -331,8 +337,23 @@ def build_digests(
     return render_digests(session, ranked, rows, now=now)
 
 
-def shown_rows(session: Session, ranked: Mapping[UUID, Ranking]) -> dict[UUID, DigestContent]:
-    """The rows of every item the digests show (titles, excerpts; checked before sending)."""
+SHOWN_COLUMNS: tuple[Any, ...] = (
+    DigestContent.content_id,
+    DigestContent.kind,
+    DigestContent.title,
+    DigestContent.excerpt,
+    DigestContent.author_id,
+    DigestContent.group_id,
+    DigestContent.tags,
+    DigestContent.created_at,
+    DigestContent.visibility,
+    DigestContent.deleted,
+    DigestContent.hidden,
+)
+
+
+def shown_rows(session: Session, ranked: Mapping[UUID, Ranking]) -> dict[UUID, Any]:
+    """What every shown item shows (titles, excerpts) and whether it may still be shown."""
     shown = sorted(
         {
             r.candidate.content_id
@@ -341,21 +362,18 @@ def shown_rows(session: Session, ranked: Mapping[UUID, Ranking]) -> dict[UUID, D
             for r in section.items
         }
     )
-    rows: dict[UUID, DigestContent] = {}
+    rows: dict[UUID, Any] = {}
     for start in range(0, len(shown), IN_LIST):
-        rows.update(
-            (row.content_id, row)
-            for row in session.exec(
-                select(DigestContent).where(
-                    col(DigestContent.content_id).in_(shown[start : start + IN_LIST])
-                )
-            )
+        # Columns, not ORM objects: a chunk shows thousands of items.
+        query = select_columns(*SHOWN_COLUMNS).where(
+            col(DigestContent.content_id).in_(shown[start : start + IN_LIST])
         )
+        rows.update((row.content_id, row) for row in session.execute(query))
     return rows
 
 
 def changed_since_read(
-    rows: Mapping[UUID, DigestContent],
+    rows: Mapping[UUID, Any],
     ranked: Mapping[UUID, Ranking],
     windows: Mapping[tuple[datetime, datetime], Window],
 ) -> bool:
@@ -379,11 +397,12 @@ def changed_since_read(
 def render_digests(
     session: Session,
     ranked: Mapping[UUID, Ranking],
-    rows: Mapping[UUID, DigestContent],
+    rows: Mapping[UUID, Shown],
     *,
     now: datetime,
 ) -> dict[UUID, DigestPublic]:
     """Titles, excerpts and labels of the shown items only, for all the digests at once."""
+    rendered: dict[RenderedKey, DigestItem] = {}  # an item shown alike in many digests
     people = {row.author_id for row in rows.values()} | {
         UUID(s.key)
         for _p, _s, _e, sections in ranked.values()
@@ -425,6 +444,7 @@ def render_digests(
             rows=rows,
             people=users,
             groups=groups,
+            rendered=rendered,
         )
         for user_id, (period, since, end, sections) in ranked.items()
     }

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from services.digests.batch import Request, Windows, build_digests
 from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
-from services.digests.schemas import DigestPeriod, DigestPublic
+from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic
 from shared.events.contracts import (
     ContentKind,
     DigestFrequency,
@@ -169,8 +169,24 @@ def find_due_digests(
     return due, already
 
 
-def digest_ready(digest: DigestPublic) -> DigestReady:
-    """The event a notifier needs to deliver the digest without calling back."""
+def ready_item(item: DigestItem) -> DigestReadyItem:
+    return DigestReadyItem(
+        content_id=item.content_id,
+        kind=cast(ContentKind, item.kind),
+        title=item.title,
+        excerpt=item.excerpt,
+        why=item.why,
+    )
+
+
+def digest_ready(
+    digest: DigestPublic, shared: dict[int, DigestReadyItem] | None = None
+) -> DigestReady:
+    """The event a notifier needs to deliver the digest without calling back.
+
+    `shared` maps rendered items (by identity: digests of a chunk share them) to theirs.
+    """
+    shared = {} if shared is None else shared
     return DigestReady(
         user_id=digest.user_id,
         period=digest.period,
@@ -182,13 +198,7 @@ def digest_ready(digest: DigestPublic) -> DigestReady:
                 reason=section.reason,
                 label=section.label,
                 items=[
-                    DigestReadyItem(
-                        content_id=item.content_id,
-                        kind=cast(ContentKind, item.kind),
-                        title=item.title,
-                        excerpt=item.excerpt,
-                        why=item.why,
-                    )
+                    shared.get(id(item)) or shared.setdefault(id(item), ready_item(item))
                     for item in section.items
                 ],
             )
@@ -208,6 +218,7 @@ def record_digests(
     """
     sent_items: list[dict[str, object]] = []
     counts: list[int] = []
+    shared: dict[int, DigestReadyItem] = {}  # the digests share their rendered items
     for due in dues:
         digest = digests[due.user_id]
         row = DigestSent(
@@ -218,7 +229,7 @@ def record_digests(
             items=digest.total_items,
         )
         if digest.total_items:
-            row.event_id = record_event(session, digest_ready(digest), source=SOURCE).id
+            row.event_id = record_event(session, digest_ready(digest, shared), source=SOURCE).id
             shown = {item.content_id for section in digest.sections for item in section.items}
             sent_items.extend(
                 {"user_id": due.user_id, "content_id": content_id, "sent_at": now}

@@ -254,14 +254,45 @@ def _load_labels(
     return {u.user_id: u for u in users}, {g.group_id: g for g in groups}
 
 
+class Shown(Protocol):
+    """What a digest shows of an item (a `DigestContent` row, or its columns)."""
+
+    @property
+    def content_id(self) -> UUID: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def excerpt(self) -> str: ...
+    @property
+    def author_id(self) -> UUID: ...
+    @property
+    def group_id(self) -> UUID | None: ...
+    @property
+    def tags(self) -> list[str]: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+# An item rendered for a section, by what decides how it reads: its id, the follow it is
+# shown under, its replies, whether it mentions the reader, its score and the period.
+RenderedKey = tuple[UUID, str, str, int, bool, float, str]
+
+
 def _render_sections(
     sections: list[Section],
-    rows: Mapping[UUID, DigestContent],
+    rows: Mapping[UUID, Shown],
     period: str,
     people: Mapping[UUID, DigestUser],
     groups: Mapping[UUID, DigestGroup],
+    rendered: dict[RenderedKey, DigestItem] | None = None,
 ) -> list[DigestSection]:
-    """Sections with labels, author handles and the reason for each item, in words."""
+    """Sections with labels, author handles and the reason for each item, in words.
+
+    `rendered` shares the items between digests (a popular item reads the same in many).
+    """
+    rendered = {} if rendered is None else rendered
     out: list[DigestSection] = []
     for section in sections:
         if section.reason == "person":
@@ -272,24 +303,37 @@ def _render_sections(
             label = f"#{section.key}"
         items = []
         for ranked in section.items:
-            row = rows[ranked.candidate.content_id]
-            author = people.get(row.author_id)
-            items.append(
-                DigestItem(
-                    content_id=row.content_id,
-                    kind=row.kind,
-                    title=row.title,
-                    excerpt=row.excerpt,
-                    author_id=row.author_id,
-                    author_handle=author.handle if author else None,
-                    group_id=row.group_id,
-                    tags=list(row.tags),
-                    created_at=row.created_at,
-                    replies=ranked.candidate.replies,
-                    score=ranked.score,
-                    why=explain(ranked, label=label, period_word=PERIOD_WORDS[period]),
-                )
+            candidate = ranked.candidate
+            key = (
+                candidate.content_id,
+                ranked.match.via,
+                ranked.match.key,
+                candidate.replies,
+                candidate.mentions_caller,
+                ranked.score,
+                period,
             )
+            item = rendered.get(key)
+            if item is not None:
+                items.append(item)
+                continue
+            row = rows[candidate.content_id]
+            author = people.get(row.author_id)
+            item = rendered[key] = DigestItem(
+                content_id=row.content_id,
+                kind=row.kind,
+                title=row.title,
+                excerpt=row.excerpt,
+                author_id=row.author_id,
+                author_handle=author.handle if author else None,
+                group_id=row.group_id,
+                tags=list(row.tags),
+                created_at=row.created_at,
+                replies=ranked.candidate.replies,
+                score=ranked.score,
+                why=explain(ranked, label=label, period_word=PERIOD_WORDS[period]),
+            )
+            items.append(item)
         out.append(
             DigestSection(
                 reason=section.reason,
@@ -310,21 +354,22 @@ def render_digest(
     until: datetime,
     now: datetime,
     sections: list[Section],
-    rows: Mapping[UUID, DigestContent],
+    rows: Mapping[UUID, Shown],
     people: Mapping[UUID, DigestUser],
     groups: Mapping[UUID, DigestGroup],
+    rendered: dict[RenderedKey, DigestItem] | None = None,
 ) -> DigestPublic:
     """The digest of ranked sections; `rows`, `people` and `groups` hold what they show."""
-    rendered = _render_sections(sections, rows, period, people, groups)
+    shown = _render_sections(sections, rows, period, people, groups, rendered)
     return DigestPublic(
         user_id=user_id,
         period=period,
         since=since,
         until=until,
         generated_at=now,
-        sections=rendered,
-        total_items=sum(len(s.items) for s in rendered),
-        omitted_items=sum(s.omitted for s in rendered),
+        sections=shown,
+        total_items=sum(len(s.items) for s in shown),
+        omitted_items=sum(s.omitted for s in shown),
     )
 
 
