@@ -266,7 +266,6 @@ class Windows:
         for request in requests:
             self.followers[window_of(request, now=now)].add(request.user_id)
         self.held: Window | None = None
-        self.reads = 0  # windows read so far
 
     def get(
         self, session: Session, since: datetime, until: datetime, private_groups: frozenset[UUID]
@@ -283,7 +282,6 @@ class Windows:
                 session, followed, since=since, until=until, private_groups=private_groups
             )
             self.held = window
-            self.reads += 1
         return window
 
     def forget(self) -> None:

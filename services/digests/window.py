@@ -205,6 +205,16 @@ class Allowed:
         return len(kept), kept[:cap]
 
 
+def first(pair: tuple[int, Match]) -> int:
+    return pair[0]
+
+
+def rank_key(ranked: Ranked) -> tuple[float, float, str]:
+    """`rank`'s order: higher score, then newer, then by id."""
+    candidate = ranked.candidate
+    return (-ranked.score, -candidate.created_at.timestamp(), str(candidate.content_id))
+
+
 def _sources(index: Mapping[Key, list[int]], size: int) -> dict[Key, Source]:
     return {key: Source(positions, size) for key, positions in index.items()}
 
@@ -232,6 +242,7 @@ class Window:
     gated_in: dict[UUID, list[int]]  # threads with replies only the group's members read
     only_replier: dict[UUID, list[int]]  # older threads one person alone replied to openly
     private_groups: frozenset[UUID] = field(default_factory=frozenset)
+    shared: dict[tuple[int, str, str], Ranked] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -310,6 +321,14 @@ class Window:
             private_groups=private_groups,
         )
 
+    def ranked(self, position: int, match: Match) -> Ranked:
+        """The thread under `match` as anyone sees it: made once, shared by every digest."""
+        key = (position, match.via, match.key)
+        ranked = self.shared.get(key)
+        if ranked is None:
+            ranked = self.shared[key] = Ranked(self.base[position], match, self.scores[position])
+        return ranked
+
     def personal(self, reader: Reader) -> set[int]:
         """Threads the reader sees differently from everyone else: picked the exact way."""
         out: set[int] = set()
@@ -339,14 +358,15 @@ class Window:
         after_groups = after_authors & ~union(groups, size)
         after_tags = after_groups & ~union((self.by_tag[t] for t in tags), size)
 
-        picked: dict[tuple[Reason, str], tuple[int, list[Ranked]]] = {}
+        # A section's count, its best threads (by number) and what was picked the exact way.
+        picked: dict[tuple[Reason, str], tuple[int, list[tuple[int, Match]], list[Ranked]]] = {}
 
         def keep(reason: Reason, match: Match, count: int, top: list[int]) -> None:
             if not count:
                 return
-            ranked = [Ranked(self.base[p], match, self.scores[p]) for p in top]
-            before, items = picked.get((reason, match.key), (0, []))
-            picked[(reason, match.key)] = (before + count, items + ranked)
+            before, best, exact = picked.get((reason, match.key), (0, [], []))
+            best.extend((position, match) for position in top)
+            picked[(reason, match.key)] = (before + count, best, exact)
 
         allowed = Allowed.of(ok, size)
         for user in follows.users:
@@ -377,18 +397,17 @@ class Window:
                 continue
             match = strongest_match(candidate.matches)
             ranked = Ranked(candidate, match, score(candidate, since=self.since, until=self.until))
-            before, items = picked.get((match.reason, match.key), (0, []))
-            picked[(match.reason, match.key)] = (before + 1, [*items, ranked])
+            before, best, exact = picked.get((match.reason, match.key), (0, [], []))
+            exact.append(ranked)
+            picked[(match.reason, match.key)] = (before + 1, best, exact)
 
         sections: list[Section] = []
-        for (reason, key), (count, items) in picked.items():
-            items.sort(
-                key=lambda r: (
-                    -r.score,
-                    -r.candidate.created_at.timestamp(),
-                    str(r.candidate.content_id),
-                )
-            )
+        for (reason, key), (count, best, exact) in picked.items():
+            best.sort(key=first)  # numbered best first
+            items = [self.ranked(position, match) for position, match in best[:cap]]
+            if exact:
+                items.extend(exact)
+                items.sort(key=rank_key)
             sections.append(
                 Section(reason=reason, key=key, items=items[:cap], omitted=max(count - cap, 0))
             )
