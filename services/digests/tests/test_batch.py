@@ -1,14 +1,17 @@
 """The round's batched build gives everyone the digest their own reading (`build_digest`) gives."""
 
+import random
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from services.digests import window
 from services.digests.batch import Request, build_digests
 from services.digests.digest import build_digest
 from services.digests.models import DigestSentItem
@@ -20,6 +23,7 @@ from shared.events.contracts import (
     GroupCreated,
     GroupMemberAdded,
     GroupMemberRemoved,
+    PostCreated,
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
@@ -135,3 +139,117 @@ def test_batched_digests_equal_each_persons_own_reading(
     assert not {private_post.content_id, items[7].content_id} & set(shown(batched[gus]))
     assert items[4].content_id in shown(batched[hal])
     assert sum(len(shown(digest)) for digest in batched.values()) >= 12
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_picking_by_source_gives_every_persons_own_reading_on_a_random_population(
+    client: TestClient, publish: Publish, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Sections past their cap, big sources (bit masks) and small ones (walked), items under
+    several followed tags, threads only followed repliers bring in, mentions, private groups,
+    old threads only the reader replied to, and items sent before: batch equals alone."""
+    rng = random.Random(seed)
+    if seed == 3:
+        monkeypatch.setattr(window, "BIG", 3)  # nearly every source a mask
+    names = [f"p{k}" for k in range(14)]
+    people = [new_id() for _ in names]
+    secret, other_secret, open_group = new_id(), new_id(), new_id()
+    tags = ["hot", "warm", "cool", "cold", "rare"]
+    members = {secret: people[:6], other_secret: people[4:9], open_group: people[7:]}
+    events: list[Any] = [
+        *(
+            UserRegistered(user_id=person, handle=name, display_name=name.title())
+            for person, name in zip(people, names, strict=True)
+        ),
+        GroupCreated(group_id=secret, visibility="private", slug="s", name="S", owner_id=people[0]),
+        GroupCreated(
+            group_id=other_secret, visibility="private", slug="t", name="T", owner_id=people[4]
+        ),
+        GroupCreated(
+            group_id=open_group, visibility="open", slug="o", name="O", owner_id=people[7]
+        ),
+        *(
+            GroupMemberAdded(group_id=group, visibility="private", user_id=member, role="member")
+            for group in (secret, other_secret)
+            for member in members[group]
+        ),
+    ]
+    for person in people:
+        for _ in range(rng.randint(2, 7)):
+            kind = rng.choice(["user", "user", "tag", "tag", "group"])
+            target: object = (
+                rng.choice(people)
+                if kind == "user"
+                else rng.choice(tags)
+                if kind == "tag"
+                else rng.choice([secret, other_secret, open_group])
+            )
+            events.append(follow(person, kind, target))
+    roots = []
+    for k in range(140):
+        group = rng.choice([None, None, None, secret, other_secret, open_group])
+        private = group in (secret, other_secret)
+        author = rng.choice(members[group] if group else people[:4] if k % 3 else people)
+        item_tags = rng.sample(["hot", "hot", "warm", "cool", "cold", "rare"], rng.randint(0, 3))
+        roots.append(
+            content(
+                author=author,
+                group_id=group,
+                private=private,
+                tags=tuple(dict.fromkeys(item_tags)),
+                mentions=(rng.choice(names),) if rng.random() < 0.15 else (),
+                hours_ago=rng.uniform(0.1, 24 * 10),  # some before the week
+                model=ArticleCreated if rng.random() < 0.2 else PostCreated,
+                kind="post",
+            )
+        )
+    replies = []
+    for _ in range(220):
+        root = rng.choice(roots[:40]) if rng.random() < 0.6 else rng.choice(roots)
+        group = root.group_id
+        author = rng.choice(members[group] if group in (secret, other_secret) else people)
+        replies.append(
+            reply(
+                author=author,
+                to=root,
+                hours_ago=rng.uniform(0.05, 24 * 6),
+                mentions=(rng.choice(names),) if rng.random() < 0.1 else (),
+            )
+        )
+    publish(*events, *roots, *replies)
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    now = utcnow()
+    until = now - timedelta(minutes=1)
+    sent = {person: {r.content_id for r in rng.sample(roots, 12)} for person in people[::2]}
+    with Session(engine) as session:
+        for person, content_ids in sent.items():
+            session.add_all(
+                DigestSentItem(user_id=person, content_id=c, sent_at=now) for c in content_ids
+            )
+        session.commit()
+    with Session(engine) as session:
+        batched = build_digests(
+            session=session,
+            requests=[Request(person, "weekly", until, None) for person in people],
+            now=now,
+        )
+        for person in people:
+            alone = build_digest(
+                session=session,
+                user_id=person,
+                period="weekly",
+                now=now,
+                until=until,
+                exclude=frozenset(sent.get(person, ())),
+            )
+            assert batched[person].model_dump() == alone.model_dump(), names[people.index(person)]
+    digests = list(batched.values())
+    assert sum(d.omitted_items for d in digests) > 0  # some sections ran past their cap
+    assert any(s.reason == "tag" and s.omitted for d in digests for s in d.sections)
+    assert any(
+        s.reason == "person" and "replied" in i.why
+        for d in digests
+        for s in d.sections
+        for i in s.items
+    )
+    assert sum(len(shown(d)) for d in digests) > 100
