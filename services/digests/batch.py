@@ -111,6 +111,7 @@ def _live_replies(since: datetime, until: datetime) -> list[ColumnElement[bool]]
 
 # Rows are streamed in batches of this many, not fetched all at once.
 YIELD_PER = 1000
+ANYONE = UUID(int=0)  # no one's id: `follows_from` for the follows of many
 # Ids per `IN (...)` list: well under SQLite's limit of bound parameters.
 IN_LIST = 500
 
@@ -163,15 +164,11 @@ def followed_sources(
             )
             .distinct()
         )
-        for target_type, target in rows:
-            if target_type == "tag":
-                tags.add(target)
-                continue
-            try:
-                target_id = UUID(target)
-            except ValueError:
-                continue  # a malformed target can match nothing
-            (users if target_type == "user" else groups).add(target_id)
+        # Anyone's follows of themselves included: a source more is read, no digest changes.
+        found = follows_from(ANYONE, rows)
+        users |= found.users
+        groups |= found.groups
+        tags |= found.tags
     return users, groups, tags
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
-from services.digests.digest import Follows, ThreadActivity
+from services.digests.digest import Follows, ThreadActivity, matches_for
 from services.digests.ranking import (
     REASON_ORDER,
     SECTION_CAP,
@@ -76,16 +76,8 @@ class Thread:
     gated: list[Item] = field(default_factory=list)
 
     def matches(self, follows: Follows, activity: ThreadActivity) -> tuple[Match, ...]:
-        """`matches_for(self.root, follows, activity)`: every follow that brings the thread in."""
-        root = self.root
-        out: list[Match] = []
-        if root.author_id in follows.users:
-            out.append(Match("author", str(root.author_id)))
-        if root.group_id is not None and root.group_id in follows.groups:
-            out.append(Match("group", str(root.group_id)))
-        out.extend(Match("tag", tag) for tag in root.tags if tag in follows.tags)
-        out.extend(Match("reply", str(uid)) for uid in sorted(activity.followed_repliers, key=str))
-        return tuple(out)
+        """Every follow that brings the thread in, as `build_digest` finds them."""
+        return tuple(matches_for(self.root, follows, activity))
 
     def activity(self, reader: Reader) -> ThreadActivity:
         """The replies the reader may read, folded as `load_thread_activity` does."""

@@ -1,8 +1,8 @@
 """The round's batched build gives everyone the digest their own reading (`build_digest`) gives."""
 
 import random
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +37,35 @@ def follow(follower: UUID, target_type: str, target: object) -> FollowCreated:
 
 def shown(digest: Any) -> list[UUID]:
     return [item.content_id for section in digest.sections for item in section.items]
+
+
+def batched_equal_alone(
+    engine: Engine,
+    people: dict[UUID, str],
+    *,
+    now: datetime,
+    sent: dict[UUID, set[UUID]],
+    others: Sequence[Request] = (),
+) -> dict[UUID, Any]:
+    """Everyone's weekly digest built in one batch, asserted equal to their own reading."""
+    until = now - timedelta(minutes=1)
+    with Session(engine) as session:
+        batched = build_digests(
+            session=session,
+            requests=[*(Request(person, "weekly", until, None) for person in people), *others],
+            now=now,
+        )
+        for person, name in people.items():
+            alone = build_digest(
+                session=session,
+                user_id=person,
+                period="weekly",
+                now=now,
+                until=until,
+                exclude=frozenset(sent.get(person, ())),
+            )
+            assert batched[person].model_dump() == alone.model_dump(), name
+    return batched
 
 
 def test_batched_digests_equal_each_persons_own_reading(
@@ -111,23 +140,13 @@ def test_batched_digests_equal_each_persons_own_reading(
         # An item ann's earlier digest carried is never sent again.
         session.add(DigestSentItem(user_id=ann, content_id=items[2].content_id, sent_at=now))
         session.commit()
-    with Session(engine) as session:
-        batched = build_digests(
-            session=session,
-            requests=[Request(person, "weekly", until, None) for person in people]
-            + [Request(new_id(), "daily", until, until - timedelta(hours=25))],
-            now=now,
-        )
-        for person in people:
-            alone = build_digest(
-                session=session,
-                user_id=person,
-                period="weekly",
-                now=now,
-                until=until,
-                exclude=frozenset({items[2].content_id}) if person == ann else frozenset(),
-            )
-            assert batched[person].model_dump() == alone.model_dump(), names[people.index(person)]
+    batched = batched_equal_alone(
+        engine,
+        dict(zip(people, names, strict=True)),
+        now=now,
+        sent={ann: {items[2].content_id}},
+        others=[Request(new_id(), "daily", until, until - timedelta(hours=25))],
+    )
 
     # The population says something: private items reach members only, the left member
     # and the follower who never joined get none, and revived threads come back.
@@ -219,7 +238,6 @@ def test_picking_by_source_gives_every_persons_own_reading_on_a_random_populatio
     publish(*events, *roots, *replies)
     engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
     now = utcnow()
-    until = now - timedelta(minutes=1)
     sent = {person: {r.content_id for r in rng.sample(roots, 12)} for person in people[::2]}
     with Session(engine) as session:
         for person, content_ids in sent.items():
@@ -227,22 +245,7 @@ def test_picking_by_source_gives_every_persons_own_reading_on_a_random_populatio
                 DigestSentItem(user_id=person, content_id=c, sent_at=now) for c in content_ids
             )
         session.commit()
-    with Session(engine) as session:
-        batched = build_digests(
-            session=session,
-            requests=[Request(person, "weekly", until, None) for person in people],
-            now=now,
-        )
-        for person in people:
-            alone = build_digest(
-                session=session,
-                user_id=person,
-                period="weekly",
-                now=now,
-                until=until,
-                exclude=frozenset(sent.get(person, ())),
-            )
-            assert batched[person].model_dump() == alone.model_dump(), names[people.index(person)]
+    batched = batched_equal_alone(engine, dict(zip(people, names, strict=True)), now=now, sent=sent)
     digests = list(batched.values())
     assert sum(d.omitted_items for d in digests) > 0  # some sections ran past their cap
     assert any(s.reason == "tag" and s.omitted for d in digests for s in d.sections)
