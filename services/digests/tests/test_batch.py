@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from services.digests import window
-from services.digests.batch import Request, build_digests
+from services.digests.batch import Request, Windows, build_digests
 from services.digests.digest import build_digest
 from services.digests.models import DigestSentItem
 from services.digests.tests.factories import content, reply
@@ -24,6 +24,7 @@ from shared.events.contracts import (
     GroupMemberAdded,
     GroupMemberRemoved,
     PostCreated,
+    PostDeleted,
     UserRegistered,
 )
 from shared.ids import new_id, utcnow
@@ -256,3 +257,48 @@ def test_picking_by_source_gives_every_persons_own_reading_on_a_random_populatio
         for i in s.items
     )
     assert sum(len(shown(d)) for d in digests) > 100
+
+
+def test_an_item_deleted_or_hidden_during_a_round_reaches_no_later_chunk(
+    client: TestClient, publish: Publish
+) -> None:
+    """A round reads each window once; what a later chunk would show is checked again."""
+    ann, bob, cid, dee = new_id(), new_id(), new_id(), new_id()
+    doomed = content(author=dee, tags=("python",), hours_ago=3)
+    hidden = content(author=dee, tags=("python",), hours_ago=2, title="To hide")
+    kept = content(author=dee, tags=("python",), hours_ago=4)
+    publish(
+        *(follow(person, "tag", "python") for person in (ann, bob, cid)),
+        doomed,
+        hidden,
+        kept,
+    )
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    now = utcnow()
+    until = now - timedelta(minutes=1)
+    everyone = [Request(person, "weekly", until, None) for person in (ann, bob, cid)]
+    windows = Windows(everyone, now=now)
+    with Session(engine) as session:
+        first = build_digests(session=session, requests=everyone[:1], now=now, windows=windows)
+    assert set(shown(first[ann])) == {doomed.content_id, hidden.content_id, kept.content_id}
+
+    publish(
+        PostDeleted(
+            content_id=doomed.content_id,
+            kind="post",
+            author_id=dee,
+            group_id=None,
+            visibility="public",
+            version=2,
+            deleted_at=utcnow(),
+        ),
+        hidden.model_copy(update={"version": 2, "hidden": True, "title": None, "tags": []}),
+    )
+    with Session(engine) as session:
+        later = build_digests(session=session, requests=everyone[1:], now=now, windows=windows)
+        for person in (bob, cid):
+            assert shown(later[person]) == [kept.content_id]
+            alone = build_digest(
+                session=session, user_id=person, period="weekly", now=now, until=until
+            )
+            assert later[person].model_dump() == alone.model_dump()
