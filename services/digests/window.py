@@ -180,12 +180,11 @@ class Allowed:
     """The threads a section may show, as a mask and as bytes (for walking small sources)."""
 
     mask: int
-    size: int
-    flags: bytes = b""
+    flags: bytes
 
     @classmethod
     def of(cls, mask: int, size: int) -> "Allowed":
-        return cls(mask, size, mask.to_bytes(size, "little"))
+        return cls(mask, mask.to_bytes(size, "little"))
 
     def pick(self, source: Source, cap: int) -> tuple[int, list[int]]:
         """How many of the source's threads are allowed, and the best `cap` of them."""
