@@ -258,10 +258,10 @@ def _recorder(
 def collector_paused() -> Iterator[None]:
     """No automatic garbage collection while a chunk is built and recorded.
 
-    A chunk makes about a million short-lived objects, freed by reference counting when
-    it is done; each automatic collection on the way walked the window and the chunk's
-    live digests again (a quarter of a round's time). Cycles a chunk leaves are collected
-    once collection resumes, so memory stays bounded by a chunk.
+    A chunk makes hundreds of thousands of short-lived objects, freed by reference
+    counting when it is done; each automatic collection on the way walked the window and
+    the chunk's live digests again (a quarter of a round's time). Cycles a chunk leaves
+    are collected once collection resumes, so memory stays bounded by a chunk.
     """
     enabled = gc.isenabled()
     gc.disable()
