@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
-from services.digests.batch import Request, Windows, build_digests
+from services.digests.batch import Request, Windows, build_digests, window_of
 from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic
@@ -188,6 +188,13 @@ def digest_ready(
     `shared` maps rendered items (by identity: digests of a chunk share them) to theirs.
     """
     shared = {} if shared is None else shared
+
+    def ready(item: DigestItem) -> DigestReadyItem:
+        found = shared.get(id(item))
+        if found is None:
+            found = shared[id(item)] = ready_item(item)
+        return found
+
     return DigestReady(
         user_id=digest.user_id,
         period=digest.period,
@@ -198,10 +205,7 @@ def digest_ready(
             DigestReadySection(
                 reason=section.reason,
                 label=section.label,
-                items=[
-                    shared.get(id(item)) or shared.setdefault(id(item), ready_item(item))
-                    for item in section.items
-                ],
+                items=[ready(item) for item in section.items],
             )
             for section in digest.sections
             if section.items
@@ -261,7 +265,8 @@ def collector_paused() -> Iterator[None]:
     A chunk makes hundreds of thousands of short-lived objects, freed by reference
     counting when it is done; each automatic collection on the way walked the window and
     the chunk's live digests again (a quarter of a round's time). Cycles a chunk leaves
-    are collected once collection resumes, so memory stays bounded by a chunk.
+    are collected once collection resumes, so memory stays bounded by a chunk. The switch
+    is the process's: cycles made by requests served meanwhile wait for it too.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -303,10 +308,7 @@ def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestR
     recorded in a transaction of its own (one person's window stops nobody else's)."""
     sent = nothing_new = lost = 0
     # By window, so that each window's content is read once and held while it is used.
-    due = sorted(
-        due,
-        key=lambda d: (d.until - PERIODS[d.period] if d.since is None else d.since, d.until),
-    )
+    due = sorted(due, key=lambda d: window_of(request_of(d), now=now))
     windows = Windows([request_of(d) for d in due], now=now)
     for start in range(0, len(due), CHUNK):
         with collector_paused():

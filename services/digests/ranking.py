@@ -96,6 +96,20 @@ def strongest_match(matches: Sequence[Match]) -> Match:
     return min(matches, key=lambda match: VIA_STRENGTH[match.via])
 
 
+def order(score: float, candidate: Candidate) -> tuple[float, float, str]:
+    """The order within a section: higher score first, then newer, then by id."""
+    return (-score, -candidate.created_at.timestamp(), str(candidate.content_id))
+
+
+def item_order(ranked: Ranked) -> tuple[float, float, str]:
+    return order(ranked.score, ranked.candidate)
+
+
+def section_order(section: Section) -> tuple[int, float, str]:
+    """The order of sections: by reason (people, groups, tags), then best item, then key."""
+    return (REASON_ORDER[section.reason], -section.items[0].score, section.key)
+
+
 def rank(
     candidates: Sequence[Candidate],
     *,
@@ -116,19 +130,10 @@ def rank(
         )
         section.items.append(Ranked(candidate, match, score(candidate, since=since, until=until)))
     for section in sections.values():
-        section.items.sort(
-            key=lambda r: (
-                -r.score,
-                -r.candidate.created_at.timestamp(),
-                str(r.candidate.content_id),
-            )
-        )
+        section.items.sort(key=item_order)
         section.omitted = max(len(section.items) - cap, 0)
         del section.items[cap:]
-    return sorted(
-        sections.values(),
-        key=lambda s: (REASON_ORDER[s.reason], -s.items[0].score, s.key),
-    )
+    return sorted(sections.values(), key=section_order)
 
 
 def explain(ranked: Ranked, *, label: str, period_word: str = "today") -> str:

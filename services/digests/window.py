@@ -19,19 +19,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import TypeVar
 from uuid import UUID
 
 from services.digests.digest import Follows, ThreadActivity, matches_for
 from services.digests.ranking import (
-    REASON_ORDER,
     SECTION_CAP,
     Candidate,
     Match,
     Ranked,
     Reason,
     Section,
+    item_order,
+    order,
     score,
+    section_order,
     strongest_match,
 )
 
@@ -75,10 +78,6 @@ class Thread:
     # Replies only some may read (in a private group, or not public): checked per person.
     gated: list[Item] = field(default_factory=list)
 
-    def matches(self, follows: Follows, activity: ThreadActivity) -> tuple[Match, ...]:
-        """Every follow that brings the thread in, as `build_digest` finds them."""
-        return tuple(matches_for(self.root, follows, activity))
-
     def activity(self, reader: Reader) -> ThreadActivity:
         """The replies the reader may read, folded as `load_thread_activity` does."""
         user, follows = reader.user_id, reader.follows
@@ -113,7 +112,7 @@ class Thread:
         info = self.activity(reader)
         if root.created_at < since and not info.replied_by_others:
             return None
-        matches = self.matches(reader.follows, info)
+        matches = tuple(matches_for(root, reader.follows, info))
         if not matches:
             return None
         return Candidate(
@@ -164,15 +163,14 @@ class Source:
 
 def union(sources: Iterable[Source], size: int) -> int:
     """The mask of every thread in `sources`."""
-    buffer = bytearray(size)
     mask = 0
+    walked: list[list[int]] = []
     for source in sources:
         if source.mask is not None:
             mask |= source.mask
-            continue
-        for position in source.positions:
-            buffer[position >> 3] |= 1 << (position & 7)
-    return mask | int.from_bytes(buffer, "little")
+        else:
+            walked.append(source.positions)
+    return mask | bits(chain.from_iterable(walked), size)
 
 
 @dataclass(frozen=True)
@@ -198,12 +196,6 @@ class Allowed:
 
 def first(pair: tuple[int, Match]) -> int:
     return pair[0]
-
-
-def rank_key(ranked: Ranked) -> tuple[float, float, str]:
-    """`rank`'s order: higher score, then newer, then by id."""
-    candidate = ranked.candidate
-    return (-ranked.score, -candidate.created_at.timestamp(), str(candidate.content_id))
 
 
 def _sources(index: Mapping[Key, list[int]], size: int) -> dict[Key, Source]:
@@ -254,9 +246,7 @@ class Window:
                 replies=thread.public_replies,
             )
             scored.append((score(candidate, since=since, until=until), thread, candidate))
-        scored.sort(
-            key=lambda s: (-s[0], -s[1].root.created_at.timestamp(), str(s[1].root.content_id))
-        )
+        scored.sort(key=lambda s: order(s[0], s[2]))
         size = max((len(scored) + 7) // 8, 1)
         by_author: dict[UUID, list[int]] = defaultdict(list)
         by_group: dict[UUID, list[int]] = defaultdict(list)
@@ -398,8 +388,8 @@ class Window:
             items = [self.ranked(position, match) for position, match in best[:cap]]
             if exact:
                 items.extend(exact)
-                items.sort(key=rank_key)
+                items.sort(key=item_order)
             sections.append(
                 Section(reason=reason, key=key, items=items[:cap], omitted=max(count - cap, 0))
             )
-        return sorted(sections, key=lambda s: (REASON_ORDER[s.reason], -s.items[0].score, s.key))
+        return sorted(sections, key=section_order)
