@@ -34,6 +34,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from shared.errors import Unauthorized, Unavailable
 from shared.ids import new_id
+from shared.keyfiles import write_atomically
 from shared.revocation import Revocations
 from shared.settings import Settings
 
@@ -72,16 +73,7 @@ def _write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomically(path, pem, mode=0o600)
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.replace(scratch, path)
+    write_atomically(path, pem, mode=0o600)
 
 
 def _read_private_key(path: Path) -> Ed25519PrivateKey:
@@ -207,7 +199,7 @@ class KeyFiles:
         previous_pem = keys.current.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        _write_atomically(self.previous_path, previous_pem, mode=0o644)
+        write_atomically(self.previous_path, previous_pem, mode=0o644)
         os.replace(self.next_path, self.path)
         _write_private_key(self.next_path, Ed25519PrivateKey.generate())
         return self.load()

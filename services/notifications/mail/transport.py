@@ -5,7 +5,6 @@ MailError
  └── PermanentMailError  never try again (5xx reply, unusable address)
 """
 
-import os
 import smtplib
 import ssl
 from contextlib import AbstractContextManager
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from shared.keyfiles import write_atomically
 from shared.settings import Settings
 
 
@@ -173,15 +173,9 @@ class FileConnection:
 
     def send(self, message: EmailMessage) -> None:
         """Write atomically: a reader sees the whole message or none."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / eml_name(str(message["Message-ID"]))
-        scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            with open(scratch, "wb") as handle:
-                handle.write(message.as_bytes())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(scratch, target)
+            write_atomically(target, message.as_bytes(), mode=0o644)
         except OSError as exc:
             raise TemporaryMailError(f"cannot write {target}: {exc}") from exc
 
