@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, false, or_, union
+from sqlalchemy import ColumnElement, or_, union
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -43,6 +43,7 @@ from services.digests.models import (
 from services.digests.ranking import Section
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic
 from services.digests.window import NO_MENTIONS, Item, Reader, Thread, Window
+from shared.db import in_list
 
 
 @dataclass(frozen=True)
@@ -55,38 +56,33 @@ class Request:
     since: datetime | None  # None: the period's length before `until`
 
 
-def _in(column: Any, values: Iterable[object]) -> ColumnElement[bool]:
-    wanted = list(values)
-    return col(column).in_(wanted) if wanted else false()
-
-
 def load_readers(session: Session, users: Sequence[UUID], *, with_sent: bool) -> dict[UUID, Reader]:
     """Follows, memberships, handles and already-sent items of `users`: one query each."""
     readers = {user: Reader(user_id=user, mention_keys=frozenset({str(user)})) for user in users}
     follow_rows: dict[UUID, list[tuple[str, str]]] = defaultdict(list)
     for follower, target_type, target in session.exec(
         select(DigestFollow.follower_id, DigestFollow.target_type, DigestFollow.target).where(
-            col(DigestFollow.follower_id).in_(users), col(DigestFollow.active).is_(True)
+            in_list(DigestFollow.follower_id, users), col(DigestFollow.active).is_(True)
         )
     ):
         follow_rows[follower].append((target_type, target))
     groups: dict[UUID, set[UUID]] = defaultdict(set)
     for user, group in session.exec(
         select(DigestMembership.user_id, DigestMembership.group_id).where(
-            col(DigestMembership.user_id).in_(users), col(DigestMembership.active).is_(True)
+            in_list(DigestMembership.user_id, users), col(DigestMembership.active).is_(True)
         )
     ):
         groups[user].add(group)
     handles = dict(
         session.exec(
-            select(DigestUser.user_id, DigestUser.handle).where(col(DigestUser.user_id).in_(users))
+            select(DigestUser.user_id, DigestUser.handle).where(in_list(DigestUser.user_id, users))
         ).all()
     )
     sent: dict[UUID, set[UUID]] = defaultdict(set)
     if with_sent:
         for user, content_id in session.exec(
             select(DigestSentItem.user_id, DigestSentItem.content_id).where(
-                col(DigestSentItem.user_id).in_(users)
+                in_list(DigestSentItem.user_id, users)
             )
         ):
             sent[user].add(content_id)
@@ -159,7 +155,7 @@ def followed_sources(
         rows = session.exec(
             select(DigestFollow.target_type, DigestFollow.target)
             .where(
-                col(DigestFollow.follower_id).in_(everyone[start : start + IN_LIST]),
+                in_list(DigestFollow.follower_id, everyone[start : start + IN_LIST]),
                 col(DigestFollow.active).is_(True),
             )
             .distinct()
@@ -194,15 +190,15 @@ def load_window(
         select(DigestContent.content_id).where(
             col(DigestContent.thread_root_id) == col(DigestContent.content_id),
             or_(
-                _in(DigestContent.author_id, users),
-                _in(DigestContent.group_id, groups),
+                in_list(DigestContent.author_id, users),
+                in_list(DigestContent.group_id, groups),
                 col(DigestContent.content_id).in_(
-                    select(DigestContentTag.content_id).where(_in(DigestContentTag.tag, tags))
+                    select(DigestContentTag.content_id).where(in_list(DigestContentTag.tag, tags))
                 ),
             ),
         ),
         select(DigestContent.thread_root_id).where(
-            *_live_replies(since, until), _in(DigestContent.author_id, users)
+            *_live_replies(since, until), in_list(DigestContent.author_id, users)
         ),
     ).subquery()
     followed_ids = select(followed_roots.c[0])
@@ -361,7 +357,7 @@ def shown_rows(session: Session, ranked: Mapping[UUID, Ranking]) -> dict[UUID, A
     for start in range(0, len(shown), IN_LIST):
         # Columns, not ORM objects: a chunk shows thousands of items.
         query = select_columns(*SHOWN_COLUMNS).where(
-            col(DigestContent.content_id).in_(shown[start : start + IN_LIST])
+            in_list(DigestContent.content_id, shown[start : start + IN_LIST])
         )
         rows.update((row.content_id, row) for row in session.execute(query))
     return rows
@@ -413,7 +409,7 @@ def render_digests(
     users = (
         {
             u.user_id: u
-            for u in session.exec(select(DigestUser).where(col(DigestUser.user_id).in_(people)))
+            for u in session.exec(select(DigestUser).where(in_list(DigestUser.user_id, people)))
         }
         if people
         else {}
@@ -422,7 +418,7 @@ def render_digests(
         {
             g.group_id: g
             for g in session.exec(
-                select(DigestGroup).where(col(DigestGroup.group_id).in_(group_ids))
+                select(DigestGroup).where(in_list(DigestGroup.group_id, group_ids))
             )
         }
         if group_ids

@@ -26,6 +26,7 @@ from services.digests.batch import Request, Windows, build_digests, window_of
 from services.digests.digest import PERIODS
 from services.digests.models import DigestFollow, DigestPreference, DigestSent, DigestSentItem
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic
+from shared.db import in_list
 from shared.events.contracts import (
     ContentKind,
     DigestFrequency,
@@ -130,7 +131,7 @@ def load_recipients(*, session: Session) -> list[UUID]:
 
 
 def _schedules(session: Session, users: list[UUID]) -> dict[UUID, Schedule]:
-    rows = session.exec(select(DigestPreference).where(col(DigestPreference.user_id).in_(users)))
+    rows = session.exec(select(DigestPreference).where(in_list(DigestPreference.user_id, users)))
     found = {row.user_id: schedule_of(row) for row in rows}
     return {user: found.get(user, DEFAULT_SCHEDULE) for user in users}
 

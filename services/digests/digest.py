@@ -25,6 +25,7 @@ from services.digests.models import (
 )
 from services.digests.ranking import SECTION_CAP, Candidate, Match, Section, explain, rank
 from services.digests.schemas import DigestItem, DigestPeriod, DigestPublic, DigestSection
+from shared.db import in_list
 from shared.errors import BadRequest
 from shared.ids import as_utc
 
@@ -184,7 +185,7 @@ def load_candidate_roots(
 ) -> list[DigestContent]:
     """Visible, live posts and articles by others, new or replied to in the window, followed."""
     tagged = select(DigestContentTag.content_id).where(
-        col(DigestContentTag.tag).in_(sorted(follows.tags))
+        in_list(DigestContentTag.tag, sorted(follows.tags))
     )
     replied_by_followed = [root for root, info in activity.items() if info.followed_repliers]
     replied_by_others = [root for root, info in activity.items() if info.replied_by_others]
@@ -196,13 +197,13 @@ def load_candidate_roots(
         col(DigestContent.created_at) < until,
         or_(
             col(DigestContent.created_at) >= since,
-            col(DigestContent.content_id).in_(replied_by_others),
+            in_list(DigestContent.content_id, replied_by_others),
         ),
         or_(
-            col(DigestContent.author_id).in_(list(follows.users)),
-            col(DigestContent.group_id).in_(list(follows.groups)),
+            in_list(DigestContent.author_id, follows.users),
+            in_list(DigestContent.group_id, follows.groups),
             col(DigestContent.content_id).in_(tagged),
-            col(DigestContent.content_id).in_(replied_by_followed),
+            in_list(DigestContent.content_id, replied_by_followed),
         ),
         visible_to(user_id),
     )
@@ -247,9 +248,9 @@ def _group_label(group: DigestGroup | None) -> str:
 def _load_labels(
     session: Session, user_ids: Iterable[UUID], group_ids: Iterable[UUID]
 ) -> tuple[dict[UUID, DigestUser], dict[UUID, DigestGroup]]:
-    users = session.exec(select(DigestUser).where(col(DigestUser.user_id).in_(set(user_ids)))).all()
+    users = session.exec(select(DigestUser).where(in_list(DigestUser.user_id, set(user_ids)))).all()
     groups = session.exec(
-        select(DigestGroup).where(col(DigestGroup.group_id).in_(set(group_ids)))
+        select(DigestGroup).where(in_list(DigestGroup.group_id, set(group_ids)))
     ).all()
     return {u.user_id: u for u in users}, {g.group_id: g for g in groups}
 

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from services.digests.digest import Follows, load_follows, visible_to
 from services.digests.models import DigestContent, DigestContentTag, DigestGroup, DigestUser
 from services.digests.schemas import FeedItem, FeedPage, FeedReason, FeedReasonKind
+from shared.db import in_list
 from shared.pagination import cursor_id, cursor_time, decode_cursor, encode_cursor, past
 
 
@@ -48,7 +49,7 @@ def load_feed_rows(
 ) -> list[DigestContent]:
     """Up to `limit` visible, live items by others that a follow brings in, newest first."""
     tagged = select(DigestContentTag.content_id).where(
-        col(DigestContentTag.tag).in_(sorted(follows.tags))
+        in_list(DigestContentTag.tag, sorted(follows.tags))
     )
     query = select(DigestContent).where(
         col(DigestContent.deleted).is_(False),
