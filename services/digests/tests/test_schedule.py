@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from services.digests import scheduler
 from services.digests.delivery import SETTLE, send_due_digests
 from services.digests.main import create_app
-from services.digests.models import DigestPreference, DigestSent
+from services.digests.models import DigestContent, DigestPreference, DigestSent
 from services.digests.scheduler import DigestSettings, run_schedule
 from services.digests.tests.factories import content
 from shared.auth import TokenIssuer, TokenVerifier
@@ -177,10 +177,12 @@ def test_two_replicas_on_one_database_send_a_persons_window_once(
             )
         )
         wait_for(lambda: has_schedule(replicas[0], reader))
-        publish_events(
-            content(author=author, hours_ago=3),
-            FollowCreated(follower_id=reader, target_type="user", target=str(author)),
-        )
+        # The post, written three hours ago, is projected before the follow for the same
+        # reason: a tick between them would rightly record that the window had nothing new.
+        post = content(author=author, hours_ago=3)
+        publish_events(post)
+        wait_for(lambda: has_content(replicas[0], post.content_id))
+        publish_events(FollowCreated(follower_id=reader, target_type="user", target=str(author)))
         wait_for(lambda: ready_count(replicas[0]) == 1)
         time.sleep(0.5)  # ten more ticks in each replica
         assert ready_count(replicas[0]) == 1
@@ -190,6 +192,11 @@ def test_two_replicas_on_one_database_send_a_persons_window_once(
 def has_schedule(client: TestClient, user_id: UUID) -> bool:
     with Session(engine_of(client)) as session:
         return session.get(DigestPreference, user_id) is not None
+
+
+def has_content(client: TestClient, content_id: UUID) -> bool:
+    with Session(engine_of(client)) as session:
+        return session.get(DigestContent, content_id) is not None
 
 
 def ready_count(client: TestClient) -> int:
