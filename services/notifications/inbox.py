@@ -16,6 +16,7 @@ from services.notifications.models import (
     NotifiedMembership,
     NotifiedUser,
 )
+from shared.db import in_list
 from shared.errors import BadRequest, NotFound
 from shared.ids import utcnow
 from shared.pagination import cursor_text, cursor_time, decode_cursor, encode_cursor, paginate, past
@@ -126,7 +127,7 @@ def actors_of(session: Session, notifications: list[Notification]) -> dict[UUID,
     ids = {row.actor_id for row in notifications if row.actor_id is not None}
     if not ids:
         return {}
-    people = session.exec(select(NotifiedUser).where(col(NotifiedUser.user_id).in_(ids))).all()
+    people = session.exec(select(NotifiedUser).where(in_list(NotifiedUser.user_id, ids))).all()
     return {person.user_id: person for person in people}
 
 
@@ -185,7 +186,7 @@ def _latest_of(session: Session, user_id: UUID, keys: list[str]) -> dict[str, No
             .over(partition_by=Notification.group_key, order_by=col(Notification.id).desc())
             .label("rank"),
         )
-        .where(*_mine(user_id), col(Notification.group_key).in_(keys))
+        .where(*_mine(user_id), in_list(Notification.group_key, keys))
         .subquery()
     )
     newest = aliased(Notification)

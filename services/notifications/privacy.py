@@ -25,6 +25,7 @@ from services.notifications.models import (
 from services.notifications.preferences import preferences_public
 from services.notifications.service import preferences_of
 from services.notifications.webhooks.models import WebhookDelivery, WebhookEvent
+from shared.db import in_list
 from shared.events.contracts import UserErasureRequested, UserProfileUpdated
 from shared.ids import utcnow
 
@@ -80,8 +81,8 @@ def _forget_webhook_events(session: Session, data: UserErasureRequested, email: 
     ).all()
     naming = [event_id for event_id, body in candidates if pattern.search(body)]
     if naming:
-        session.execute(delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(naming)))
-        session.execute(delete(WebhookEvent).where(col(WebhookEvent.event_id).in_(naming)))
+        session.execute(delete(WebhookDelivery).where(in_list(WebhookDelivery.event_id, naming)))
+        session.execute(delete(WebhookEvent).where(in_list(WebhookEvent.event_id, naming)))
     return len(naming)
 
 

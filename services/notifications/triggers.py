@@ -8,7 +8,7 @@ their preference for the kind, and tells them once per dedupe key. Content older
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from services.notifications.models import (
     Notification,
@@ -18,6 +18,7 @@ from services.notifications.models import (
 )
 from services.notifications.projections import normalise_handle, private_group_of
 from services.notifications.service import do_notify
+from shared.db import in_list
 from shared.events.contracts import (
     AnswerAccepted,
     ContentSnapshot,
@@ -158,7 +159,7 @@ def _mentioned_people(session: Session, mentions: list[str]) -> list[UUID]:
     if not handles:
         return []
     people = session.exec(
-        select(NotifiedUser.user_id).where(col(NotifiedUser.handle).in_(handles))
+        select(NotifiedUser.user_id).where(in_list(NotifiedUser.handle, handles))
     ).all()
     return list(people)
 

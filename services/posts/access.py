@@ -23,6 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from services.posts.models import KnownGroup, KnownMembership
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import Forbidden, NotFound
 from shared.events.contracts import GroupVisibility, Visibility
 from shared.ids import utcnow
@@ -308,7 +309,7 @@ def readable_filter(
 ) -> ColumnElement[bool]:
     """A WHERE clause keeping rows the caller may read (for list queries)."""
     groups = member_group_ids(session=session, user_id=principal.user_id)
-    return or_(col(visibility) == "public", col(group_id).in_(groups))
+    return or_(col(visibility) == "public", in_list(group_id, groups))
 
 
 # --- knowledge health -----------------------------------------------------------------
@@ -404,4 +405,4 @@ def unhidden_filter(
     if principal.is_admin:
         return true()
     groups = moderated_group_ids(session=session, user_id=principal.user_id)
-    return or_(col(hidden_at).is_(None), col(group_id).in_(groups))
+    return or_(col(hidden_at).is_(None), in_list(group_id, groups))

@@ -29,6 +29,7 @@ from services.posts.qa_schemas import AnswerCreate, CommentCreate
 from services.posts.questions import do_set_accepted
 from services.posts.service import SOURCE, flush_or_conflict
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.events.contracts import (
     AnswerCreated,
@@ -411,7 +412,7 @@ def comments_of(*, session: Session, parent_ids: list[UUID]) -> dict[UUID, list[
         return {}
     rows = session.exec(
         select(Comment)
-        .where(col(Comment.parent_id).in_(parent_ids), col(Comment.deleted_at).is_(None))
+        .where(in_list(Comment.parent_id, parent_ids), col(Comment.deleted_at).is_(None))
         .order_by(col(Comment.created_at), col(Comment.id))
     ).all()
     found: dict[UUID, list[Comment]] = defaultdict(list)

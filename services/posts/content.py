@@ -11,6 +11,7 @@ from services.posts.models import Answer, Article, Comment, Post, Question
 from services.posts.questions import question_snapshot
 from services.posts.service import cursor_id, post_snapshot
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import Forbidden
 from shared.events.contracts import ContentSnapshot, QuestionSnapshot
 from shared.pagination import encode_cursor
@@ -39,7 +40,7 @@ def list_all_content(
     asked = {answer.question_id for answer in answers}
     questions = {
         question.id: question
-        for question in session.exec(select(Question).where(col(Question.id).in_(asked))).all()
+        for question in session.exec(select(Question).where(in_list(Question.id, asked))).all()
     }
     snapshots: list[ContentSnapshot] = [post_snapshot(post, ContentSnapshot) for post in page(Post)]
     snapshots += [article_snapshot(article, ContentSnapshot) for article in page(Article)]

@@ -27,7 +27,7 @@ from services.posts.models import Article, ContentTag, Post, PostKind, Reaction,
 from services.posts.parsing import parse_mentions, parse_tags
 from services.posts.schemas import PostCreate
 from shared.auth import Principal
-from shared.db import is_database_unavailable
+from shared.db import in_list, is_database_unavailable
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.events.contracts import (
     ContentSnapshot,
@@ -381,7 +381,7 @@ def formalized_as(
     rows = session.exec(
         select(Article.source_thread_id, Article.id)
         .where(
-            col(Article.source_thread_id).in_(post_ids),
+            in_list(Article.source_thread_id, post_ids),
             col(Article.deleted_at).is_(None),
             readable_filter(
                 session=session,
@@ -441,7 +441,7 @@ def reaction_counts(*, session: Session, post_ids: list[UUID]) -> dict[UUID, dic
         return {}
     rows = session.exec(
         select(Reaction.post_id, Reaction.kind, func.count())
-        .where(col(Reaction.post_id).in_(post_ids))
+        .where(in_list(Reaction.post_id, post_ids))
         .group_by(col(Reaction.post_id), col(Reaction.kind))
     ).all()
     counts: dict[UUID, dict[str, int]] = defaultdict(dict)
@@ -458,7 +458,7 @@ def own_reactions(
         return {}
     rows = session.exec(
         select(Reaction.post_id, Reaction.kind)
-        .where(col(Reaction.post_id).in_(post_ids), Reaction.user_id == principal.user_id)
+        .where(in_list(Reaction.post_id, post_ids), Reaction.user_id == principal.user_id)
         .order_by(col(Reaction.kind))
     ).all()
     kinds: dict[UUID, list[str]] = defaultdict(list)
@@ -474,7 +474,7 @@ def reply_counts(*, session: Session, post_ids: list[UUID]) -> dict[UUID, int]:
     rows = session.exec(
         select(Post.parent_id, func.count())
         .where(
-            col(Post.parent_id).in_(post_ids),
+            in_list(Post.parent_id, post_ids),
             col(Post.deleted_at).is_(None),
             col(Post.hidden_at).is_(None),
         )

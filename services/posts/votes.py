@@ -8,12 +8,13 @@ from typing import Literal
 from uuid import UUID
 
 from sqlalchemy import Table, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from services.posts.models import Answer, Question, Vote
 from services.posts.qa_common import ANSWER_TABLE, QUESTION_TABLE
 from services.posts.service import SOURCE, flush_or_conflict
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import Forbidden
 from shared.events.contracts import VotableKind, VoteCast
 from shared.events.outbox import record_event
@@ -78,7 +79,7 @@ def my_votes(*, session: Session, principal: Principal, item_ids: list[UUID]) ->
         return {}
     rows = session.exec(
         select(Vote.item_id, Vote.value).where(
-            col(Vote.item_id).in_(item_ids), Vote.user_id == principal.user_id
+            in_list(Vote.item_id, item_ids), Vote.user_id == principal.user_id
         )
     ).all()
     return {item_id: value for item_id, value in rows}

@@ -48,6 +48,7 @@ from services.search.semantic import hybrid
 from services.search.semantic.index import VectorIndex, Vectors
 from services.search.semantic.service import Semantic
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import BadRequest
 from shared.events.contracts import ContentEvent, ContentSnapshot, QuestionSnapshot
 from shared.projections import do_apply_fact
@@ -248,7 +249,7 @@ def count_thanks(*, session: Session, content_ids: Collection[UUID]) -> dict[UUI
         query = (
             select(SearchThanks.content_id, func.count())
             .where(
-                col(SearchThanks.content_id).in_(chunk),
+                in_list(SearchThanks.content_id, chunk),
                 col(SearchThanks.is_thanked).is_(True),
             )
             .group_by(col(SearchThanks.content_id))
@@ -299,14 +300,14 @@ def count_signals(*, session: Session, content_ids: Collection[UUID]) -> dict[UU
         scores.update(
             session.exec(
                 select(SearchItemScore.content_id, SearchItemScore.score).where(
-                    col(SearchItemScore.content_id).in_(chunk)
+                    in_list(SearchItemScore.content_id, chunk)
                 )
             ).all()
         )
         accepted.update(
             answer_id
             for answer_id in session.exec(
-                select(SearchAcceptance.answer_id).where(col(SearchAcceptance.answer_id).in_(chunk))
+                select(SearchAcceptance.answer_id).where(in_list(SearchAcceptance.answer_id, chunk))
             ).all()
             if answer_id is not None
         )
@@ -330,7 +331,7 @@ def list_priors(*, session: Session, query: ExpertQuery, groups: Collection[UUID
     priors = []
     if wanted:
         declared = session.exec(
-            select(SearchSkill.user_id, SearchSkill.skill).where(col(SearchSkill.skill).in_(wanted))
+            select(SearchSkill.user_id, SearchSkill.skill).where(in_list(SearchSkill.skill, wanted))
         ).all()
         for user_id, skill in sorted(declared, key=lambda row: (str(row[0]), row[1])):
             priors.append(Prior(user_id=user_id, why=f"declares {skill}", weight=SKILL_WEIGHT))
@@ -417,7 +418,7 @@ def find_experts(
     ids = [expert.user_id for expert in experts]
     users = {
         user.user_id: user
-        for user in session.exec(select(SearchUser).where(col(SearchUser.user_id).in_(ids))).all()
+        for user in session.exec(select(SearchUser).where(in_list(SearchUser.user_id, ids))).all()
     }
     return [(expert, users.get(expert.user_id)) for expert in experts]
 

@@ -45,6 +45,7 @@ from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from shared.db import in_list
 from shared.events.bus import (
     DUPLICATE_WINDOW_SECONDS,
     STREAM_MAX_AGE_SECONDS,
@@ -196,7 +197,7 @@ def handle_in_one_transaction(
     outcomes: list[Outcome] = []
     with Session(engine, expire_on_commit=False) as session:
         query = select(ProcessedEvent.event_id).where(
-            ProcessedEvent.consumer == consumer.durable, col(ProcessedEvent.event_id).in_(ids)
+            ProcessedEvent.consumer == consumer.durable, in_list(ProcessedEvent.event_id, ids)
         )
         seen = set(session.exec(query).all())
         todo: list[BatchItem] = []
@@ -234,7 +235,7 @@ def unprocessed(engine: Engine, consumer: Consumer, event_ids: Sequence[str]) ->
     with Session(engine) as session:
         query = select(ProcessedEvent.event_id).where(
             ProcessedEvent.consumer == consumer.durable,
-            col(ProcessedEvent.event_id).in_(event_ids),
+            in_list(ProcessedEvent.event_id, event_ids),
         )
         done = set(session.exec(query).all())
     return set(event_ids) - done
@@ -287,7 +288,7 @@ def prune_processed(
             session.execute(
                 delete(ProcessedEvent).where(
                     col(ProcessedEvent.consumer) == consumer.durable,
-                    col(ProcessedEvent.event_id).in_(ids),
+                    in_list(ProcessedEvent.event_id, ids),
                 )
             )
             session.commit()

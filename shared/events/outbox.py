@@ -18,6 +18,7 @@ from sqlalchemy import Engine, Row, Table, delete, event, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from shared.db import in_list
 from shared.events.bus import Bus, OutageLog
 from shared.events.envelope import EventData, subject_for, wrap
 from shared.ids import utcnow
@@ -189,7 +190,7 @@ class OutboxRelay:
         now = utcnow()
         table = OUTBOX
         with self.engine.begin() as connection:
-            connection.execute(update(table).where(table.c.id.in_(ids)).values(sent_at=now))
+            connection.execute(update(table).where(in_list(table.c.id, ids)).values(sent_at=now))
             # Old sent rows go at most once a minute, not on every cycle.
             if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
                 connection.execute(delete(table).where(table.c.sent_at < now - SENT_ROWS_KEPT_FOR))

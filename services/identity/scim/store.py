@@ -29,6 +29,7 @@ from services.identity import accounts, service
 from services.identity.audit import Origin, record_audit
 from services.identity.models import Group, Membership, ScimClient, ScimLink, User
 from services.identity.schemas import ProfileUpdate
+from shared.db import in_list
 from shared.events.contracts import (
     AuditActorKind,
     GroupCreated,
@@ -124,7 +125,7 @@ def _scim_groups_of(session: Session, user_ids: list[UUID]) -> dict[UUID, list[G
             ScimLink,
             and_(col(ScimLink.kind) == "Group", col(ScimLink.resource_id) == col(Group.id)),
         )
-        .where(col(Membership.user_id).in_(user_ids), col(ScimLink.deleted_at).is_(None))
+        .where(in_list(Membership.user_id, user_ids), col(ScimLink.deleted_at).is_(None))
         .order_by(col(Group.name))
     ).all()
     groups: dict[UUID, list[Group]] = {}
@@ -344,7 +345,7 @@ def _to_group(group: Group, link: ScimLink, member_ids: list[UUID], base: str) -
 def _member_ids(session: Session, group_ids: list[UUID]) -> dict[UUID, list[UUID]]:
     rows = session.exec(
         select(Membership.group_id, Membership.user_id)
-        .where(col(Membership.group_id).in_(group_ids))
+        .where(in_list(Membership.group_id, group_ids))
         .order_by(col(Membership.created_at), col(Membership.user_id))
     ).all()
     members: dict[UUID, list[UUID]] = {}

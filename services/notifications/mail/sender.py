@@ -43,6 +43,7 @@ from services.notifications.mail.transport import (
 )
 from services.notifications.models import MailDelivery, Notification, NotifiedUser
 from services.notifications.service import can_see, channel_for, mail_not_before, preferences_of
+from shared.db import in_list
 from shared.events.contracts import DigestReadySection
 from shared.ids import utcnow
 from shared.schedule import run_every
@@ -158,7 +159,7 @@ def _unsent_digest_sections(
         session.exec(
             select(MailedDigestItem.content_id).where(
                 MailedDigestItem.user_id == user_id,
-                col(MailedDigestItem.content_id).in_(wanted),
+                in_list(MailedDigestItem.content_id, wanted),
             )
         ).all()
     )
@@ -265,7 +266,7 @@ def send_due(
         return report
     with Session(engine, expire_on_commit=False) as session:
         deliveries = session.exec(
-            select(MailDelivery).where(col(MailDelivery.notification_id).in_(claimed))
+            select(MailDelivery).where(in_list(MailDelivery.notification_id, claimed))
         ).all()
         batch = [prepare(session, settings, delivery, now) for delivery in deliveries]
     to_send = [prepared for prepared in batch if prepared.outcome is None]

@@ -32,6 +32,7 @@ from services.notifications.webhooks.schemas import (
     EndpointUpdate,
 )
 from services.notifications.webhooks.secrets import new_secret, seal
+from shared.db import in_list
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.events.contracts import UserErasureRequested, WebhookEndpointDisabled
 from shared.events.envelope import CloudEvent
@@ -491,7 +492,7 @@ def prune(*, engine: Engine, settings: Settings, now: datetime) -> int:
         )
         if not old:
             return 0
-        session.execute(delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(old)))
-        session.execute(delete(WebhookEvent).where(col(WebhookEvent.event_id).in_(old)))
+        session.execute(delete(WebhookDelivery).where(in_list(WebhookDelivery.event_id, old)))
+        session.execute(delete(WebhookEvent).where(in_list(WebhookEvent.event_id, old)))
         session.commit()
     return len(old)

@@ -26,6 +26,7 @@ from services.search.routing.models import RoutingAsk, RoutingQuestion, RoutingT
 from services.search.routing.settings import RoutingSettings
 from services.search.semantic.service import Semantic
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import BadRequest
 from shared.events.contracts import RoutedEvidence
 
@@ -73,7 +74,7 @@ def readers_among(
         return set()
     query = select(SearchMembership.user_id).where(
         SearchMembership.group_id == question.group_id,
-        col(SearchMembership.user_id).in_(list(user_ids)),
+        in_list(SearchMembership.user_id, user_ids),
         col(SearchMembership.is_member).is_(True),
     )
     return set(session.exec(query).all())
@@ -148,7 +149,7 @@ def count_declines(
     query = (
         select(RoutingAsk.user_id, RoutingQuestion.tags)
         .join(RoutingQuestion, col(RoutingQuestion.question_id) == col(RoutingAsk.question_id))
-        .where(col(RoutingAsk.user_id).in_(list(user_ids)), RoutingAsk.status == DECLINED)
+        .where(in_list(RoutingAsk.user_id, user_ids), RoutingAsk.status == DECLINED)
     )
     found: dict[UUID, tuple[int, list[str]]] = {}
     for user_id, question_tags in session.exec(query).all():
@@ -165,7 +166,7 @@ def asks_today(*, session: Session, user_ids: Collection[UUID], now: datetime) -
         return {}
     query = (
         select(RoutingAsk.user_id, func.count())
-        .where(col(RoutingAsk.user_id).in_(list(user_ids)), RoutingAsk.routed_at > now - DAY)
+        .where(in_list(RoutingAsk.user_id, user_ids), RoutingAsk.routed_at > now - DAY)
         .group_by(col(RoutingAsk.user_id))
     )
     return {user_id: count for user_id, count in session.exec(query).all()}
@@ -292,7 +293,7 @@ def last_resort(
         return [Pick(user_id=user_id, reason=reason, evidence=[]) for user_id in chosen]
     follows = session.exec(
         select(RoutingTagFollow)
-        .where(col(RoutingTagFollow.tag).in_(question.tags), col(RoutingTagFollow.active))
+        .where(in_list(RoutingTagFollow.tag, question.tags), col(RoutingTagFollow.active))
         .order_by(col(RoutingTagFollow.changed_at), col(RoutingTagFollow.follower_id))
     ).all()
     followed: dict[UUID, list[str]] = defaultdict(list)

@@ -36,6 +36,7 @@ from services.search.routing.ranking import (
 from services.search.routing.settings import RoutingSettings
 from services.search.semantic.service import Semantic
 from shared.auth import Principal
+from shared.db import in_list
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.contracts import QuestionRouted, QuestionSnapshot
 from shared.events.outbox import record_event
@@ -374,7 +375,7 @@ def get_routing(
     ids = [ask.user_id for ask in asks]
     handles = {
         user.user_id: user.handle
-        for user in session.exec(select(SearchUser).where(col(SearchUser.user_id).in_(ids))).all()
+        for user in session.exec(select(SearchUser).where(in_list(SearchUser.user_id, ids))).all()
     }
     return question, list(rounds), list(asks), handles
 

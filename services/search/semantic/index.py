@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from services.search.semantic.models import SearchVector
+from shared.db import in_list
 from shared.ids import utcnow
 
 Vectors = npt.NDArray[np.float32]
@@ -303,7 +304,7 @@ class VectorIndex:
             for start in range(0, 1 if ids is None else len(ids), 500):
                 chosen = query
                 if ids is not None:
-                    chosen = query.where(col(SearchVector.content_id).in_(ids[start : start + 500]))
+                    chosen = query.where(in_list(SearchVector.content_id, ids[start : start + 500]))
                 for batch in session.exec(chosen).partitions():
                     self.apply(batch)
                     count += len(batch)

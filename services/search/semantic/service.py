@@ -24,12 +24,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from services.search.engines.base import Deletion, IndexDoc
 from services.search.semantic.index import VectorIndex, Vectors, quantize
 from services.search.semantic.model import MODELS, Embedder
 from services.search.semantic.models import SearchVector
+from shared.db import in_list
 from shared.ids import utcnow
 from shared.schedule import run_every
 from shared.settings import Settings
@@ -166,7 +167,7 @@ def embed_operations(semantic: Semantic, operations: Sequence[IndexDoc | Deletio
         stored = {
             row.content_id: row
             for row in session.exec(
-                select(SearchVector).where(col(SearchVector.content_id).in_(ids))
+                select(SearchVector).where(in_list(SearchVector.content_id, ids))
             )
         }
     latest: dict[Any, IndexDoc | Deletion] = {}
