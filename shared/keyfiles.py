@@ -19,8 +19,8 @@ def _scratch_file(path: Path, data: bytes, *, mode: int) -> Iterator[Path]:
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     scratch = Path(name)
     try:
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "wb") as handle:
+        with os.fdopen(descriptor, "wb") as handle:  # closes the descriptor whatever happens
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
