@@ -27,7 +27,7 @@ from services.identity.schemas import (
 )
 from services.identity.sessions import SignIn, SignInMethod
 from shared.auth import CurrentUser, Principal, TokenIssuer
-from shared.db import SessionDep
+from shared.db import SessionDep, read_from_store
 from shared.errors import Unauthorized, problem_response
 from shared.idempotency import IdempotentRoute
 from shared.pagination import LIST_ERRORS, CursorParam, Page, PageSize
@@ -159,8 +159,10 @@ def login(request: Request, body: LoginRequest, session: SessionDep) -> Any:
 
 
 @router.get("/users/me", tags=["users"], responses=WITH_ETAG)
-def read_me(principal: CurrentUser, session: SessionDep, response: Response) -> UserMe:
-    user = privacy.check_caller(session=session, principal=principal)
+async def read_me(principal: CurrentUser, session: SessionDep, response: Response) -> UserMe:
+    user = await read_from_store(
+        session, privacy.check_caller, session=session, principal=principal
+    )
     response.headers["ETag"] = profile_etag(user)
     return UserMe.model_validate(user, from_attributes=True)
 
@@ -212,10 +214,10 @@ def import_user(
     tags=["users"],
     responses={**WITH_ETAG, 404: {"description": "No such user"}},
 )
-def read_user(
+async def read_user(
     user_id: UUID, _principal: CurrentUser, session: SessionDep, response: Response
 ) -> UserPublic:
-    user = service.check_user(session=session, user_id=user_id)
+    user = await read_from_store(session, service.check_user, session=session, user_id=user_id)
     response.headers["ETag"] = profile_etag(user)
     return UserPublic.model_validate(user, from_attributes=True)
 
