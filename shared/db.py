@@ -19,10 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import psycopg
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from psycopg.abc import PQGen
 from sqlalchemy import ColumnElement, Connection, Engine, event, false
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -62,26 +60,6 @@ _SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 _POSTGRES_UNIQUE_VIOLATION = "23505"
 
 
-class _DeadlineConnection(psycopg.Connection[Any]):
-    """A psycopg connection that waits on the server for at most CLIENT_DEADLINE_SECONDS."""
-
-    deadline_seconds: float | None = CLIENT_DEADLINE_SECONDS
-
-    def wait(self, gen: PQGen[Any], interval: float = 0.1, timeout: float | None = None) -> Any:
-        deadline = self.deadline_seconds if timeout is None else timeout
-        try:
-            return super().wait(gen, interval=interval, timeout=deadline)
-        except psycopg.errors._WaitTimeout:  # private, but psycopg's only deadline hook
-            if timeout is not None:
-                raise
-            # Half a protocol exchange is left on the socket: the connection is unusable,
-            # and closing it makes SQLAlchemy drop it from the pool (a disconnect).
-            self.pgconn.finish()
-            raise psycopg.OperationalError(
-                f"the database did not answer within {deadline:g} s"
-            ) from None
-
-
 def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL, with bounded waits; SQLite gets WAL.
 
@@ -104,12 +82,16 @@ def make_engine(url: str) -> Engine:
             connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         )
         if parsed.get_driver_name() == "psycopg":
+            # Imported here: psycopg adds 9 MB to every process, and most run on SQLite.
+            from shared.postgres import DeadlineConnection
 
             @event.listens_for(engine, "do_connect")
             def _connect_with_deadline(
                 _dialect: Any, _record: Any, cargs: Any, cparams: Any
-            ) -> _DeadlineConnection:
-                return _DeadlineConnection.connect(*cargs, **cparams)
+            ) -> DeadlineConnection:
+                connection = DeadlineConnection.connect(*cargs, **cparams)
+                connection.deadline_seconds = CLIENT_DEADLINE_SECONDS
+                return connection
 
         return engine
     if parsed.database and parsed.database != ":memory:":
@@ -223,9 +205,11 @@ def without_time_bounds(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
+    from shared.postgres import DeadlineConnection  # on PostgreSQL only, as in make_engine
+
     connection.execute(text("SET LOCAL statement_timeout = 0"))
     dbapi_connection = connection.connection.dbapi_connection
-    if not isinstance(dbapi_connection, _DeadlineConnection):
+    if not isinstance(dbapi_connection, DeadlineConnection):
         yield
         return
     dbapi_connection.deadline_seconds = None
