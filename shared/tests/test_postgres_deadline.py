@@ -1,8 +1,6 @@
 """A PostgreSQL server that stops answering altogether cannot enforce its own statement
 timeout: the client gives up after CLIENT_DEADLINE_SECONDS and the pool drops the link."""
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,48 +13,14 @@ from sqlmodel import text
 
 from shared.db import CLIENT_DEADLINE_SECONDS, is_database_unavailable, make_engine
 from shared.testing.backends import fresh_database, postgres_url
-
-
-class FreezableProxy:
-    """Forwards TCP to the server until frozen; frozen, it swallows the server's answers."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.frozen = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, target: socket.socket, answers: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if not (answers and self.frozen.is_set()):
-                    target.sendall(data)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.listener.close()
+from shared.testing.tcp_proxy import TcpProxy, tcp_proxy
 
 
 @contextmanager
-def through_proxy(url: str) -> Iterator[tuple[str, FreezableProxy]]:
+def through_proxy(url: str) -> Iterator[tuple[str, TcpProxy]]:
     parsed = make_url(url)
-    proxy = FreezableProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
-    try:
+    with tcp_proxy(parsed.host or "127.0.0.1", parsed.port or 5432) as proxy:
         yield parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
-    finally:
-        proxy.close()
 
 
 @pytest.mark.timeout(60)  # without the deadline the statement waits forever
@@ -70,7 +34,7 @@ def test_a_server_that_stops_answering_is_given_up_on_after_the_client_deadline(
         try:
             with pytest.raises(exc.OperationalError) as cut, engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-                proxy.frozen.set()
+                proxy.set_mode("stall")
                 started = time.monotonic()
                 connection.execute(text("SELECT 1"))
             waited = time.monotonic() - started
