@@ -14,10 +14,11 @@ read at build time), the same matches, the same ranking and rendering.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from itertools import zip_longest
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, or_, union
@@ -105,6 +106,8 @@ def _live_replies(since: datetime, until: datetime) -> list[ColumnElement[bool]]
     ]
 
 
+Key = TypeVar("Key", UUID, str)
+
 # Rows are streamed in batches of this many, not fetched all at once.
 YIELD_PER = 1000
 ANYONE = UUID(int=0)  # no one's id: `follows_from` for the follows of many
@@ -174,6 +177,22 @@ def private_groups_now(session: Session) -> frozenset[UUID]:
     )
 
 
+def in_parts(values: Iterable[Key]) -> Iterator[list[Key]]:
+    """`values` sorted, IN_LIST at a time (none for no values)."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), IN_LIST):
+        yield ordered[start : start + IN_LIST]
+
+
+def in_slices(
+    users: set[UUID], groups: set[UUID], tags: set[str]
+) -> Iterator[tuple[list[UUID], list[UUID], list[str]]]:
+    """The followed sources, IN_LIST of each kind at a time: a statement names at most
+    three times IN_LIST values however many people are followed (SQLite allows 32,766
+    bound parameters by default, PostgreSQL 65,535)."""
+    return zip_longest(in_parts(users), in_parts(groups), in_parts(tags), fillvalue=[])
+
+
 def load_window(
     session: Session,
     followed: tuple[set[UUID], set[UUID], set[str]],
@@ -183,66 +202,68 @@ def load_window(
     private_groups: frozenset[UUID],
 ) -> Window:
     """The followed sources' roots (new, or replied to in the window) and their replies."""
-    users, groups, tags = followed
-    # The threads anyone may get: roots of followed sources, and threads a followed
-    # person replied in.
-    followed_roots = union(
-        select(DigestContent.content_id).where(
-            col(DigestContent.thread_root_id) == col(DigestContent.content_id),
-            or_(
-                in_list(DigestContent.author_id, users),
-                in_list(DigestContent.group_id, groups),
-                col(DigestContent.content_id).in_(
-                    select(DigestContentTag.content_id).where(in_list(DigestContentTag.tag, tags))
+    active_threads = select(DigestContent.thread_root_id).where(*_live_replies(since, until))
+    threads: dict[UUID, Thread] = {}
+    for users, groups, tags in in_slices(*followed):
+        # The threads anyone may get: roots of followed sources, and threads a followed
+        # person replied in.
+        followed_roots = union(
+            select(DigestContent.content_id).where(
+                col(DigestContent.thread_root_id) == col(DigestContent.content_id),
+                or_(
+                    in_list(DigestContent.author_id, users),
+                    in_list(DigestContent.group_id, groups),
+                    col(DigestContent.content_id).in_(
+                        select(DigestContentTag.content_id).where(
+                            in_list(DigestContentTag.tag, tags)
+                        )
+                    ),
                 ),
             ),
-        ),
-        select(DigestContent.thread_root_id).where(
-            *_live_replies(since, until), in_list(DigestContent.author_id, users)
-        ),
-    ).subquery()
-    followed_ids = select(followed_roots.c[0])
-    active_threads = select(DigestContent.thread_root_id).where(*_live_replies(since, until))
-    roots = session.execute(
-        select_columns(*ITEM_COLUMNS)
-        .where(
-            col(DigestContent.thread_root_id) == col(DigestContent.content_id),
-            col(DigestContent.deleted).is_(False),
-            col(DigestContent.hidden).is_(False),
-            col(DigestContent.created_at) < until,
-            or_(
-                col(DigestContent.created_at) >= since,
-                col(DigestContent.content_id).in_(active_threads),
+            select(DigestContent.thread_root_id).where(
+                *_live_replies(since, until), in_list(DigestContent.author_id, users)
             ),
-            col(DigestContent.content_id).in_(followed_ids),
+        ).subquery()
+        roots = session.execute(
+            select_columns(*ITEM_COLUMNS)
+            .where(
+                col(DigestContent.thread_root_id) == col(DigestContent.content_id),
+                col(DigestContent.deleted).is_(False),
+                col(DigestContent.hidden).is_(False),
+                col(DigestContent.created_at) < until,
+                or_(
+                    col(DigestContent.created_at) >= since,
+                    col(DigestContent.content_id).in_(active_threads),
+                ),
+                col(DigestContent.content_id).in_(select(followed_roots.c[0])),
+            )
+            .execution_options(yield_per=YIELD_PER)
         )
-        .execution_options(yield_per=YIELD_PER)
-    )
-    threads: dict[UUID, Thread] = {}
-    for row in roots:
-        root = _item(row, private_groups)
-        threads[root.content_id] = Thread(root)
-    for row in session.execute(
-        select_columns(col(DigestContent.thread_root_id), *ITEM_COLUMNS)
-        .where(
-            *_live_replies(since, until),
-            col(DigestContent.thread_root_id).in_(followed_ids),
-        )
-        .execution_options(yield_per=YIELD_PER)
-    ):
-        thread = threads.get(row[0])
-        if thread is None:
-            continue
-        _root, _id, _kind, author_id, group_id, visibility, _at, _tags, mentions = cast(
-            Sequence[Any], row
-        )
-        if _public(visibility, group_id, private_groups):
-            thread.public_replies += 1
-            thread.public_authors[author_id] = thread.public_authors.get(author_id, 0) + 1
-            if mentions:
-                thread.public_mentions = thread.public_mentions.union(mentions)
-        else:
-            thread.gated.append(_item(row[1:], private_groups))
+        for row in roots:
+            if row[0] not in threads:  # found through an earlier slice too
+                root = _item(row, private_groups)
+                threads[root.content_id] = Thread(root)
+    found = sorted(threads)
+    for start in range(0, len(found), IN_LIST):
+        for row in session.execute(
+            select_columns(col(DigestContent.thread_root_id), *ITEM_COLUMNS)
+            .where(
+                *_live_replies(since, until),
+                in_list(DigestContent.thread_root_id, found[start : start + IN_LIST]),
+            )
+            .execution_options(yield_per=YIELD_PER)
+        ):
+            thread = threads[row[0]]
+            _root, _id, _kind, author_id, group_id, visibility, _at, _tags, mentions = cast(
+                Sequence[Any], row
+            )
+            if _public(visibility, group_id, private_groups):
+                thread.public_replies += 1
+                thread.public_authors[author_id] = thread.public_authors.get(author_id, 0) + 1
+                if mentions:
+                    thread.public_mentions = thread.public_mentions.union(mentions)
+            else:
+                thread.gated.append(_item(row[1:], private_groups))
     return Window.of(threads.values(), since=since, until=until, private_groups=private_groups)
 
 
@@ -406,24 +427,16 @@ def render_digests(
         for s in sections
         if s.reason == "group"
     }
-    users = (
-        {
-            u.user_id: u
-            for u in session.exec(select(DigestUser).where(in_list(DigestUser.user_id, people)))
-        }
-        if people
-        else {}
-    )
-    groups = (
-        {
-            g.group_id: g
-            for g in session.exec(
-                select(DigestGroup).where(in_list(DigestGroup.group_id, group_ids))
-            )
-        }
-        if group_ids
-        else {}
-    )
+    users = {
+        u.user_id: u
+        for part in in_parts(people)
+        for u in session.exec(select(DigestUser).where(in_list(DigestUser.user_id, part)))
+    }
+    groups = {
+        g.group_id: g
+        for part in in_parts(group_ids)
+        for g in session.exec(select(DigestGroup).where(in_list(DigestGroup.group_id, part)))
+    }
     return {
         user_id: render_digest(
             user_id=user_id,
