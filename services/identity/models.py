@@ -59,9 +59,14 @@ OPEN_SLUG_INDEX = Index(
 )
 
 
+# The group list's order (`list_visible_groups`): a page is read from the index, not
+# sorted from every group.
+NAME_ORDER_INDEX = Index("ix_identity_group_name_id", "name", "id")
+
+
 class Group(SQLModel, table=True):
     __tablename__ = "identity_group"
-    __table_args__ = (OPEN_SLUG_INDEX,)
+    __table_args__ = (OPEN_SLUG_INDEX, NAME_ORDER_INDEX)
 
     id: UUID = Field(default_factory=new_id, primary_key=True)
     slug: str = Field(index=True)
