@@ -153,12 +153,11 @@ def followed_sources(
     users: set[UUID] = set()
     groups: set[UUID] = set()
     tags: set[str] = set()
-    everyone = sorted(set(followers))
-    for start in range(0, len(everyone), IN_LIST):
+    for part in in_parts(set(followers)):
         rows = session.exec(
             select(DigestFollow.target_type, DigestFollow.target)
             .where(
-                in_list(DigestFollow.follower_id, everyone[start : start + IN_LIST]),
+                in_list(DigestFollow.follower_id, part),
                 col(DigestFollow.active).is_(True),
             )
             .distinct()
@@ -243,13 +242,12 @@ def load_window(
             if row[0] not in threads:  # found through an earlier slice too
                 root = _item(row, private_groups)
                 threads[root.content_id] = Thread(root)
-    found = sorted(threads)
-    for start in range(0, len(found), IN_LIST):
+    for part in in_parts(threads):
         for row in session.execute(
             select_columns(col(DigestContent.thread_root_id), *ITEM_COLUMNS)
             .where(
                 *_live_replies(since, until),
-                in_list(DigestContent.thread_root_id, found[start : start + IN_LIST]),
+                in_list(DigestContent.thread_root_id, part),
             )
             .execution_options(yield_per=YIELD_PER)
         ):
@@ -366,20 +364,16 @@ SHOWN_COLUMNS: tuple[Any, ...] = (
 
 def shown_rows(session: Session, ranked: Mapping[UUID, Ranking]) -> dict[UUID, Any]:
     """What every shown item shows (titles, excerpts) and whether it may still be shown."""
-    shown = sorted(
-        {
-            r.candidate.content_id
-            for _p, _s, _e, sections in ranked.values()
-            for section in sections
-            for r in section.items
-        }
-    )
+    shown = {
+        r.candidate.content_id
+        for _p, _s, _e, sections in ranked.values()
+        for section in sections
+        for r in section.items
+    }
     rows: dict[UUID, Any] = {}
-    for start in range(0, len(shown), IN_LIST):
+    for part in in_parts(shown):
         # Columns, not ORM objects: a chunk shows thousands of items.
-        query = select_columns(*SHOWN_COLUMNS).where(
-            in_list(DigestContent.content_id, shown[start : start + IN_LIST])
-        )
+        query = select_columns(*SHOWN_COLUMNS).where(in_list(DigestContent.content_id, part))
         rows.update((row.content_id, row) for row in session.execute(query))
     return rows
 
