@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from services.digests import privacy, service
-from shared.events.consumer import Consumer
+from shared.events.consumer import Consumer, projection_consumer
 from shared.events.contracts import (
     AnswerCreated,
     AnswerDeleted,
@@ -85,7 +85,7 @@ def on_preferences(
 def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
     """One durable consumer per projection, so a stuck one does not hold up the others."""
     return (
-        Consumer(
+        projection_consumer(
             "digests-content",
             {
                 PostCreated: on_content,
@@ -98,7 +98,7 @@ def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
         ),
         # Questions and answers in their own durable consumer: added after the first, so an
         # existing deployment gets a new consumer that reads them from the stream's start.
-        Consumer(
+        projection_consumer(
             "digests-questions",
             {
                 QuestionCreated: on_content,
@@ -109,11 +109,11 @@ def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
                 AnswerDeleted: on_content_deleted,
             },
         ),
-        Consumer(
+        projection_consumer(
             "digests-follows",
             {FollowCreated: on_follow_created, FollowDeleted: on_follow_deleted},
         ),
-        Consumer(
+        projection_consumer(
             "digests-groups",
             {
                 GroupCreated: on_group_created,
@@ -121,7 +121,11 @@ def digest_consumers(_settings: Settings) -> Sequence[Consumer]:
                 GroupMemberRemoved: on_member_removed,
             },
         ),
-        Consumer("digests-users", {UserRegistered: on_user, UserProfileUpdated: on_user}),
-        Consumer("digests-preferences", {NotificationPreferencesUpdated: on_preferences}),
+        projection_consumer(
+            "digests-users", {UserRegistered: on_user, UserProfileUpdated: on_user}
+        ),
+        projection_consumer(
+            "digests-preferences", {NotificationPreferencesUpdated: on_preferences}
+        ),
         erasure_consumer("digests", privacy.erase),
     )

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from services.notifications import projections, triggers
 from services.notifications.mail.account import do_queue_password_reset
 from services.notifications.models import NotifiedMembership
-from shared.events.consumer import Consumer, Handler
+from shared.events.consumer import Consumer, Handler, projection_consumer
 from shared.events.contracts import (
     AnswerAccepted,
     AnswerCreated,
@@ -139,7 +139,7 @@ def notification_consumers(settings: Settings) -> Sequence[Consumer]:
     handlers.update(dict.fromkeys(CREATED + UPDATED, content))
     handlers.update(dict.fromkeys(DELETED, on_content_deleted))
     return (
-        Consumer("notifications-inbox", handlers),
+        projection_consumer("notifications-inbox", handlers),
         Consumer("notifications-digests", {DigestReady: on_digest}),
         Consumer("notifications-account-mail", {PasswordResetRequested: on_password_reset}),
     )

@@ -188,6 +188,32 @@ def handle_one(engine: Engine, consumer: Consumer, payload: bytes) -> Outcome:
     return "processed"
 
 
+def each_in_order(handlers: Mapping[type[EventData], Handler]) -> TransactionHandler:
+    """A consumer's own per-message handlers as its `in_one_transaction`: a fetch's events
+    go through them in stream order, in one transaction.
+
+    For projections and triggers that write only to the service's database. Under load a
+    fetch holds many events, and one commit, one processed-events insert and one thread
+    hand-off for all of them cost less than one each (the notifications inbox spent 3 ms
+    of CPU per post one at a time). A failing fetch is settled one message at a time, so
+    the handlers must not commit or catch a database error themselves.
+    """
+
+    def apply(session: Session, items: Sequence[BatchItem]) -> None:
+        for envelope, data in items:
+            with bind_traceparent(envelope.traceparent):
+                handlers[type(data)](session, envelope, data)
+
+    return apply
+
+
+def projection_consumer(
+    durable: str, handlers: Mapping[type[EventData], Handler], **options: Any
+) -> Consumer:
+    """A consumer whose handlers only write the service's database: fetches in one transaction."""
+    return Consumer(durable, handlers, in_one_transaction=each_in_order(handlers), **options)
+
+
 def handle_in_one_transaction(
     engine: Engine, consumer: Consumer, items: Sequence[BatchItem]
 ) -> list[Outcome]:

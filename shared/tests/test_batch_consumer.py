@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session, select
 
 from shared.db import create_tables, make_engine
@@ -18,6 +18,7 @@ from shared.events.consumer import (
     Consumer,
     ConsumerRunner,
     ProcessedEvent,
+    projection_consumer,
 )
 from shared.events.contracts import UserRegistered
 from shared.events.envelope import CloudEvent, dead_letter_subject, subject_for, wrap
@@ -93,6 +94,7 @@ class Ledger:
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
         self.one_by_one: list[str] = []
+        self.commits = 0
 
     @staticmethod
     def _write(session: Session, handle: str) -> None:
@@ -112,20 +114,33 @@ class Ledger:
 
 
 async def _run_ledger(
-    tmp_path: Path, nats_url: str, handles: Sequence[str], *, duplicate_first: bool
+    tmp_path: Path,
+    nats_url: str,
+    handles: Sequence[str],
+    *,
+    duplicate_first: bool,
+    projection: bool = False,
 ) -> tuple[Ledger, set[str], list[str], set[str], list[str]]:
-    """Publish one event per handle, run a one-transaction consumer until it settles."""
+    """Publish one event per handle, run a one-transaction consumer until it settles
+    (`projection`: one made by `projection_consumer` from the per-message handler)."""
     engine = make_engine(f"sqlite:///{tmp_path}/svc.db")
     create_tables(engine, [OutboxMessage, ProcessedEvent])
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE ledger (handle TEXT NOT NULL)"))
     bus = await Bus.connect(nats_url, stream="KNOWFLOW", name="test")
     ledger = Ledger()
-    consumer = Consumer(
-        "test-one-transaction",
-        {UserRegistered: ledger.one},
-        max_deliveries=3,
-        in_one_transaction=ledger.batch,
+
+    @event.listens_for(engine, "commit")
+    def _count(_connection: object) -> None:
+        ledger.commits += 1
+
+    handlers = {UserRegistered: ledger.one}
+    consumer = (
+        projection_consumer("test-one-transaction", handlers, max_deliveries=3)
+        if projection
+        else Consumer(
+            "test-one-transaction", handlers, max_deliveries=3, in_one_transaction=ledger.batch
+        )
     )
     parked = await bus.js.subscribe(
         dead_letter_subject("test-one-transaction"), durable="dlq-reader"
@@ -190,5 +205,38 @@ async def test_a_failing_fetch_is_settled_one_at_a_time_and_only_the_bad_event_p
     )
     assert any("bad-bob" in batch and len(batch) > 1 for batch in ledger.batches)
     assert sorted(written) == ["ada", "cy"]  # the failed transaction left nothing behind
+    assert len(recorded) == 2 and recorded < ids
+    assert len(dead) == 1 and "refused bad-bob" in dead[0]
+
+
+@pytest.mark.asyncio
+async def test_a_projection_consumer_applies_a_fetch_through_its_handlers_in_one_commit(
+    tmp_path: Path, nats_url: str
+) -> None:
+    handles = ["ada", "bo", "cy", "di", "ed"]
+    ledger, recorded, written, ids, dead = await _run_ledger(
+        tmp_path, nats_url, handles, duplicate_first=True, projection=True
+    )
+    assert ledger.one_by_one == handles  # in stream order, each once, the copy skipped
+    assert written == handles
+    assert recorded == ids
+    assert dead == []
+    # Five events (and a copy) published before the runner started: a commit per fetch,
+    # not per event (one at a time would be at least five).
+    assert 1 <= ledger.commits < len(handles)
+
+
+@pytest.mark.asyncio
+async def test_a_failing_projection_fetch_leaves_nothing_and_is_settled_one_at_a_time(
+    tmp_path: Path, nats_url: str
+) -> None:
+    ledger, recorded, written, ids, dead = await _run_ledger(
+        tmp_path, nats_url, ["ada", "bad-bob", "cy"], duplicate_first=False, projection=True
+    )
+    # The fetch's transaction wrote "ada" before "bad-bob" failed and was rolled back; then
+    # each message went alone, so "ada" was handled twice and written once.
+    assert ledger.one_by_one[:2] == ["ada", "bad-bob"]
+    assert ledger.one_by_one.count("ada") == 2
+    assert sorted(written) == ["ada", "cy"]
     assert len(recorded) == 2 and recorded < ids
     assert len(dead) == 1 and "refused bad-bob" in dead[0]
