@@ -92,6 +92,8 @@ class Backlog:
     outbox_samples: int = 0
     outbox_drained_after_s: float = float("nan")
     searchable_after_s: float = float("nan")
+    # CPU per post of every process, from the load's start until everything was searchable.
+    cpu_ms_per_post: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
 
@@ -177,6 +179,7 @@ def ingest(
     for _ in range(args.runs):
         sampler = OutboxSampler(database)
         sampler.start()
+        cpu_before = platform_cpu_seconds(running)
         phase = wrk_post(
             gateway,
             script=script,
@@ -205,16 +208,34 @@ def ingest(
         backlog.searchable_after_s = time.monotonic() - ended if waited == waited else float("nan")
         if waited != waited:
             backlog.note = f"not searchable within {args.timeout}s"
+        posts = max(phase.requests - phase.errors, 1)
+        backlog.cpu_ms_per_post = {
+            name: round((seconds - cpu_before[name]) * 1000 / posts, 2)
+            for name, seconds in platform_cpu_seconds(running).items()
+        }
         print(
             f"ingest  c{args.connections}: {phase.rps:7.0f} posts/s (goal {GOALS['ingest_posts_per_s']})"
             f"  p50 {phase.p50_ms:7.1f} ms  p99 {phase.p99_ms:7.1f} ms (goal {GOALS['ingest_p99_ms']})"
             f"  errors {phase.errors}  posts CPU {phase.cpu_ms_per_request:.2f} ms/post"
             f"  outbox max unsent {backlog.outbox_max_unsent}, drained {backlog.outbox_drained_after_s:.2f} s"
-            f"  all searchable {backlog.searchable_after_s:.2f} s after the load  load {phase.load}",
+            f"  all searchable {backlog.searchable_after_s:.2f} s after the load  load {phase.load}"
+            f"\n        CPU per post until searchable: {cpu_per_post_text(backlog.cpu_ms_per_post)}",
             flush=True,
         )
         runs.append(phase)
     return median_phase(runs), backlog
+
+
+def platform_cpu_seconds(running: Platform) -> dict[str, float]:
+    """CPU seconds used so far by each process of the platform (nats-server included)."""
+    return {name: cpu_seconds(process.pid) for name, process in running.processes.items()}
+
+
+def cpu_per_post_text(by_process: dict[str, float]) -> str:
+    """The processes that used CPU, most first, and their sum."""
+    used = sorted(((ms, name) for name, ms in by_process.items() if ms >= 0.01), reverse=True)
+    parts = ", ".join(f"{name} {ms:.2f}" for ms, name in used)
+    return f"{parts}; all {sum(by_process.values()):.2f} ms"
 
 
 def searchable(running: Platform, token: str, word: str) -> bool:
@@ -332,6 +353,12 @@ def write_results(
             f"100 ms); it was empty {backlog.outbox_drained_after_s:.2f} s after the load "
             f"ended, and everything was searchable {backlog.searchable_after_s:.2f} s after it. "
             f"{backlog.note}",
+            "",
+            "CPU per post in each process, from the start of that run until everything was "
+            f"searchable (every consumer's share included): {cpu_per_post_text(backlog.cpu_ms_per_post)}"
+            f" per post. {config['cpus']} cores give {config['cpus'] * 1000} ms of CPU a second, "
+            "so the platform on this machine tops out near "
+            f"{config['cpus'] * 1000 / max(sum(backlog.cpu_ms_per_post.values()), 0.01):.0f} posts/s.",
         ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

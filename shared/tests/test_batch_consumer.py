@@ -17,11 +17,18 @@ from shared.events.consumer import (
     BatchItem,
     Consumer,
     ConsumerRunner,
+    Handler,
     ProcessedEvent,
     projection_consumer,
 )
 from shared.events.contracts import UserRegistered
-from shared.events.envelope import CloudEvent, dead_letter_subject, subject_for, wrap
+from shared.events.envelope import (
+    CloudEvent,
+    EventData,
+    dead_letter_subject,
+    subject_for,
+    wrap,
+)
 from shared.events.outbox import OutboxMessage
 from shared.ids import new_id
 
@@ -134,7 +141,7 @@ async def _run_ledger(
     def _count(_connection: object) -> None:
         ledger.commits += 1
 
-    handlers = {UserRegistered: ledger.one}
+    handlers: dict[type[EventData], Handler] = {UserRegistered: ledger.one}
     consumer = (
         projection_consumer("test-one-transaction", handlers, max_deliveries=3)
         if projection
