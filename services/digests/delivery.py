@@ -34,7 +34,7 @@ from shared.events.contracts import (
     DigestReadyItem,
     DigestReadySection,
 )
-from shared.events.outbox import record_event
+from shared.events.outbox import OutboxMessage, record_event
 from shared.ids import utcnow
 from shared.schedule import run_once
 
@@ -46,6 +46,9 @@ SETTLE = timedelta(minutes=1)
 # People whose digests are built together (their follows, memberships and digests held in
 # memory at once) and recorded in one transaction.
 CHUNK = 200
+# Digests whose events and sent items are held at once while a chunk is recorded: all of a
+# chunk's at once were its peak, 28 MB above the built digests at 200 people.
+RECORD_PART = 50
 
 
 @dataclass(frozen=True)
@@ -219,11 +222,22 @@ def record_digests(
 ) -> list[int]:
     """Record each person's built digest for its window (no event if nothing new); never commits.
 
-    Returns the items sent to each. A concurrent sender of one of the windows makes the
-    flush (or the caller's commit) raise `IntegrityError` on the `digests_sent` key.
+    Returns the items sent to each. A concurrent sender of one of the windows makes a
+    flush (or the caller's commit) raise `IntegrityError` on the `digests_sent` key. The
+    digests are written RECORD_PART at a time, all in the caller's one transaction.
     """
+    counts: list[int] = []
+    for start in range(0, len(dues), RECORD_PART):
+        counts.extend(_record_part(session, dues[start : start + RECORD_PART], digests, now))
+    return counts
+
+
+def _record_part(
+    session: Session, dues: list[DueDigest], digests: dict[UUID, DigestPublic], now: datetime
+) -> list[int]:
     sent_items: list[dict[str, object]] = []
     counts: list[int] = []
+    messages: list[OutboxMessage] = []
     shared: dict[int, DigestReadyItem] = {}  # the digests share their rendered items
     for due in dues:
         digest = digests[due.user_id]
@@ -235,7 +249,9 @@ def record_digests(
             items=digest.total_items,
         )
         if digest.total_items:
-            row.event_id = record_event(session, digest_ready(digest, shared), source=SOURCE).id
+            message = record_event(session, digest_ready(digest, shared), source=SOURCE)
+            row.event_id = message.id
+            messages.append(message)
             shown = {item.content_id for section in digest.sections for item in section.items}
             sent_items.extend(
                 {"user_id": due.user_id, "content_id": content_id, "sent_at": now}
@@ -247,6 +263,9 @@ def record_digests(
     if sent_items:  # an empty executemany would be one INSERT of nothing
         # Core, not the ORM's bulk insert: a round records a hundred items per person.
         session.execute(insert(DigestSentItem.__table__), sent_items)  # type: ignore[attr-defined]
+    for message in messages:
+        # Written to the transaction: its payload need not stay in memory until the commit.
+        session.expunge(message)
     return counts
 
 

@@ -251,6 +251,50 @@ def test_a_sender_that_loses_the_race_at_commit_sends_nothing(
     assert report.already_sent >= 1
 
 
+def test_a_chunk_recorded_in_parts_is_still_one_transaction(
+    client: TestClient, publish: Publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window lost in a later part rolls back the parts written before it: then each
+    person is recorded alone, so the one whose window was free gets one digest, not two."""
+    world = World(publish)
+    publish(daily_now(world.alice), daily_now(world.eve))
+    monkeypatch.setattr(delivery, "RECORD_PART", 1)
+    now = utcnow()
+    build = delivery.build_digests
+    taken: list[UUID] = []
+
+    def rival_takes_the_last_window(**kwargs: Any) -> Any:
+        digests = build(**kwargs)
+        if not taken:
+            last = kwargs["requests"][-1]
+            taken.append(last.user_id)
+            with Session(engine_of(client)) as session:
+                session.add(
+                    DigestSent(
+                        user_id=last.user_id,
+                        period=last.period,
+                        window_end=last.until,
+                        sent_at=now,
+                        items=0,
+                    )
+                )
+                session.commit()
+        return digests
+
+    monkeypatch.setattr(delivery, "build_digests", rival_takes_the_last_window)
+    report = send_due_digests(engine=engine_of(client), now=now)
+    lost = taken[0]
+    # One digest at most per person (`ready_events` checks): the first try was rolled back.
+    events = ready_events(client)
+    assert str(lost) not in events
+    assert {str(world.alice), str(world.eve)} - {str(lost)} <= set(events)
+    assert report.sent == len(events)
+    assert report.already_sent >= 1
+    with Session(engine_of(client)) as session:
+        owners = set(session.exec(select(DigestSentItem.user_id)).all())
+    assert lost not in owners
+
+
 def test_nobody_with_follows_means_no_events(client: TestClient) -> None:
     report = send_due_digests(engine=engine_of(client), now=utcnow())
     assert (report.sent, report.nothing_new, report.already_sent) == (0, 0, 0)
