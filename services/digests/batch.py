@@ -294,18 +294,21 @@ class Windows:
     def get(
         self, session: Session, since: datetime, until: datetime, private_groups: frozenset[UUID]
     ) -> Window:
-        window = self.held
+        held = self.held
         if (
-            window is None
-            or (window.since, window.until) != (since, until)
-            or window.private_groups != private_groups
+            held is not None
+            and (held.since, held.until) == (since, until)
+            and held.private_groups == private_groups
         ):
-            self.held = None  # let the last one go before reading the next
-            followed = followed_sources(session, self.followers[(since, until)])
-            window = load_window(
-                session, followed, since=since, until=until, private_groups=private_groups
-            )
-            self.held = window
+            return held
+        # Let the last one go before reading the next (a local reference kept it alive:
+        # two windows at once were the round's peak).
+        held = self.held = None
+        followed = followed_sources(session, self.followers[(since, until)])
+        window = load_window(
+            session, followed, since=since, until=until, private_groups=private_groups
+        )
+        self.held = window
         return window
 
     def forget(self) -> None:

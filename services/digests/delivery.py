@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import groupby
 from typing import cast
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -322,17 +323,26 @@ def send_chunk(
     return outcomes
 
 
+def chunks_by_window(due: list[DueDigest], *, now: datetime) -> Iterator[list[DueDigest]]:
+    """`due` (sorted by window) CHUNK people at a time, a chunk within one window."""
+    for _window, group in groupby(due, key=lambda d: window_of(request_of(d), now=now)):
+        people = list(group)
+        for start in range(0, len(people), CHUNK):
+            yield people[start : start + CHUNK]
+
+
 def send_each(*, engine: Engine, due: list[DueDigest], now: datetime) -> DigestRunReport:
     """Send the due digests, built a chunk of people at a time and recorded in one transaction
     per chunk; if another sender recorded one of them first, each of the chunk's digests is
     recorded in a transaction of its own (one person's window stops nobody else's)."""
     sent = nothing_new = lost = 0
-    # By window, so that each window's content is read once and held while it is used.
+    # By window, so that each window's content is read once and held while it is used; a
+    # chunk never spans two windows, so only one is held at a time.
     due = sorted(due, key=lambda d: window_of(request_of(d), now=now))
     windows = Windows([request_of(d) for d in due], now=now)
-    for start in range(0, len(due), CHUNK):
+    for chunk in chunks_by_window(due, now=now):
         with collector_paused():
-            outcomes = send_chunk(engine, due[start : start + CHUNK], windows=windows, now=now)
+            outcomes = send_chunk(engine, chunk, windows=windows, now=now)
         for outcome in outcomes:
             if outcome is None:
                 lost += 1

@@ -1,6 +1,7 @@
 """The round's batched build gives everyone the digest their own reading (`build_digest`) gives."""
 
 import random
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,8 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from services.digests import window
-from services.digests.batch import Request, Windows, build_digests
+from services.digests import batch, window
+from services.digests.batch import Request, Windows, build_digests, window_of
+from services.digests.delivery import DueDigest, chunks_by_window, request_of
 from services.digests.digest import build_digest
 from services.digests.models import DigestSentItem
 from services.digests.tests.factories import content, reply
@@ -302,3 +304,40 @@ def test_an_item_deleted_or_hidden_during_a_round_reaches_no_later_chunk(
                 session=session, user_id=person, period="weekly", now=now, until=until
             )
             assert later[person].model_dump() == alone.model_dump()
+
+
+def test_a_round_holds_one_window_at_a_time(client: TestClient, publish: Publish) -> None:
+    """People due for different windows are built in chunks of one window each, and the
+    last window is let go before the next is read (two at once were a round's peak)."""
+    ann, bob, dee = new_id(), new_id(), new_id()
+    publish(follow(ann, "user", dee), follow(bob, "user", dee), content(author=dee, hours_ago=3))
+    engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+    now = utcnow()
+    until = now - timedelta(minutes=1)
+    requests = [Request(ann, "weekly", until, None), Request(bob, "daily", until, None)]
+    windows = Windows(requests, now=now)
+    seen: list[weakref.ref[window.Window]] = []
+    load = batch.load_window
+
+    def loading(*args: Any, **kwargs: Any) -> window.Window:
+        assert all(earlier() is None for earlier in seen), "the last window is still held"
+        loaded = load(*args, **kwargs)
+        seen.append(weakref.ref(loaded))
+        return loaded
+
+    with pytest.MonkeyPatch.context() as patch, Session(engine) as session:
+        patch.setattr(batch, "load_window", loading)
+        for request in requests:
+            build_digests(session=session, requests=[request], now=now, windows=windows)
+    assert len(seen) == 2
+
+    due = [
+        DueDigest(user_id=ann, period="weekly", until=until, since=None),
+        DueDigest(user_id=bob, period="daily", until=until, since=None),
+        DueDigest(user_id=dee, period="daily", until=until, since=None),
+    ]
+    due.sort(key=lambda d: window_of(request_of(d), now=now))
+    chunks = list(chunks_by_window(due, now=now))
+    assert [len(chunk) for chunk in chunks] in ([1, 2], [2, 1])
+    for chunk in chunks:
+        assert len({window_of(request_of(d), now=now) for d in chunk}) == 1
