@@ -301,9 +301,10 @@ class Windows:
             and held.private_groups == private_groups
         ):
             return held
-        # Let the last one go before reading the next (a local reference kept it alive:
-        # two windows at once were the round's peak).
-        held = self.held = None
+        # Let the last one go before reading the next, this local reference too (it kept
+        # the last window alive: two windows at once were the round's peak).
+        del held
+        self.held = None
         followed = followed_sources(session, self.followers[(since, until)])
         window = load_window(
             session, followed, since=since, until=until, private_groups=private_groups

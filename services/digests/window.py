@@ -225,6 +225,7 @@ class Window:
     gated_in: dict[UUID, list[int]]  # threads with replies only the group's members read
     only_replier: dict[UUID, list[int]]  # older threads one person alone replied to openly
     private_groups: frozenset[UUID] = field(default_factory=frozenset)
+    # The ranked items one build's digests share (`build_digests` clears it after each).
     shared: dict[tuple[int, str, str], Ranked] = field(default_factory=dict)
 
     @classmethod
@@ -303,7 +304,7 @@ class Window:
         )
 
     def ranked(self, position: int, match: Match) -> Ranked:
-        """The thread under `match` as anyone sees it: made once, shared by every digest."""
+        """The thread under `match` as anyone sees it: made once, shared by the build's digests."""
         key = (position, match.via, match.key)
         ranked = self.shared.get(key)
         if ranked is None:
