@@ -18,11 +18,18 @@ from services.search.engines.base import (
     SimilarQuery,
     TextQuery,
 )
-from services.search.engines.embedded import EmbeddedEngine, create_schema
+from services.search.engines.embedded import (
+    BM25,
+    WEIGHTLESS_MATCHES,
+    EmbeddedEngine,
+    create_schema,
+)
 from services.search.service import doc_from_snapshot
 from services.search.tests.conftest import post, question, reply
 from shared.db import make_engine
+from shared.errors import BadRequest
 from shared.ids import new_id, utcnow
+from shared.pagination import encode_cursor
 
 
 @pytest.fixture
@@ -210,3 +217,81 @@ def test_an_index_made_before_question_fields_gains_them_at_start(tmp_path: Path
     engine.dispose()
 
     assert hit.id == asked.content_id and hit.has_accepted_answer
+
+
+def every_page(
+    engine: EmbeddedEngine, text: str, groups: Sequence[UUID] = (), limit: int = 7
+) -> list[str]:
+    """The ids of every page of a search, followed cursor by cursor."""
+    ids: list[str] = []
+    cursor = None
+    for _page in range(1000):
+        page = engine.search(TextQuery.parse(text), SearchFilters(), groups, cursor, limit)
+        ids.extend(str(hit.id) for hit in page.hits)
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+    raise AssertionError("the cursors never ended")
+
+
+def bm25_order(connection: Connection, word: str) -> list[str]:
+    """FTS5's own ranking of the public items matching `word` (our weights)."""
+    rows = connection.execute(
+        text(
+            f"SELECT d.id FROM search_fts JOIN search_document AS d ON d.seq = search_fts.rowid"
+            f" WHERE search_fts MATCH :word AND d.visibility = 'public'"
+            f" ORDER BY {BM25}, d.seq"
+        ),
+        {"word": word},
+    )
+    return [row.id for row in rows]
+
+
+def test_a_word_in_half_a_large_index_matches_but_ranks_after_the_other_words(
+    connection: Connection,
+) -> None:
+    engine = EmbeddedEngine(connection)
+    group = new_id()
+    size = 2 * WEIGHTLESS_MATCHES + 40
+    docs = [doc(f"common filler {n}") for n in range(size)]
+    # A few carry a telling word, some twice, one in its title: bm25 orders them.
+    for n in range(0, size, size // 30):
+        docs[n] = doc("common rare" + " rare" * (n % 3), title="rare" if n == 0 else None)
+    # Private items match too, for their members only.
+    for n in range(5, 60, 6):
+        docs[n] = doc("common rare secret", group_id=group)
+    engine.index(docs)
+    public_rare = bm25_order(connection, "rare")
+    public_rest = [str(d.id) for d in reversed(docs) if d.group_id is None]
+    public_rest = [i for i in public_rest if i not in set(public_rare)]
+
+    # Every page walked: the telling word's matches by bm25, then the rest newest first,
+    # none twice, none missing, nothing private.
+    assert every_page(engine, "common rare") == public_rare + public_rest
+    # A page that ends with the last ranked item: the next starts at the newest.
+    assert every_page(engine, "common rare", limit=len(public_rare)) == public_rare + public_rest
+    # One word only, weightless: newest first.
+    assert every_page(engine, "common", limit=500) == [
+        str(d.id) for d in reversed(docs) if d.group_id is None
+    ]
+    # A member sees the private items, ranked with the rest.
+    seen = every_page(engine, "common rare", [group], limit=50)
+    assert len(seen) == len(set(seen)) == size
+    assert {str(d.id) for d in docs if d.group_id} <= set(seen[:40])
+
+
+def test_a_small_index_ranks_every_word_by_bm25(connection: Connection) -> None:
+    engine = EmbeddedEngine(connection)
+    docs = [
+        doc("common filler" + " common" * (n % 4), title="common" if n == 7 else None)
+        for n in range(40)
+    ]
+    engine.index(docs)
+    assert every_page(engine, "common") == bm25_order(connection, '"common"')
+
+
+@pytest.mark.parametrize("values", [["newest", "x"], ["newest", 1.5], ["later", 3], [1.0, "x"]])
+def test_a_forged_search_cursor_is_a_bad_request(connection: Connection, values: list[Any]) -> None:
+    engine = EmbeddedEngine(connection)
+    with pytest.raises(BadRequest):
+        engine.search(TextQuery.parse("word"), SearchFilters(), (), encode_cursor(values), 5)
