@@ -76,7 +76,11 @@ def search(
     since: Annotated[UtcDatetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[UtcDatetime | None, Query(description="Created before.")] = None,
 ) -> SearchResults:
-    """Posts, replies and articles the caller may see, best match first."""
+    """Posts, replies and articles the caller may see, best match first.
+
+    On the embedded engine, a word found in at least half of a large index (1,000 items or
+    more) matches without ranking: items matching only such words follow, newest first.
+    """
     if since and until and since >= until:
         raise BadRequest("`since` must be before `until`")
     page = service.search_content(
