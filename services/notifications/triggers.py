@@ -72,7 +72,9 @@ def thread_title(session: Session, data: ContentSnapshot) -> str | None:
     if data.title:
         return data.title
     root = data.thread_id or data.parent_id
-    row = session.get(NotifiedContent, root) if root is not None else None
+    if root is None or root == data.content_id:
+        return None  # the item is its thread's root, and has no title
+    row = session.get(NotifiedContent, root)
     return row.title if row is not None else None
 
 

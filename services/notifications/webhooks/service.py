@@ -224,9 +224,14 @@ ERASED_NAMES = {UserErasureRequested.event_type: ("handle", "display_name")}
 
 
 def store_event(session: Session, envelope: CloudEvent, _data: object) -> None:
-    """Consumer handler: keep the event for replay and queue it for every covered endpoint."""
-    if session.get(WebhookEvent, envelope.id) is not None:
-        return
+    """Consumer handler: keep the event for replay and queue it for every covered endpoint.
+
+    Its reads do not flush: a fetch's rows are written in one flush at its commit, not one
+    per event (the consumer records each event id once, so a fetch never holds one twice).
+    """
+    with session.no_autoflush:
+        if session.get(WebhookEvent, envelope.id) is not None:
+            return
     if envelope.type in ERASED_NAMES:
         blanked = dict.fromkeys(ERASED_NAMES[envelope.type], "")
         envelope = envelope.model_copy(update={"data": {**envelope.data, **blanked}})
@@ -241,8 +246,7 @@ def store_event(session: Session, envelope: CloudEvent, _data: object) -> None:
             body=envelope.model_dump_json(),
         )
     )
-    endpoints = session.exec(select(WebhookEndpoint).where(col(WebhookEndpoint.enabled))).all()
-    for endpoint in endpoints:
+    for endpoint in _enabled_endpoints(session):
         if grant_of(endpoint).covers(
             event_type=envelope.type, audience=envelope.audience, group_id=group_id
         ):
@@ -251,6 +255,21 @@ def store_event(session: Session, envelope: CloudEvent, _data: object) -> None:
                     endpoint_id=endpoint.id, event_id=envelope.id, event_type=envelope.type
                 )
             )
+
+
+_ENDPOINTS_READ = "webhook_endpoints_enabled"  # session.info: the endpoints read, if any
+
+
+def _enabled_endpoints(session: Session) -> Sequence[WebhookEndpoint]:
+    """The enabled endpoints, read once per session: a consumer's session is one
+    transaction (a fetch, or one event), so its events go to the endpoints enabled when
+    it began, as one read per event would have found them in SQLite's snapshot."""
+    endpoints: Sequence[WebhookEndpoint] | None = session.info.get(_ENDPOINTS_READ)
+    if endpoints is None:
+        with session.no_autoflush:
+            query = select(WebhookEndpoint).where(col(WebhookEndpoint.enabled))
+            endpoints = session.info[_ENDPOINTS_READ] = session.exec(query).all()
+    return endpoints
 
 
 def do_replay(*, session: Session, endpoint: WebhookEndpoint, since: datetime) -> int:
