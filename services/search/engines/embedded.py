@@ -202,6 +202,7 @@ class _WordCounts:
 
 _counted = _WordCounts(limit=10_000)
 NEWEST = "newest"  # a cursor's mark: the page goes on among the weightless matches
+# What a `SearchHit` is made of (`_hit`), from `search_document AS d`.
 _HIT_COLUMNS = """d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
     d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of"""
 
@@ -485,8 +486,7 @@ class EmbeddedEngine:
             *_filter_conditions(filters, params),
         ]
         rows = self._run(
-            f"""SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
-                d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of, '' AS snippet
+            f"""SELECT {_HIT_COLUMNS}, '' AS snippet
             FROM search_document AS d WHERE {" AND ".join(conditions)}""",
             params,
         ).all()
@@ -526,8 +526,7 @@ class EmbeddedEngine:
         union = " UNION ALL ".join(f"SELECT seq, score FROM part{i}" for i in range(len(parts)))
         sql = f"""WITH {", ".join(ctes)},
             text_scores AS (SELECT seq, SUM(score) AS score FROM ({union}) GROUP BY seq)
-            SELECT d.seq, d.id, d.kind, d.title, d.author_id, d.group_id, d.visibility,
-                d.tags, d.created_at, d.accepted_answer_id, d.duplicate_of, '' AS snippet,
+            SELECT {_HIT_COLUMNS}, '' AS snippet,
                 s.score * (1 + {SIMILAR_TAG_BOOST} * (
                     SELECT COUNT(*) FROM search_document_tag AS t
                     WHERE t.doc_seq = d.seq AND t.tag IN (SELECT value FROM json_each(:tags))
