@@ -3,20 +3,23 @@
 `shared/migrations/` holds the environment and the revision template; each service's
 revisions live in `services/<name>/migrations/`. Every service owns its database, so
 each upgrade sees only that service's history.
+
+Alembic is imported only when there is something to do: a service started on a
+database already at head never loads it (with mako, 11 MB of every service's memory).
 """
 
+import ast
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Engine, MetaData, inspect, text
 from sqlmodel import SQLModel
 
 from shared.db import without_time_bounds
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ENVIRONMENT = Path(__file__).parent
 
@@ -36,7 +39,9 @@ def metadata_of(tables: Sequence[type[SQLModel]]) -> MetaData:
     return metadata
 
 
-def alembic_config(versions: Path, tables: Sequence[type[SQLModel]]) -> Config:
+def alembic_config(versions: Path, tables: Sequence[type[SQLModel]]) -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(ENVIRONMENT))
     config.set_main_option("version_locations", str(versions))
@@ -45,8 +50,54 @@ def alembic_config(versions: Path, tables: Sequence[type[SQLModel]]) -> Config:
     return config
 
 
+def _assignment(node: ast.stmt) -> tuple[str, ast.expr] | None:
+    """`name = value` or `name: type = value` at a module's top level."""
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+        return node.target.id, node.value
+    if (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    ):
+        return node.targets[0].id, node.value
+    return None
+
+
+def heads_of(versions: Path) -> set[str]:
+    """The revisions of a history that no other revision follows, read from its files
+    (`revision` and `down_revision`, as Alembic writes them)."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for path in versions.glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            assigned = _assignment(node)
+            if assigned is None or assigned[0] not in ("revision", "down_revision"):
+                continue
+            value = ast.literal_eval(assigned[1])
+            if assigned[0] == "revision":
+                revisions.add(value)
+            elif value is not None:
+                followed.update([value] if isinstance(value, str) else value)
+    return revisions - followed
+
+
+def at_head(engine: Engine, versions: Path) -> bool:
+    """Whether the database records exactly the history's heads (then there is nothing to
+    upgrade, and Alembic need not be loaded)."""
+    heads = heads_of(versions)
+    with engine.connect() as connection:
+        if not heads or not inspect(connection).has_table("alembic_version"):
+            return False
+        stamped = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return {row[0] for row in stamped} == heads
+
+
 def upgrade(engine: Engine, versions: Path, tables: Sequence[type[SQLModel]]) -> None:
     """Bring the database to the newest revision of this service's history."""
+    if at_head(engine, versions):
+        return
+    from alembic import command
+
     config = alembic_config(versions, tables)
     with engine.begin() as connection, without_time_bounds(connection):
         if connection.dialect.name == "postgresql":
@@ -58,6 +109,9 @@ def upgrade(engine: Engine, versions: Path, tables: Sequence[type[SQLModel]]) ->
 
 def pending_differences(engine: Engine, tables: Sequence[type[SQLModel]]) -> list[Any]:
     """What the models declare that the database lacks (empty when they match)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "include_object": only_declared_tables}
@@ -69,6 +123,8 @@ def make_revision(
     engine: Engine, versions: Path, tables: Sequence[type[SQLModel]], message: str
 ) -> None:
     """Autogenerate a revision against a database at head (a developer's tool)."""
+    from alembic import command
+
     config = alembic_config(versions, tables)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
