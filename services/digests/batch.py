@@ -267,13 +267,14 @@ def load_window(
             if _public(visibility, group_id, private_groups):
                 author_id = same.setdefault(author_id, author_id)
                 thread.public_replies += 1
-                thread.public_authors[author_id] = thread.public_authors.get(author_id, 0) + 1
+                if author_id not in thread.public_authors:
+                    thread.public_authors += (author_id,)
                 if mentions:
                     thread.public_mentions = thread.public_mentions.union(
                         same.setdefault(key, key) for key in mentions
                     )
             else:
-                thread.gated.append(_item(row[1:], private_groups, same))
+                thread.gated += (_item(row[1:], private_groups, same),)
     return Window.of(threads.values(), since=since, until=until, private_groups=private_groups)
 
 
