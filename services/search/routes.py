@@ -78,7 +78,7 @@ def search(
 ) -> SearchResults:
     """Posts, replies and articles the caller may see, best match first.
 
-    On the embedded engine, a word found in at least half of a large index (1,000 items or
+    On the embedded engine, a word found in at least half of a large index (20,000 items or
     more) matches without ranking: items matching only such words follow, newest first.
     """
     if since and until and since >= until:
